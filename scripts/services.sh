@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Starts and stops the real services relctl's tests, README demo and CI use:
+# a private Docker engine (no bridge, no iptables, unix socket under a temp dir),
+# an open Distribution registry and an htpasswd-protected one, both on 127.0.0.1.
+#
+#   scripts/services.sh start   # install what is missing, start, write $STATE/env
+#   scripts/services.sh env     # print the exports for a shell: eval "$(scripts/services.sh env)"
+#   scripts/services.sh stop    # stop exactly what start started, by process id
+#
+# State lives in RELCTL_SERVICES_DIR (default /tmp/relctl-services).
+set -euo pipefail
+
+STATE=${RELCTL_SERVICES_DIR:-/tmp/relctl-services}
+REG_PORT=${RELCTL_REGISTRY_PORT:-5055}
+AUTH_PORT=${RELCTL_AUTH_REGISTRY_PORT:-5056}
+
+log() { printf 'services: %s\n' "$*" >&2; }
+
+need_packages() {
+  local missing=()
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v docker-registry >/dev/null || missing+=(docker-registry)
+  [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || missing+=(busybox-static)
+  command -v htpasswd >/dev/null || missing+=(apache2-utils)
+  command -v curl >/dev/null || missing+=(curl)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # policy-rc.d keeps the package from starting the system dockerd (which would create docker0).
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    fi
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+wait_for() { # wait_for DESCRIPTION COMMAND...
+  local what=$1; shift
+  for _ in $(seq 1 150); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  log "$what did not come up; see $STATE/*.log"
+  tail -n 30 "$STATE"/*.log >&2 || true
+  return 1
+}
+
+start_dockerd() {
+  if alive "$STATE/dockerd.pid"; then return; fi
+  mkdir -p "$STATE/docker-data" "$STATE/docker-exec"
+  local driver=${RELCTL_STORAGE_DRIVER:-}
+  local args=(--bridge=none --iptables=false --ip-forward=false --ip-masq=false --ip6tables=false
+    --userland-proxy=false
+    --data-root "$STATE/docker-data" --exec-root "$STATE/docker-exec"
+    --pidfile "$STATE/dockerd.pid" -H "unix://$STATE/docker.sock")
+  if [ -n "$driver" ]; then args+=(--storage-driver "$driver"); fi
+  setsid dockerd "${args[@]}" >"$STATE/dockerd.log" 2>&1 < /dev/null &
+  echo $! >"$STATE/dockerd.launcher.pid"
+  if ! wait_for dockerd curl -sf --unix-socket "$STATE/docker.sock" http://localhost/_ping; then
+    if [ -z "$driver" ]; then
+      log "retrying dockerd with the vfs storage driver"
+      stop_pid "$STATE/dockerd.launcher.pid"
+      RELCTL_STORAGE_DRIVER=vfs start_dockerd
+      return
+    fi
+    return 1
+  fi
+}
+
+start_registry() { # start_registry NAME PORT [htpasswd-file]
+  local name=$1 port=$2 auth=${3:-}
+  if alive "$STATE/$name.pid"; then return; fi
+  mkdir -p "$STATE/$name-data"
+  {
+    echo "version: 0.1"
+    echo "log: { level: info, accesslog: { disabled: false } }"
+    echo "storage: { filesystem: { rootdirectory: $STATE/$name-data }, delete: { enabled: true } }"
+    echo "http: { addr: 127.0.0.1:$port }"
+    if [ -n "$auth" ]; then
+      echo "auth: { htpasswd: { realm: relctl-test, path: $auth } }"
+    fi
+  } >"$STATE/$name.yml"
+  setsid docker-registry serve "$STATE/$name.yml" >"$STATE/$name.log" 2>&1 < /dev/null &
+  echo $! >"$STATE/$name.pid"
+  wait_for "registry $name" curl -s -o /dev/null "http://127.0.0.1:$port/v2/"
+}
+
+write_env() {
+  cat >"$STATE/env" <<ENV
+export DOCKER_HOST=unix://$STATE/docker.sock
+export RELCTL_TEST_REGISTRY=127.0.0.1:$REG_PORT
+export RELCTL_TEST_REGISTRY_LOG=$STATE/registry.log
+export RELCTL_TEST_AUTH_REGISTRY=127.0.0.1:$AUTH_PORT
+export RELCTL_TEST_AUTH_USER=relctl
+export RELCTL_TEST_AUTH_PASSWORD=$(cat "$STATE/auth-password")
+export RELCTL_TEST_BUSYBOX=$(command -v busybox)
+ENV
+  chmod 600 "$STATE/env"
+}
+
+start() {
+  need_packages
+  mkdir -p "$STATE"
+  chmod 700 "$STATE"
+  start_dockerd
+  start_registry registry "$REG_PORT"
+  if [ ! -f "$STATE/auth-password" ]; then
+    head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$STATE/auth-password"
+  fi
+  htpasswd -Bbc "$STATE/htpasswd" relctl "$(cat "$STATE/auth-password")" 2>/dev/null
+  start_registry auth-registry "$AUTH_PORT" "$STATE/htpasswd"
+  write_env
+  log "dockerd on unix://$STATE/docker.sock, registries on 127.0.0.1:$REG_PORT and 127.0.0.1:$AUTH_PORT (auth)"
+}
+
+stop_pid() {
+  local f=$1
+  [ -f "$f" ] || return 0
+  local pid; pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+stop() {
+  stop_pid "$STATE/auth-registry.pid"
+  stop_pid "$STATE/registry.pid"
+  stop_pid "$STATE/dockerd.pid"          # dockerd stops the containerd it started
+  stop_pid "$STATE/dockerd.launcher.pid"
+  log "stopped"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  env) cat "$STATE/env" ;;
+  *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+esac

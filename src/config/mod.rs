@@ -1,0 +1,170 @@
+//! release.yaml: loading (`load`), the validated configuration every other
+//! module reads (`Config`), and errors that name the file, line and fix.
+
+mod raw;
+pub mod template;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub use template::{TagScope, TagTemplate};
+
+/// The validated configuration. Built only by [`load`] / [`parse`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub source: PathBuf,
+    /// Registry host[:port] as written, e.g. `docker.io` or `127.0.0.1:5000`.
+    pub registry: String,
+    pub git: GitConfig,
+    pub version_file: String,
+    pub tags: Vec<TagTemplate>,
+    pub build: BuildConfig,
+    /// In dependency order: every image comes after the images it depends on.
+    pub images: Vec<ImageConfig>,
+    pub also_update: Vec<AlsoUpdate>,
+    pub commit: CommitConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct GitConfig {
+    pub remote: String,
+    pub branch: String,
+    pub tag_prefix: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct BuildConfig {
+    pub retries: u32,
+    pub parallelism: usize,
+    pub cache: bool,
+    pub network: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImageConfig {
+    pub name: String,
+    /// Repository path under the registry, e.g. `yyhuni/xingrin-server`.
+    pub repository: String,
+    /// Context directory relative to the repository root; `""` is the root.
+    pub context: String,
+    /// Dockerfile path relative to the repository root.
+    pub dockerfile: String,
+    pub depends_on: Vec<String>,
+    pub build_args: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AlsoUpdate {
+    pub path: String,
+    pub regex: regex::Regex,
+}
+
+#[derive(Debug, Clone)]
+pub struct CommitConfig {
+    /// `{{raw}}` and `{{version}}` are replaced.
+    pub message: String,
+    pub author_name: String,
+    pub author_email: String,
+}
+
+impl Config {
+    pub fn image(&self, name: &str) -> Option<&ImageConfig> {
+        self.images.iter().find(|i| i.name == name)
+    }
+
+    /// `registry/repository`, the name images are pushed under (without tag).
+    pub fn image_repo(&self, image: &ImageConfig) -> String {
+        format!("{}/{}", self.registry, image.repository)
+    }
+}
+
+/// Everything that can be wrong with release.yaml. All are bad input (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path} does not exist")]
+    NotFound { path: PathBuf },
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", location(path, *line, *column))]
+    Parse {
+        path: PathBuf,
+        line: Option<usize>,
+        column: Option<usize>,
+        message: String,
+    },
+    #[error("{}: {field}: {problem}", location(path, *line, None))]
+    Invalid {
+        path: PathBuf,
+        line: Option<usize>,
+        field: String,
+        problem: String,
+        hint: String,
+    },
+}
+
+fn location(path: &Path, line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!("{}:{l}:{c}", path.display()),
+        (Some(l), None) => format!("{}:{l}", path.display()),
+        _ => path.display().to_string(),
+    }
+}
+
+impl ConfigError {
+    pub fn hint(&self) -> String {
+        match self {
+            ConfigError::NotFound { .. } => "pass an existing file with --config FILE, or run relctl in a repository that has release.yaml (--repo DIR)".into(),
+            ConfigError::Read { .. } => "check the file's permissions".into(),
+            ConfigError::Parse { message, .. } if message.contains("unknown field") => {
+                "remove or rename the key; the allowed keys are listed above".into()
+            }
+            ConfigError::Parse { message, .. } if message.contains("missing field") => {
+                "add the missing key; see release.yaml in the relctl repository for a complete example".into()
+            }
+            ConfigError::Parse { .. } => "fix the YAML at that position".into(),
+            ConfigError::Invalid { hint, .. } => hint.clone(),
+        }
+    }
+}
+
+/// Reads and validates the config at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            ConfigError::NotFound {
+                path: path.to_path_buf(),
+            }
+        } else {
+            ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })?;
+    parse(&text, path)
+}
+
+/// Parses and validates config text; `path` is only used in messages.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let raw: raw::RawConfig = serde_yaml::from_str(text).map_err(|e| {
+        let loc = e.location();
+        let mut message = e.to_string();
+        if let Some(i) = message.rfind(" at line ") {
+            message.truncate(i);
+        }
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            line: loc.as_ref().map(|l| l.line()),
+            column: loc.as_ref().map(|l| l.column()),
+            message,
+        }
+    })?;
+    validate::validate(raw, text, path)
+}
+
+#[cfg(test)]
+mod tests;

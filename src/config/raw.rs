@@ -1,0 +1,118 @@
+//! release.yaml exactly as written: serde structs that refuse unknown keys.
+//! Nothing here is checked beyond its YAML shape; see `validate` for that.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default = "default_registry")]
+    pub registry: String,
+    pub namespace: String,
+    pub project: String,
+    #[serde(default)]
+    pub git: RawGit,
+    #[serde(default = "default_version_file")]
+    pub version_file: String,
+    #[serde(default = "default_tags")]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub build: RawBuild,
+    #[serde(default)]
+    pub images: BTreeMap<String, RawImage>,
+    #[serde(default)]
+    pub also_update: Vec<RawAlsoUpdate>,
+    #[serde(default)]
+    pub commit: RawCommit,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawGit {
+    pub remote: String,
+    pub branch: String,
+    pub tag_prefix: String,
+}
+
+impl Default for RawGit {
+    fn default() -> Self {
+        Self {
+            remote: "origin".into(),
+            branch: "main".into(),
+            tag_prefix: "v".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBuild {
+    pub retries: u32,
+    pub parallelism: usize,
+    pub cache: bool,
+    pub network: String,
+}
+
+impl Default for RawBuild {
+    fn default() -> Self {
+        Self {
+            retries: 3,
+            parallelism: 2,
+            cache: true,
+            network: "none".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawImage {
+    pub context: String,
+    #[serde(default)]
+    pub dockerfile: Option<String>,
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    #[serde(default)]
+    pub build_args: BTreeMap<String, String>,
+    #[serde(default)]
+    pub repository: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlsoUpdate {
+    pub path: String,
+    pub regex: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCommit {
+    pub message: String,
+    pub author_name: String,
+    pub author_email: String,
+}
+
+impl Default for RawCommit {
+    fn default() -> Self {
+        Self {
+            message: "chore(release): {{raw}} [skip ci]".into(),
+            author_name: "relctl".into(),
+            author_email: "relctl@users.noreply.github.com".into(),
+        }
+    }
+}
+
+fn default_registry() -> String {
+    "docker.io".into()
+}
+
+fn default_version_file() -> String {
+    "VERSION".into()
+}
+
+fn default_tags() -> Vec<String> {
+    vec!["{{raw}}".into(), "latest".into()]
+}

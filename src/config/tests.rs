@@ -1,0 +1,103 @@
+//! Table tests for loading and validating release.yaml.
+
+use std::path::Path;
+
+use super::*;
+
+const FULL: &str = r#"
+registry: docker.io
+namespace: yyhuni
+project: xingrin
+git: { remote: origin, branch: main, tag_prefix: v }
+version_file: VERSION
+tags: ["{{raw}}", "latest"]
+build: { retries: 3, parallelism: 2, cache: true, network: none }
+images:
+  server:   { context: ., dockerfile: docker/server/Dockerfile }
+  worker:   { context: docker/worker, depends_on: [server], build_args: { MODE: prod } }
+  agent:    { context: docker/agent, repository: other/agent-image }
+also_update: [{ path: README.md, regex: 'current version: (v\S+)' }]
+"#;
+
+fn p(text: &str) -> Result<Config, ConfigError> {
+    parse(text, Path::new("release.yaml"))
+}
+
+#[test]
+fn full_example_parses() {
+    let c = p(FULL).unwrap();
+    assert_eq!(c.registry, "docker.io");
+    let names: Vec<_> = c.images.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["agent", "server", "worker"]);
+    let server = c.image("server").unwrap();
+    assert_eq!(server.repository, "yyhuni/xingrin-server");
+    assert_eq!(server.context, "");
+    assert_eq!(server.dockerfile, "docker/server/Dockerfile");
+    let worker = c.image("worker").unwrap();
+    assert_eq!(worker.dockerfile, "docker/worker/Dockerfile");
+    assert_eq!(worker.depends_on, ["server"]);
+    assert_eq!(worker.build_args["MODE"], "prod");
+    assert_eq!(c.image("agent").unwrap().repository, "other/agent-image");
+    assert_eq!(c.image_repo(server), "docker.io/yyhuni/xingrin-server");
+    assert_eq!(c.also_update.len(), 1);
+}
+
+#[test]
+fn defaults_apply() {
+    let c = p("namespace: n\nproject: p\nimages: { a: { context: a } }\n").unwrap();
+    assert_eq!(c.registry, "docker.io");
+    assert_eq!((c.git.remote.as_str(), c.git.branch.as_str(), c.git.tag_prefix.as_str()), ("origin", "main", "v"));
+    assert_eq!(c.version_file, "VERSION");
+    let tags: Vec<_> = c.tags.iter().map(|t| t.source()).collect();
+    assert_eq!(tags, ["{{raw}}", "latest"]);
+    assert_eq!((c.build.retries, c.build.parallelism, c.build.cache, c.build.network.as_str()), (3, 2, true, "none"));
+    assert_eq!(c.commit.message, "chore(release): {{raw}} [skip ci]");
+}
+
+#[test]
+fn dependency_order_puts_parents_first() {
+    let c = p("namespace: n\nproject: p\nimages:\n  z: { context: z }\n  a: { context: a, depends_on: [m] }\n  m: { context: m, depends_on: [z] }\n  b: { context: b }\n").unwrap();
+    let names: Vec<_> = c.images.iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["b", "z", "m", "a"]);
+}
+
+#[test]
+fn bad_configs_name_file_line_and_fix() {
+    // (yaml, expected message fragment, expected location prefix)
+    let cases: &[(&str, &str, &str)] = &[
+        ("namespace: n\nproject: p\nimages:\n  a: { contxt: a }\n", "unknown field `contxt`", "release.yaml:4:"),
+        ("namespace: n\nproject: p\nregistri: x\nimages: { a: { context: a } }\n", "unknown field `registri`", "release.yaml:3:1"),
+        ("namespace: n\nproject: p\nimages: {}\n", "no images are configured", "release.yaml:3"),
+        ("namespace: n\nproject: p\n", "no images are configured", "release.yaml"),
+        ("namespace: n\nproject: p\nimages:\n  a: { context: a, depends_on: [ghost] }\n", "`ghost` is not an image in this file", "release.yaml:4"),
+        ("namespace: n\nproject: p\nimages:\n  a: { context: a, depends_on: [b] }\n  b: { context: b, depends_on: [a] }\n", "dependency cycle: a -> b -> a", "release.yaml:4"),
+        ("namespace: n\nproject: p\nimages:\n  a: { context: a, depends_on: [a] }\n", "depends on itself", "release.yaml:4"),
+        ("namespace: n\nproject: p\ntags: ['{{sha}}']\nimages: { a: { context: a } }\n", "unknown variable `{{sha}}`", "release.yaml:3"),
+        ("namespace: n\nproject: p\ntags: [latest]\nimages: { a: { context: a } }\n", "no template names the release itself", "release.yaml:3"),
+        ("namespace: n\nproject: p\ntags: ['{{raw}}', '{{raw}}']\nimages: { a: { context: a } }\n", "listed twice", "release.yaml:3"),
+        ("namespace: N\nproject: p\nimages: { a: { context: a } }\n", "not a valid repository namespace", "release.yaml:1"),
+        ("registry: https://x.io\nnamespace: n\nproject: p\nimages: { a: { context: a } }\n", "not a registry host", "release.yaml:1"),
+        ("namespace: n\nproject: p\nimages: { a: { context: ../a } }\n", "leaves the repository", "release.yaml"),
+        ("namespace: n\nproject: p\nbuild: { parallelism: 0 }\nimages: { a: { context: a } }\n", "must be at least 1", "release.yaml:3"),
+        ("namespace: n\nproject: p\nbuild: { retries: -1 }\nimages: { a: { context: a } }\n", "invalid value", "release.yaml:3:"),
+        ("namespace: n\nproject: p\nimages: { a: { context: a } }\nalso_update: [{ path: README.md, regex: 'v\\S+' }]\n", "has no capture group", "release.yaml:4"),
+        ("namespace: n\nimages: { a: { context: a } }\n", "missing field `project`", "release.yaml"),
+        ("namespace: n\nproject: p\nimages:\n  a: { dockerfile: x }\n", "missing field `context`", "release.yaml:4:"),
+        ("namespace: n\nproject: p\nimages: [a, b]\n", "invalid type", "release.yaml:3:"),
+    ];
+    for (yaml, want, loc) in cases {
+        let err = p(yaml).expect_err(yaml);
+        let msg = err.to_string();
+        assert!(msg.contains(want), "{yaml}\n=> {msg}");
+        assert!(msg.starts_with(loc), "{yaml}\n=> {msg} (wanted location {loc})");
+        assert!(!err.hint().is_empty());
+    }
+}
+
+#[test]
+fn missing_file_is_named() {
+    let err = load(Path::new("/nonexistent/release.yaml")).unwrap_err();
+    assert!(matches!(err, ConfigError::NotFound { .. }));
+    assert!(err.to_string().contains("/nonexistent/release.yaml"));
+    assert!(err.hint().contains("--config"));
+}
