@@ -79,7 +79,7 @@ fn bad_configs_name_file_line_and_fix() {
         ("registry: https://x.io\nnamespace: n\nproject: p\nimages: { a: { context: a } }\n", "not a registry host", "release.yaml:1"),
         ("namespace: n\nproject: p\nimages: { a: { context: ../a } }\n", "leaves the repository", "release.yaml"),
         ("namespace: n\nproject: p\nbuild: { parallelism: 0 }\nimages: { a: { context: a } }\n", "must be at least 1", "release.yaml:3"),
-        ("namespace: n\nproject: p\nbuild: { retries: -1 }\nimages: { a: { context: a } }\n", "invalid value", "release.yaml:3:"),
+        ("namespace: n\nproject: p\nbuild: { retries: -1 }\nimages: { a: { context: a } }\n", "invalid type: integer `-1`, expected u32", "release.yaml:3:"),
         ("namespace: n\nproject: p\nimages: { a: { context: a } }\nalso_update: [{ path: README.md, regex: 'v\\S+' }]\n", "has no capture group", "release.yaml:4"),
         ("namespace: n\nimages: { a: { context: a } }\n", "missing field `project`", "release.yaml"),
         ("namespace: n\nproject: p\nimages:\n  a: { dockerfile: x }\n", "missing field `context`", "release.yaml:4:"),
