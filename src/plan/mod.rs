@@ -1,0 +1,414 @@
+//! The pure planning core: `plan(config, observed, options) -> Plan`.
+//!
+//! No I/O happens here. The plan lists, in phase order, every step a release
+//! takes (build, push version tags, move floating tags, commit VERSION); the
+//! executor in `release` carries them out and `relctl plan` prints them.
+
+pub mod floating;
+pub mod observed;
+mod render;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::config::{Config, ImageConfig, TagScope};
+use crate::version::ReleaseVersion;
+pub use observed::{Observed, RegistryView, RemoteTag};
+
+/// Choices the user makes on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Release only these images (`--only`).
+    pub only: Option<BTreeSet<String>>,
+    /// Rebuild and overwrite version tags built from another commit (`--force`).
+    pub force: bool,
+    /// Build without the layer cache (`--no-cache`).
+    pub no_cache: bool,
+}
+
+/// A release, step by step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub tag: String,
+    pub version: String,
+    pub prerelease: bool,
+    pub commit: String,
+    /// One entry per configured image, in dependency order.
+    pub images: Vec<ImagePlan>,
+    /// In phase order: builds, pushes, floating tag moves, the VERSION commit.
+    pub steps: Vec<Step>,
+    pub version_file: VersionDecision,
+    pub notes: Vec<String>,
+}
+
+/// What happens to one image, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImagePlan {
+    pub name: String,
+    /// `registry/repository`, without tag.
+    pub repository: String,
+    pub action: ImageAction,
+    /// Immutable tags of this release, primary first.
+    pub version_tags: Vec<String>,
+    pub floating: Vec<FloatingDecision>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ImageAction {
+    Build { reason: String },
+    /// Already published from this commit; only missing version tags are added.
+    Published { digest: String },
+    /// Left out by `--only` and not published yet.
+    NotSelected,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FloatingDecision {
+    pub tag: String,
+    pub moves: bool,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionDecision {
+    pub path: String,
+    pub current: Option<String>,
+    /// The new content, when this release changes it.
+    pub next: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    Build(BuildStep),
+    Push(PushStep),
+    MoveTag(MoveStep),
+    CommitVersion(VersionStep),
+}
+
+impl Step {
+    /// 1 build, 2 push version tags, 3 move floating tags, 4 commit VERSION.
+    pub fn phase(&self) -> u8 {
+        match self {
+            Step::Build(_) => 1,
+            Step::Push(_) => 2,
+            Step::MoveTag(_) => 3,
+            Step::CommitVersion(_) => 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildStep {
+    pub image: String,
+    /// Local reference the build is tagged as: `registry/repository:primary-tag`.
+    pub reference: String,
+    /// Context directory relative to the repository root (`""` = root).
+    pub context: String,
+    /// Dockerfile relative to the repository root.
+    pub dockerfile: String,
+    pub depends_on: Vec<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub no_cache: bool,
+    pub network: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PushStep {
+    pub image: String,
+    pub repository: String,
+    pub tags: Vec<String>,
+    pub source: PushSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "from", content = "tag", rename_all = "snake_case")]
+pub enum PushSource {
+    /// Upload the image built in phase 1 (its first tag), then add the others by manifest copy.
+    Build,
+    /// Copy the manifest of this tag, already in the registry.
+    Tag(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MoveStep {
+    pub image: String,
+    pub repository: String,
+    pub tag: String,
+    /// The version tag whose manifest the floating tag will point at.
+    pub to: String,
+    /// Digest the floating tag points at now, if it exists.
+    pub from_digest: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionStep {
+    pub path: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub message: String,
+    pub also_update: Vec<String>,
+}
+
+/// Why a release cannot be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("--only names `{name}`, which is not an image in the config")]
+    UnknownImage { name: String, known: Vec<String> },
+    #[error("image {image}: {path} does not exist at commit {commit}")]
+    MissingInput {
+        image: String,
+        path: String,
+        commit: String,
+    },
+    #[error("image {image} depends on {parent}, which is neither selected nor published as {tag}")]
+    ParentUnavailable {
+        image: String,
+        parent: String,
+        tag: String,
+    },
+    #[error("image {reference} already exists, built from commit {}, but tag {tag} is commit {tag_commit}; release tags are immutable", registry_commit.as_deref().unwrap_or("unknown (no revision label)"))]
+    TagConflict {
+        reference: String,
+        tag: String,
+        registry_commit: Option<String>,
+        tag_commit: String,
+    },
+}
+
+impl PlanError {
+    /// 2 for bad input, 1 for a state of the world the user must resolve.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            PlanError::TagConflict { .. } => 1,
+            _ => 2,
+        }
+    }
+
+    pub fn hint(&self) -> String {
+        match self {
+            PlanError::UnknownImage { known, .. } => format!("choose from: {}", known.join(", ")),
+            PlanError::MissingInput { .. } => "fix images.<name>.context/dockerfile in release.yaml, or tag a commit that has the file".into(),
+            PlanError::ParentUnavailable { parent, .. } => format!("add {parent} to --only, or release it first"),
+            PlanError::TagConflict { .. } => "a published version must not change; tag a new version, or pass --force to rebuild and overwrite it".into(),
+        }
+    }
+}
+
+/// Builds the plan for releasing `observed.target`. Pure: same input, same plan.
+pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<Plan, PlanError> {
+    let target = &observed.target;
+    let known: Vec<String> = config.images.iter().map(|i| i.name.clone()).collect();
+    if let Some(only) = &opts.only {
+        if let Some(name) = only.iter().find(|n| !known.contains(n)) {
+            return Err(PlanError::UnknownImage { name: name.clone(), known });
+        }
+    }
+    let selected = |name: &str| opts.only.as_ref().is_none_or(|o| o.contains(name));
+
+    let version_tags: Vec<String> = dedup(config.tags.iter().filter(|t| !t.scope().is_floating()).filter_map(|t| t.render(target)));
+    let primary = version_tags.first().expect("config validation requires a {{raw}} or {{version}} tag").clone();
+    let floating: Vec<(String, TagScope)> = config
+        .tags
+        .iter()
+        .filter(|t| t.scope().is_floating())
+        .filter_map(|t| t.render(target).map(|tag| (tag, t.scope())))
+        .collect();
+
+    let mut notes = Vec::new();
+    let mut images = Vec::new();
+    let (mut builds, mut pushes, mut moves) = (Vec::new(), Vec::new(), Vec::new());
+    // Images that carry the release after this plan, and the digest where already known.
+    let mut released: BTreeMap<&str, Option<String>> = BTreeMap::new();
+
+    for image in &config.images {
+        let repository = config.image_repo(image);
+        let view = observed.registry.get(&image.name).cloned().unwrap_or(RegistryView::Known(BTreeMap::new()));
+        if let RegistryView::Unknown(why) = &view {
+            notes.push(format!("{}: registry not read ({why}); assuming nothing is published", image.name));
+        }
+        let existing = view.tag(&primary);
+        let published = existing.filter(|t| t.revision.as_deref() == Some(observed.commit.as_str()));
+
+        let action = match (existing, published) {
+            (_, Some(t)) => ImageAction::Published { digest: t.digest.clone() },
+            _ if !selected(&image.name) => ImageAction::NotSelected,
+            (Some(other), None) if !opts.force => {
+                return Err(PlanError::TagConflict {
+                    reference: format!("{repository}:{primary}"),
+                    tag: target.raw.clone(),
+                    registry_commit: other.revision.clone(),
+                    tag_commit: observed.commit.clone(),
+                });
+            }
+            (Some(other), None) => ImageAction::Build {
+                reason: format!("--force: {primary} was built from {}", other.revision.as_deref().unwrap_or("an unknown commit")),
+            },
+            (None, None) => ImageAction::Build { reason: format!("{primary} is not in the registry") },
+        };
+
+        match &action {
+            ImageAction::Build { .. } => {
+                builds.push(build_step(config, observed, opts, image, &repository, &primary, &released)?);
+                pushes.push(PushStep { image: image.name.clone(), repository: repository.clone(), tags: version_tags.clone(), source: PushSource::Build });
+                released.insert(&image.name, None);
+            }
+            ImageAction::Published { digest } => {
+                let missing: Vec<String> = version_tags.iter().filter(|t| view.tag(t).is_none_or(|r| &r.digest != digest)).cloned().collect();
+                if !missing.is_empty() {
+                    pushes.push(PushStep { image: image.name.clone(), repository: repository.clone(), tags: missing, source: PushSource::Tag(primary.clone()) });
+                }
+                released.insert(&image.name, Some(digest.clone()));
+            }
+            ImageAction::NotSelected => {}
+        }
+
+        let mut decisions = Vec::new();
+        if action != ImageAction::NotSelected {
+            for (tag, scope) in &floating {
+                let decision = match floating::eligible(target, *scope, &observed.release_tags) {
+                    Err(holder) => FloatingDecision {
+                        tag: tag.clone(),
+                        moves: false,
+                        reason: match holder {
+                            Some(h) => format!("stays: {} is higher", h.raw),
+                            None => "stays: pre-releases never take floating tags".into(),
+                        },
+                    },
+                    Ok(()) => {
+                        let current = view.tag(tag).map(|t| t.digest.clone());
+                        let up_to_date = current.is_some() && current == *released.get(image.name.as_str()).expect("inserted above");
+                        if !up_to_date {
+                            moves.push(MoveStep { image: image.name.clone(), repository: repository.clone(), tag: tag.clone(), to: primary.clone(), from_digest: current });
+                        }
+                        FloatingDecision {
+                            tag: tag.clone(),
+                            moves: !up_to_date,
+                            reason: if up_to_date { format!("already at {primary}") } else { format!("moves to {primary}") },
+                        }
+                    }
+                };
+                decisions.push(decision);
+            }
+        }
+        images.push(ImagePlan { name: image.name.clone(), repository, action, version_tags: version_tags.clone(), floating: decisions });
+    }
+
+    let unreleased: Vec<&str> = config.images.iter().map(|i| i.name.as_str()).filter(|n| !released.contains_key(n)).collect();
+    let (version_file, commit) = version_decision(config, observed, &unreleased);
+
+    let mut steps: Vec<Step> = builds.into_iter().map(Step::Build).collect();
+    steps.extend(pushes.into_iter().map(Step::Push));
+    steps.extend(moves.into_iter().map(Step::MoveTag));
+    steps.extend(commit.map(Step::CommitVersion));
+
+    Ok(Plan {
+        tag: target.raw.clone(),
+        version: target.version.to_string(),
+        prerelease: target.is_prerelease(),
+        commit: observed.commit.clone(),
+        images,
+        steps,
+        version_file,
+        notes,
+    })
+}
+
+fn dedup(tags: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for t in tags {
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out
+}
+
+fn build_step(
+    config: &Config,
+    observed: &Observed,
+    opts: &PlanOptions,
+    image: &ImageConfig,
+    repository: &str,
+    primary: &str,
+    released: &BTreeMap<&str, Option<String>>,
+) -> Result<BuildStep, PlanError> {
+    for (name, path) in &observed.missing_inputs {
+        if *name == image.name {
+            return Err(PlanError::MissingInput { image: name.clone(), path: path.clone(), commit: observed.commit.clone() });
+        }
+    }
+    let mut build_args = image.build_args.clone();
+    for parent in &image.depends_on {
+        if !released.contains_key(parent.as_str()) {
+            return Err(PlanError::ParentUnavailable { image: image.name.clone(), parent: parent.clone(), tag: observed.target.raw.clone() });
+        }
+        let parent_cfg = config.image(parent).expect("validated depends_on");
+        build_args.insert(parent_arg(parent), format!("{}:{primary}", config.image_repo(parent_cfg)));
+    }
+    let labels = BTreeMap::from([
+        ("org.opencontainers.image.created".to_string(), observed.created.clone()),
+        ("org.opencontainers.image.revision".to_string(), observed.commit.clone()),
+        ("org.opencontainers.image.source".to_string(), observed.source_url.clone()),
+        ("org.opencontainers.image.version".to_string(), observed.target.version.to_string()),
+    ]);
+    Ok(BuildStep {
+        image: image.name.clone(),
+        reference: format!("{repository}:{primary}"),
+        context: image.context.clone(),
+        dockerfile: image.dockerfile.clone(),
+        depends_on: image.depends_on.clone(),
+        build_args,
+        labels,
+        no_cache: opts.no_cache || !config.build.cache,
+        network: config.build.network.clone(),
+    })
+}
+
+/// The build argument a child receives for a parent: `<PARENT>_IMAGE`.
+pub fn parent_arg(parent: &str) -> String {
+    format!("{}_IMAGE", parent.to_uppercase().replace(['-', '.'], "_"))
+}
+
+fn version_decision(config: &Config, observed: &Observed, unreleased: &[&str]) -> (VersionDecision, Option<VersionStep>) {
+    let target = &observed.target;
+    let current_raw = observed.version_file.as_ref().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let current = current_raw.as_deref().and_then(|c| ReleaseVersion::parse(c, &config.git.tag_prefix).ok());
+    let decide = |next: Option<String>, reason: String| VersionDecision {
+        path: config.version_file.clone(),
+        current: current_raw.clone(),
+        next,
+        reason,
+    };
+    if target.is_prerelease() {
+        return (decide(None, "stays: pre-releases never change VERSION".into()), None);
+    }
+    if let Some(cur) = &current {
+        if cur.cmp_release(target).is_ge() {
+            let reason = if cur.cmp_release(target).is_eq() { "already current".to_string() } else { format!("stays: {} is higher", cur.raw) };
+            return (decide(None, reason), None);
+        }
+    }
+    if !unreleased.is_empty() {
+        return (decide(None, format!("stays: not every image carries {} yet (missing: {})", target.raw, unreleased.join(", "))), None);
+    }
+    let message = config.commit.message.replace("{{raw}}", &target.raw).replace("{{version}}", &target.version.to_string());
+    let step = VersionStep {
+        path: config.version_file.clone(),
+        from: current_raw.clone(),
+        to: target.raw.clone(),
+        message,
+        also_update: config.also_update.iter().map(|a| a.path.clone()).collect(),
+    };
+    let reason = match &current_raw {
+        Some(c) if current.is_none() => format!("`{c}` is not a release version; replaced"),
+        _ => "newest stable release".into(),
+    };
+    (decide(Some(target.raw.clone()), reason), Some(step))
+}

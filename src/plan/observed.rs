@@ -1,0 +1,55 @@
+//! What the world looks like, as the planner sees it: gathered by the
+//! adapters (git, registry), handed to [`super::plan`] as plain data.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::version::ReleaseVersion;
+
+/// Everything the planner needs to know, observed before planning.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// The release being planned.
+    pub target: ReleaseVersion,
+    /// Full id of the commit the tag points at (or HEAD for an untagged plan).
+    pub commit: String,
+    /// Every semver tag in the repository, the target included when it exists.
+    pub release_tags: Vec<ReleaseVersion>,
+    /// VERSION at the tip of the release branch, as read from the remote.
+    pub version_file: Option<String>,
+    /// Build inputs (Dockerfile, context directory) absent at `commit`: (image, path).
+    pub missing_inputs: Vec<(String, String)>,
+    /// Registry state per image name.
+    pub registry: BTreeMap<String, RegistryView>,
+    /// `org.opencontainers.image.source`: the repository URL, without credentials.
+    pub source_url: String,
+    /// `org.opencontainers.image.created`, RFC 3339.
+    pub created: String,
+}
+
+/// What the registry holds for one image repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryView {
+    /// The tags relctl cares about that exist, with their digest and revision label.
+    Known(BTreeMap<String, RemoteTag>),
+    /// The registry could not be read (only tolerated by `relctl plan`); why.
+    Unknown(String),
+}
+
+/// One tag in the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemoteTag {
+    pub digest: String,
+    /// `org.opencontainers.image.revision` of the image's config, when read.
+    pub revision: Option<String>,
+}
+
+impl RegistryView {
+    pub fn tag(&self, tag: &str) -> Option<&RemoteTag> {
+        match self {
+            RegistryView::Known(tags) => tags.get(tag),
+            RegistryView::Unknown(_) => None,
+        }
+    }
+}
