@@ -9,3 +9,4 @@
 pub mod config;
 pub mod version;
 pub mod plan;
+pub mod git;

@@ -1,0 +1,179 @@
+//! `.dockerignore` matching with Docker's rules: patterns are relative to the
+//! context root, `*` and `?` stay within a path segment, `**` spans segments,
+//! a `!` line re-includes, the last matching line wins, and a path is matched
+//! when it or any of its parent directories matches.
+
+use regex::Regex;
+
+#[derive(Debug)]
+struct Pattern {
+    regex: Regex,
+    exclusion: bool,
+}
+
+/// A parsed `.dockerignore`.
+#[derive(Debug, Default)]
+pub struct DockerIgnore {
+    patterns: Vec<Pattern>,
+}
+
+impl DockerIgnore {
+    /// Parses the file's text. Lines that do not form a valid pattern are
+    /// reported as `Err(line)`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut patterns = Vec::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (exclusion, pat) = match line.strip_prefix('!') {
+                Some(rest) => (true, rest.trim()),
+                None => (false, line),
+            };
+            let pat = clean(pat);
+            if pat.is_empty() {
+                continue;
+            }
+            let regex = Regex::new(&to_regex(&pat)).map_err(|_| line.to_string())?;
+            patterns.push(Pattern { regex, exclusion });
+        }
+        Ok(Self { patterns })
+    }
+
+    /// Whether `path` (relative to the context, `/`-separated) is left out.
+    pub fn excludes(&self, path: &str) -> bool {
+        let mut excluded = false;
+        for p in &self.patterns {
+            if matches_or_parent(&p.regex, path) {
+                excluded = !p.exclusion;
+            }
+        }
+        excluded
+    }
+}
+
+/// Like Go's filepath.Clean for these patterns: no leading `/` or `./`, no `.` segments.
+fn clean(p: &str) -> String {
+    let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
+    parts.join("/")
+}
+
+fn matches_or_parent(re: &Regex, path: &str) -> bool {
+    if re.is_match(path) {
+        return true;
+    }
+    let mut end = 0;
+    while let Some(i) = path[end..].find('/') {
+        end += i;
+        if re.is_match(&path[..end]) {
+            return true;
+        }
+        end += 1;
+    }
+    false
+}
+
+fn to_regex(pat: &str) -> String {
+    let mut out = String::from("^");
+    let chars: Vec<char> = pat.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '*' if chars.get(i + 1) == Some(&'*') => {
+                i += 1;
+                if chars.get(i + 1) == Some(&'/') {
+                    out.push_str("(.*/)?");
+                    i += 1;
+                } else {
+                    out.push_str(".*");
+                }
+            }
+            '*' => out.push_str("[^/]*"),
+            '?' => out.push_str("[^/]"),
+            '[' => {
+                // A character class passes through; `!` negation becomes `^`.
+                let mut j = i + 1;
+                let mut class = String::from("[");
+                if chars.get(j) == Some(&'!') || chars.get(j) == Some(&'^') {
+                    class.push('^');
+                    j += 1;
+                }
+                while j < chars.len() && chars[j] != ']' {
+                    if chars[j] == '\\' && j + 1 < chars.len() {
+                        class.push_str(&regex::escape(&chars[j + 1].to_string()));
+                        j += 2;
+                        continue;
+                    }
+                    class.push(chars[j]);
+                    j += 1;
+                }
+                if j >= chars.len() {
+                    out.push_str(&regex::escape("["));
+                } else {
+                    class.push(']');
+                    out.push_str(&class);
+                    i = j;
+                }
+            }
+            '\\' if i + 1 < chars.len() => {
+                i += 1;
+                out.push_str(&regex::escape(&chars[i].to_string()));
+            }
+            other => out.push_str(&regex::escape(&other.to_string())),
+        }
+        i += 1;
+    }
+    out.push('$');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_semantics() {
+        let ig = DockerIgnore::parse(
+            "# comment\n\n*.log\n/secret.txt\n./build\nnode_modules\n**/*.tmp\ndocs/*\n!docs/keep.md\nsub/**/cache\nfile?.txt\n[ab].c\n",
+        )
+        .unwrap();
+        let cases = [
+            ("app.log", true),
+            ("dir/app.log", false), // `*` does not cross `/`
+            ("secret.txt", true),
+            ("build/out/x.bin", true), // parent directory matches
+            ("node_modules/a/b.js", true),
+            ("a/b/c.tmp", true),
+            ("c.tmp", true),
+            ("docs/readme.md", true),
+            ("docs/keep.md", false), // re-included by `!`
+            ("sub/cache", true),
+            ("sub/x/y/cache/z", true),
+            ("file1.txt", true),
+            ("file12.txt", false),
+            ("a.c", true),
+            ("c.c", false),
+            ("src/main.rs", false),
+            ("Dockerfile", false),
+        ];
+        for (path, want) in cases {
+            assert_eq!(ig.excludes(path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn later_lines_win() {
+        let ig = DockerIgnore::parse("!keep\n*\n").unwrap();
+        assert!(ig.excludes("keep"));
+        let ig = DockerIgnore::parse("*\n!keep\n").unwrap();
+        assert!(!ig.excludes("keep"));
+        assert!(ig.excludes("other"));
+    }
+
+    #[test]
+    fn empty_file_excludes_nothing() {
+        assert!(!DockerIgnore::parse("").unwrap().excludes("anything"));
+    }
+}

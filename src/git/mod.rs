@@ -1,0 +1,323 @@
+//! The git boundary: the [`GitRepo`] trait the release executor uses, and
+//! [`Git2Repo`], its libgit2 adapter (fetch, tags, files at a commit, the
+//! VERSION commit and its non-forced push).
+
+pub mod context;
+pub mod dockerignore;
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+
+use git2::{Cred, CredentialType, ErrorCode, FetchOptions, PushOptions, RemoteCallbacks, Repository, Signature};
+use secrecy::{ExposeSecret, SecretString};
+
+pub use context::ContextSpec;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("{path} is not a git repository: {message}")]
+    NotARepository { path: PathBuf, message: String },
+    #[error("the repository has no remote named `{remote}`")]
+    NoRemote { remote: String },
+    #[error("tag `{tag}` does not exist in the repository or on remote `{remote}`")]
+    TagNotFound { tag: String, remote: String },
+    #[error("fetching from remote `{remote}` ({url}) failed: {message}")]
+    Fetch { remote: String, url: String, message: String },
+    #[error("remote `{remote}` has no branch `{branch}`")]
+    NoBranch { remote: String, branch: String },
+    #[error("pushing {branch} to remote `{remote}` failed: {message}")]
+    Push { remote: String, branch: String, message: String },
+    #[error("git {op} failed: {message}")]
+    Other { op: &'static str, message: String },
+}
+
+impl GitError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            GitError::NotARepository { .. } | GitError::NoRemote { .. } | GitError::TagNotFound { .. } => 2,
+            _ => 1,
+        }
+    }
+
+    pub fn hint(&self) -> String {
+        match self {
+            GitError::NotARepository { .. } => "run relctl inside a clone of your project, or pass --repo DIR".into(),
+            GitError::NoRemote { remote } => format!("add it (git remote add {remote} URL) or set git.remote in release.yaml"),
+            GitError::TagNotFound { .. } => "create and push the tag first: git tag v1.2.0 && git push --tags".into(),
+            GitError::Fetch { .. } => "check the remote URL and your access (RELCTL_GIT_TOKEN or GITHUB_TOKEN for https remotes)".into(),
+            GitError::NoBranch { branch, .. } => format!("push {branch} first, or set git.branch in release.yaml"),
+            GitError::Push { message, .. } if message.contains("protected") || message.contains("denied") || message.contains("declined") => {
+                "the branch looks protected: allow the release identity to push to it, or release from a branch it may push to".into()
+            }
+            GitError::Push { .. } => "check push access to the remote; the release's images are published, so rerunning relctl only commits VERSION".into(),
+            GitError::Other { .. } => "check the repository's state (git fsck) and retry".into(),
+        }
+    }
+}
+
+fn other(op: &'static str) -> impl Fn(git2::Error) -> GitError {
+    move |e| GitError::Other { op, message: e.message().to_string() }
+}
+
+/// What happened to a pushed commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushOutcome {
+    Pushed,
+    /// The remote branch moved since it was fetched (not a fast-forward).
+    Rejected(String),
+}
+
+/// A file change in the VERSION commit.
+#[derive(Debug, Clone)]
+pub struct FileChange {
+    pub path: String,
+    pub content: Vec<u8>,
+}
+
+/// The git operations a release needs.
+pub trait GitRepo {
+    /// Fetches the release branch and all tags from the configured remote.
+    fn fetch(&self) -> Result<(), GitError>;
+    /// Every tag with the commit it points at (annotated tags peeled).
+    fn tags(&self) -> Result<Vec<(String, String)>, GitError>;
+    fn head_commit(&self) -> Result<String, GitError>;
+    /// A file's content at a commit, `None` if absent.
+    fn file_at(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>, GitError>;
+    /// Whether `path` is a directory at `commit` (`""` is the root).
+    fn dir_exists(&self, commit: &str, path: &str) -> Result<bool, GitError>;
+    /// The release branch's tip as last fetched from the remote.
+    fn branch_tip(&self) -> Result<String, GitError>;
+    /// The remote's URL for `org.opencontainers.image.source`, without credentials.
+    fn source_url(&self) -> Result<String, GitError>;
+    /// Creates a commit on `parent` changing `files`; returns its id. Touches no branch.
+    fn commit_on(&self, parent: &str, files: &[FileChange], message: &str, author: (&str, &str)) -> Result<String, GitError>;
+    /// Pushes `commit` to the release branch without force: a compare-and-swap on the remote tip.
+    fn push_branch(&self, commit: &str) -> Result<PushOutcome, GitError>;
+    /// The build context of an image at a commit.
+    fn context(&self, commit: &str, context: &str, dockerfile: &str) -> ContextSpec;
+}
+
+/// [`GitRepo`] on libgit2.
+pub struct Git2Repo {
+    repo: Repository,
+    path: PathBuf,
+    remote: String,
+    branch: String,
+    token: Option<SecretString>,
+}
+
+impl Git2Repo {
+    /// Opens the repository at `path` (or a parent) with the remote and branch from the config.
+    pub fn open(path: &Path, remote: &str, branch: &str) -> Result<Self, GitError> {
+        let repo = Repository::discover(path).map_err(|e| GitError::NotARepository { path: path.to_path_buf(), message: e.message().to_string() })?;
+        let path = repo.workdir().unwrap_or_else(|| repo.path()).to_path_buf();
+        if repo.find_remote(remote).is_err() {
+            return Err(GitError::NoRemote { remote: remote.to_string() });
+        }
+        let token = ["RELCTL_GIT_TOKEN", "GITHUB_TOKEN"]
+            .iter()
+            .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+            .map(SecretString::from);
+        Ok(Self { repo, path, remote: remote.to_string(), branch: branch.to_string(), token })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn tracking_ref(&self) -> String {
+        format!("refs/remotes/{}/{}", self.remote, self.branch)
+    }
+
+    /// Credentials for https remotes: a token from the environment, else git's credential helpers.
+    fn callbacks(&self) -> RemoteCallbacks<'_> {
+        let mut cbs = RemoteCallbacks::new();
+        let tries = RefCell::new(0);
+        cbs.credentials(move |url, username, allowed| {
+            *tries.borrow_mut() += 1;
+            if *tries.borrow() > 2 {
+                return Err(git2::Error::from_str("authentication failed"));
+            }
+            if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+                if let Some(token) = &self.token {
+                    return Cred::userpass_plaintext("x-access-token", token.expose_secret());
+                }
+                if let Ok(cfg) = self.repo.config() {
+                    return Cred::credential_helper(&cfg, url, username);
+                }
+            }
+            Cred::default()
+        });
+        cbs
+    }
+
+    fn commit_obj(&self, commit: &str) -> Result<git2::Commit<'_>, GitError> {
+        self.repo.revparse_single(commit).and_then(|o| o.peel_to_commit()).map_err(other("lookup commit"))
+    }
+
+    /// `base` with `path` set to `blob`, creating intermediate trees as needed.
+    fn tree_with(&self, base: Option<&git2::Tree>, path: &[&str], blob: git2::Oid) -> Result<git2::Oid, git2::Error> {
+        let mut builder = self.repo.treebuilder(base)?;
+        match path {
+            [name] => {
+                let mode = base.and_then(|t| t.get_name(name)).map(|e| e.filemode()).filter(|m| *m == 0o100755).unwrap_or(0o100644);
+                builder.insert(name, blob, mode)?;
+            }
+            [dir, rest @ ..] => {
+                let sub = base.and_then(|t| t.get_name(dir)).and_then(|e| e.to_object(&self.repo).ok()).and_then(|o| o.into_tree().ok());
+                let oid = self.tree_with(sub.as_ref(), rest, blob)?;
+                builder.insert(dir, oid, 0o040000)?;
+            }
+            [] => unreachable!("empty path"),
+        }
+        builder.write()
+    }
+}
+
+impl GitRepo for Git2Repo {
+    fn fetch(&self) -> Result<(), GitError> {
+        let mut remote = self.repo.find_remote(&self.remote).map_err(|_| GitError::NoRemote { remote: self.remote.clone() })?;
+        let url = self.source_url().unwrap_or_default();
+        let mut opts = FetchOptions::new();
+        opts.remote_callbacks(self.callbacks());
+        opts.download_tags(git2::AutotagOption::None);
+        let refspecs = [format!("+refs/heads/{0}:refs/remotes/{1}/{0}", self.branch, self.remote), "+refs/tags/*:refs/tags/*".to_string()];
+        remote
+            .fetch(&refspecs, Some(&mut opts), Some("relctl: fetch"))
+            .map_err(|e| GitError::Fetch { remote: self.remote.clone(), url, message: e.message().to_string() })
+    }
+
+    fn tags(&self) -> Result<Vec<(String, String)>, GitError> {
+        let names = self.repo.tag_names(None).map_err(other("list tags"))?;
+        let mut out = Vec::new();
+        for name in names.iter().flatten().flatten() {
+            let obj = self.repo.revparse_single(&format!("refs/tags/{name}")).map_err(other("read tag"))?;
+            if let Ok(commit) = obj.peel_to_commit() {
+                out.push((name.to_string(), commit.id().to_string()));
+            }
+        }
+        Ok(out)
+    }
+
+    fn head_commit(&self) -> Result<String, GitError> {
+        Ok(self.repo.head().and_then(|h| h.peel_to_commit()).map_err(other("read HEAD"))?.id().to_string())
+    }
+
+    fn file_at(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>, GitError> {
+        let tree = self.commit_obj(commit)?.tree().map_err(other("read tree"))?;
+        let Ok(entry) = tree.get_path(Path::new(path)) else { return Ok(None) };
+        Ok(entry.to_object(&self.repo).ok().and_then(|o| o.into_blob().ok()).map(|b| b.content().to_vec()))
+    }
+
+    fn dir_exists(&self, commit: &str, path: &str) -> Result<bool, GitError> {
+        if path.is_empty() {
+            return Ok(true);
+        }
+        let tree = self.commit_obj(commit)?.tree().map_err(other("read tree"))?;
+        Ok(tree.get_path(Path::new(path)).is_ok_and(|e| e.kind() == Some(git2::ObjectType::Tree)))
+    }
+
+    fn branch_tip(&self) -> Result<String, GitError> {
+        let r = self.repo.find_reference(&self.tracking_ref()).map_err(|_| GitError::NoBranch { remote: self.remote.clone(), branch: self.branch.clone() })?;
+        Ok(r.peel_to_commit().map_err(other("read branch"))?.id().to_string())
+    }
+
+    fn source_url(&self) -> Result<String, GitError> {
+        let remote = self.repo.find_remote(&self.remote).map_err(|_| GitError::NoRemote { remote: self.remote.clone() })?;
+        Ok(public_url(remote.url().unwrap_or("")))
+    }
+
+    fn commit_on(&self, parent: &str, files: &[FileChange], message: &str, author: (&str, &str)) -> Result<String, GitError> {
+        let parent = self.commit_obj(parent)?;
+        let mut tree = parent.tree().map_err(other("read tree"))?;
+        for f in files {
+            let blob = self.repo.blob(&f.content).map_err(other("write blob"))?;
+            let parts: Vec<&str> = f.path.split('/').collect();
+            let oid = self.tree_with(Some(&tree), &parts, blob).map_err(other("write tree"))?;
+            tree = self.repo.find_tree(oid).map_err(other("write tree"))?;
+        }
+        let sig = Signature::now(author.0, author.1).map_err(other("signature"))?;
+        let oid = self.repo.commit(None, &sig, &sig, message, &tree, &[&parent]).map_err(other("commit"))?;
+        Ok(oid.to_string())
+    }
+
+    fn push_branch(&self, commit: &str) -> Result<PushOutcome, GitError> {
+        let oid = git2::Oid::from_str(commit).map_err(other("parse commit id"))?;
+        let staging = "refs/relctl/release";
+        self.repo.reference(staging, oid, true, "relctl: release commit").map_err(other("write ref"))?;
+        let mut remote = self.repo.find_remote(&self.remote).map_err(|_| GitError::NoRemote { remote: self.remote.clone() })?;
+        let status: RefCell<Option<String>> = RefCell::new(None);
+        let mut cbs = self.callbacks();
+        cbs.push_update_reference(|_, s| {
+            if let Some(s) = s {
+                *status.borrow_mut() = Some(s.to_string());
+            }
+            Ok(())
+        });
+        let mut opts = PushOptions::new();
+        opts.remote_callbacks(cbs);
+        // No leading `+`: the remote accepts only a fast-forward of the tip we built on.
+        let refspec = format!("{staging}:refs/heads/{}", self.branch);
+        let result = remote.push(&[refspec.as_str()], Some(&mut opts));
+        drop(opts);
+        let _ = self.repo.find_reference(staging).and_then(|mut r| r.delete());
+        let push_err = |message: String| GitError::Push { remote: self.remote.clone(), branch: self.branch.clone(), message };
+        match result {
+            Err(e) if e.code() == ErrorCode::NotFastForward => return Ok(PushOutcome::Rejected(e.message().to_string())),
+            Err(e) => return Err(push_err(e.message().to_string())),
+            Ok(()) => {}
+        }
+        if let Some(s) = status.into_inner() {
+            let lower = s.to_lowercase();
+            if lower.contains("fast-forward") || lower.contains("fast forward") || lower.contains("fetch first") || lower.contains("stale") {
+                return Ok(PushOutcome::Rejected(s));
+            }
+            return Err(push_err(s));
+        }
+        self.repo.reference(&self.tracking_ref(), oid, true, "relctl: pushed release commit").map_err(other("update tracking ref"))?;
+        Ok(PushOutcome::Pushed)
+    }
+
+    fn context(&self, commit: &str, context: &str, dockerfile: &str) -> ContextSpec {
+        ContextSpec { repo: self.path.clone(), commit: commit.to_string(), context: context.to_string(), dockerfile: dockerfile.to_string() }
+    }
+}
+
+/// A remote URL fit for an image label: no user or password, ssh spelled as https.
+pub fn public_url(url: &str) -> String {
+    let url = url.trim();
+    let stripped = if let Some((scheme, rest)) = url.split_once("://") {
+        let rest = match rest.split_once('/') {
+            Some((host, path)) => format!("{}/{path}", host.rsplit_once('@').map_or(host, |(_, h)| h)),
+            None => rest.rsplit_once('@').map_or(rest, |(_, h)| h).to_string(),
+        };
+        let scheme = if scheme == "ssh" || scheme == "git" { "https" } else { scheme };
+        format!("{scheme}://{rest}")
+    } else if let Some((user_host, path)) = url.split_once(':').filter(|(h, _)| h.contains('@') && !h.contains('/')) {
+        let host = user_host.rsplit_once('@').map_or(user_host, |(_, h)| h);
+        format!("https://{host}/{path}")
+    } else {
+        url.to_string()
+    };
+    stripped.strip_suffix(".git").unwrap_or(&stripped).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::public_url;
+
+    #[test]
+    fn urls_lose_credentials() {
+        let cases = [
+            ("https://x-access-token:ghs_SECRET@github.com/o/r.git", "https://github.com/o/r"),
+            ("git@github.com:o/r.git", "https://github.com/o/r"),
+            ("ssh://git@github.com/o/r.git", "https://github.com/o/r"),
+            ("https://github.com/o/r", "https://github.com/o/r"),
+            ("/tmp/remote.git", "/tmp/remote"),
+            ("file:///tmp/remote.git", "file:///tmp/remote"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(public_url(url), want, "{url}");
+        }
+    }
+}
