@@ -10,3 +10,4 @@ pub mod config;
 pub mod version;
 pub mod plan;
 pub mod git;
+pub mod registry;

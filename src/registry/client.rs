@@ -1,0 +1,185 @@
+//! HTTP client for the registry API v2 (the Distribution spec Docker Hub
+//! speaks): basic auth and the Bearer token challenge, bounded retries on 429
+//! and 5xx honouring Retry-After, and a request counter.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use reqwest::{Method, Response, StatusCode, header};
+use secrecy::ExposeSecret;
+
+use super::RegistryError;
+use super::credentials::Credentials;
+
+const MAX_ATTEMPTS: u32 = 4;
+
+#[derive(Clone)]
+enum Auth {
+    Basic,
+    Bearer(String),
+}
+
+/// One registry host.
+pub struct RegistryClient {
+    /// As configured, e.g. `docker.io`; used in messages.
+    pub registry: String,
+    base: String,
+    http: reqwest::Client,
+    creds: Option<Credentials>,
+    auth: Mutex<HashMap<String, Auth>>,
+    requests: AtomicU64,
+}
+
+/// Loopback registries speak plain HTTP, as the Docker daemon assumes; all others HTTPS.
+fn base_url(registry: &str) -> String {
+    let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
+    let api = if registry == "docker.io" || registry == "index.docker.io" { "registry-1.docker.io" } else { registry };
+    let scheme = if host == "localhost" || host.starts_with("127.") || host == "[::1]" { "http" } else { "https" };
+    format!("{scheme}://{api}")
+}
+
+impl RegistryClient {
+    pub fn new(registry: &str, creds: Option<Credentials>) -> Self {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("relctl/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(300))
+            .build()
+            .expect("TLS backend initialises");
+        Self { registry: registry.to_string(), base: base_url(registry), http, creds, auth: Mutex::new(HashMap::new()), requests: AtomicU64::new(0) }
+    }
+
+    /// Requests sent so far (retries and token fetches included).
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn username(&self) -> Option<&str> {
+        self.creds.as_ref().map(|c| c.username.as_str())
+    }
+
+    /// Sends a request for `repository` (path relative to `/v2/<repository>/`),
+    /// answering auth challenges and retrying throttling and server errors.
+    pub async fn send(&self, method: Method, repository: &str, path: &str, headers: &[(header::HeaderName, String)], body: Option<Vec<u8>>, push: bool) -> Result<Response, RegistryError> {
+        let url = format!("{}/v2/{repository}/{path}", self.base);
+        let scope = format!("repository:{repository}:{}", if push { "pull,push" } else { "pull" });
+        let mut challenged = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = self.http.request(method.clone(), &url);
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            if let Some(b) = &body {
+                req = req.body(b.clone());
+            }
+            let auth = self.auth.lock().expect("auth cache").get(&scope).cloned();
+            req = match (&auth, &self.creds) {
+                (Some(Auth::Bearer(t)), _) => req.bearer_auth(t),
+                (Some(Auth::Basic), Some(c)) => req.basic_auth(&c.username, Some(c.password.expose_secret())),
+                _ => req,
+            };
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let resp = req.send().await.map_err(|e| self.transport(e))?;
+            let status = resp.status();
+            if status == StatusCode::UNAUTHORIZED && !challenged {
+                challenged = true;
+                let challenge = resp.headers().get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let auth = self.answer(&challenge, &scope, repository).await?;
+                self.auth.lock().expect("auth cache").insert(scope.clone(), auth);
+                continue;
+            }
+            if status == StatusCode::UNAUTHORIZED || (status == StatusCode::FORBIDDEN && challenged) {
+                return Err(RegistryError::Unauthorized { registry: self.registry.clone(), repository: repository.to_string(), user: self.username().map(str::to_string) });
+            }
+            if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) && attempt < MAX_ATTEMPTS {
+                let wait = retry_after(&resp).unwrap_or(Duration::from_millis(500 * 2u64.pow(attempt - 1))).min(Duration::from_secs(60));
+                tracing::warn!(registry = %self.registry, %status, wait_ms = wait.as_millis() as u64, "registry asked to retry");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// Answers a `WWW-Authenticate` challenge: Basic, or a Bearer token from the realm.
+    async fn answer(&self, challenge: &str, scope: &str, repository: &str) -> Result<Auth, RegistryError> {
+        let unauthorized = || RegistryError::Unauthorized { registry: self.registry.clone(), repository: repository.to_string(), user: self.username().map(str::to_string) };
+        let (kind, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
+        if kind.eq_ignore_ascii_case("basic") {
+            return if self.creds.is_some() { Ok(Auth::Basic) } else { Err(unauthorized()) };
+        }
+        if !kind.eq_ignore_ascii_case("bearer") {
+            return Err(unauthorized());
+        }
+        let params = parse_params(params);
+        let realm = params.get("realm").ok_or_else(unauthorized)?;
+        let mut req = self.http.get(realm.as_str()).query(&[("scope", scope)]);
+        if let Some(service) = params.get("service") {
+            req = req.query(&[("service", service.as_str())]);
+        }
+        if let Some(c) = &self.creds {
+            req = req.basic_auth(&c.username, Some(c.password.expose_secret()));
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let resp = req.send().await.map_err(|e| self.transport(e))?;
+        if !resp.status().is_success() {
+            return Err(unauthorized());
+        }
+        let body: serde_json::Value = resp.json().await.map_err(|e| self.transport(e))?;
+        let token = body.get("token").or_else(|| body.get("access_token")).and_then(|t| t.as_str()).ok_or_else(unauthorized)?;
+        Ok(Auth::Bearer(token.to_string()))
+    }
+
+    fn transport(&self, e: reqwest::Error) -> RegistryError {
+        // Without the URL: it never holds secrets, but the message reads better without it.
+        RegistryError::Transport { registry: self.registry.clone(), message: e.without_url().to_string() }
+    }
+}
+
+fn retry_after(resp: &Response) -> Option<Duration> {
+    resp.headers().get(header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// `realm="https://auth.docker.io/token",service="registry.docker.io"` -> map.
+fn parse_params(s: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let mut rest = s.trim();
+    while let Some((key, after)) = rest.split_once('=') {
+        let key = key.trim().trim_start_matches(',').trim().to_lowercase();
+        let (value, next) = if let Some(q) = after.strip_prefix('"') {
+            let end = q.find('"').unwrap_or(q.len());
+            (&q[..end], q.get(end + 1..).unwrap_or(""))
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        out.insert(key, value.to_string());
+        rest = next.trim_start_matches(',').trim();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenge_params() {
+        let p = parse_params(r#"realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull,push""#);
+        assert_eq!(p["realm"], "https://auth.docker.io/token");
+        assert_eq!(p["service"], "registry.docker.io");
+        assert_eq!(p["scope"], "repository:a/b:pull,push");
+    }
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(base_url("docker.io"), "https://registry-1.docker.io");
+        assert_eq!(base_url("127.0.0.1:5000"), "http://127.0.0.1:5000");
+        assert_eq!(base_url("localhost:5000"), "http://localhost:5000");
+        assert_eq!(base_url("ghcr.io"), "https://ghcr.io");
+    }
+}
