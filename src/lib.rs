@@ -11,3 +11,5 @@ pub mod version;
 pub mod plan;
 pub mod git;
 pub mod registry;
+pub mod docker;
+pub mod release;

@@ -212,14 +212,8 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
     }
     let selected = |name: &str| opts.only.as_ref().is_none_or(|o| o.contains(name));
 
-    let version_tags: Vec<String> = dedup(config.tags.iter().filter(|t| !t.scope().is_floating()).filter_map(|t| t.render(target)));
-    let primary = version_tags.first().expect("config validation requires a {{raw}} or {{version}} tag").clone();
-    let floating: Vec<(String, TagScope)> = config
-        .tags
-        .iter()
-        .filter(|t| t.scope().is_floating())
-        .filter_map(|t| t.render(target).map(|tag| (tag, t.scope())))
-        .collect();
+    let (version_tags, floating) = image_tags(config, target);
+    let primary = version_tags[0].clone();
 
     let mut notes = Vec::new();
     let mut images = Vec::new();
@@ -318,6 +312,15 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
         version_file,
         notes,
     })
+}
+
+/// The image tags of a release: immutable version tags (primary first, never
+/// empty) and the floating tags with their scope.
+pub fn image_tags(config: &Config, target: &ReleaseVersion) -> (Vec<String>, Vec<(String, TagScope)>) {
+    let version_tags = dedup(config.tags.iter().filter(|t| !t.scope().is_floating()).filter_map(|t| t.render(target)));
+    assert!(!version_tags.is_empty(), "config validation requires a {{{{raw}}}} or {{{{version}}}} tag");
+    let floating = config.tags.iter().filter(|t| t.scope().is_floating()).filter_map(|t| t.render(target).map(|tag| (tag, t.scope()))).collect();
+    (version_tags, floating)
 }
 
 fn dedup(tags: impl Iterator<Item = String>) -> Vec<String> {

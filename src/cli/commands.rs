@@ -1,0 +1,126 @@
+//! `relctl plan` and `relctl release`: load config and repository, observe,
+//! plan, and (for release) execute.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use relctl::config::{self, Config, ConfigError};
+use relctl::docker::DockerEngine;
+use relctl::git::{Git2Repo, GitError, GitRepo};
+use relctl::plan::{self, PlanOptions, PushSource, Step};
+use relctl::registry::{RegistryClient, credentials};
+use relctl::release::observe::{self, RegistryFailure};
+use relctl::release::{Executor, ReleaseError};
+use relctl::version::ReleaseVersion;
+
+use super::{Cli, Command, Global, ReleaseArgs, output};
+
+struct Ctx {
+    config: Config,
+    git: Git2Repo,
+}
+
+fn load(global: &Global) -> anyhow::Result<Ctx> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let repo = global.repo.clone().map(|r| cwd.join(r)).unwrap_or_else(|| cwd.clone());
+    let path: PathBuf = match &global.config {
+        Some(p) => cwd.join(p),
+        None => repo.join("release.yaml"),
+    };
+    let config = config::load(&path)?;
+    let git = Git2Repo::open(&repo, &config.git.remote, &config.git.branch)?;
+    Ok(Ctx { config, git })
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Plan { tag } => plan_cmd(&cli.global, tag.as_deref()).await,
+        Command::Release(args) => release_cmd(&cli.global, args).await,
+    }
+}
+
+/// The tag's version and commit; `None` tag means the highest semver tag.
+fn resolve(ctx: &Ctx, tag: Option<&str>) -> Result<(ReleaseVersion, String), ReleaseError> {
+    let tags = observe::release_tags(&ctx.config, &ctx.git)?;
+    match tag {
+        Some(t) => {
+            let target = ReleaseVersion::parse(t, &ctx.config.git.tag_prefix)?;
+            let commit = tags.iter().find(|(v, _)| v.raw == t).map(|(_, c)| c.clone());
+            let commit = commit.ok_or_else(|| GitError::TagNotFound { tag: t.to_string(), remote: ctx.config.git.remote.clone() })?;
+            Ok((target, commit))
+        }
+        None => match tags.last() {
+            Some((v, c)) => Ok((v.clone(), c.clone())),
+            None => {
+                // No release yet: show what tagging HEAD with VERSION's version (or v0.1.0) would do.
+                let head = ctx.git.head_commit()?;
+                let from_file = ctx.git.file_at(&head, &ctx.config.version_file)?.map(|b| String::from_utf8_lossy(&b).trim().to_string());
+                let prefix = &ctx.config.git.tag_prefix;
+                let target = from_file
+                    .and_then(|v| ReleaseVersion::parse(&v, prefix).ok())
+                    .unwrap_or_else(|| ReleaseVersion::parse(&format!("{prefix}0.1.0"), prefix).expect("valid"));
+                tracing::warn!("no release tags yet: planning {} at HEAD as if it were tagged", target.raw);
+                Ok((target, head))
+            }
+        },
+    }
+}
+
+async fn plan_cmd(global: &Global, tag: Option<&str>) -> anyhow::Result<()> {
+    let ctx = load(global)?;
+    if let Err(e) = ctx.git.fetch() {
+        tracing::warn!("{e}; planning from the local refs");
+    }
+    let (target, commit) = resolve(&ctx, tag)?;
+    let creds = credentials::load(&ctx.config.registry).map_err(ReleaseError::from)?;
+    let registry = RegistryClient::new(&ctx.config.registry, creds);
+    let observed = observe::observe(&ctx.config, &ctx.git, &registry, &target, &commit, RegistryFailure::Tolerate).await?;
+    let plan = plan::plan(&ctx.config, &observed, &PlanOptions::default()).map_err(ReleaseError::from)?;
+    output::plan(&plan, global.json);
+    Ok(())
+}
+
+async fn release_cmd(global: &Global, args: &ReleaseArgs) -> anyhow::Result<()> {
+    let ctx = load(global)?;
+    // Bad input fails before any I/O.
+    ReleaseVersion::parse(&args.tag, &ctx.config.git.tag_prefix).map_err(ReleaseError::from)?;
+    ctx.git.fetch().map_err(ReleaseError::from)?;
+    let (target, commit) = resolve(&ctx, Some(&args.tag))?;
+    let creds = credentials::load(&ctx.config.registry).map_err(ReleaseError::from)?;
+    let registry = RegistryClient::new(&ctx.config.registry, creds.clone());
+    let observed = observe::observe(&ctx.config, &ctx.git, &registry, &target, &commit, RegistryFailure::Fatal).await?;
+    let opts = PlanOptions {
+        only: (!args.only.is_empty()).then(|| args.only.iter().map(|s| s.trim().to_string()).collect::<BTreeSet<_>>()),
+        force: args.force,
+        no_cache: args.no_cache,
+    };
+    let plan = plan::plan(&ctx.config, &observed, &opts).map_err(ReleaseError::from)?;
+    if args.dry_run || plan.steps.is_empty() {
+        output::plan(&plan, global.json);
+        return Ok(());
+    }
+    let needs_engine = plan.steps.iter().any(|s| matches!(s, Step::Build(_)) || matches!(s, Step::Push(p) if p.source == PushSource::Build));
+    let builder = if needs_engine { Some(DockerEngine::connect(&ctx.config.registry, creds).await.map_err(ReleaseError::from)?) } else { None };
+    let executor = Executor { config: &ctx.config, git: &ctx.git, builder: &builder, registry: &registry };
+    let report = executor.execute(&plan, &target).await?;
+    tracing::debug!(requests = registry.request_count(), "registry requests");
+    output::report(&report, &plan, global.json);
+    Ok(())
+}
+
+/// Exit code and hint for an error: 2 for bad input, 1 otherwise.
+pub fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<ConfigError>() {
+            return (2, Some(e.hint()));
+        }
+        if let Some(e) = cause.downcast_ref::<ReleaseError>() {
+            return (e.exit_code(), Some(e.hint()));
+        }
+        if let Some(e) = cause.downcast_ref::<GitError>() {
+            return (e.exit_code(), Some(e.hint()));
+        }
+    }
+    (1, None)
+}

@@ -1,0 +1,159 @@
+//! The executor: carries out a [`Plan`]'s steps phase by phase through the
+//! boundary traits. It decides nothing the plan did not say; a failure in a
+//! phase stops every later phase, so no half release becomes visible.
+
+pub mod build;
+pub mod observe;
+pub mod version;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::docker::{DockerError, ImageBuilder};
+use crate::git::{GitError, GitRepo};
+use crate::plan::{BuildStep, Plan, PlanError, PushSource, Step};
+use crate::registry::credentials::CredentialsError;
+use crate::registry::{Registry, RegistryError};
+use crate::version::{ReleaseVersion, TagError};
+pub use version::VersionOutcome;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error(transparent)]
+    Tag(#[from] TagError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error("{error} (gave up after {attempts} attempts; nothing was pushed)")]
+    Build { attempts: u32, error: DockerError },
+    #[error("the release branch kept moving: the VERSION commit was rejected {attempts} times")]
+    VersionRace { attempts: u32 },
+}
+
+impl ReleaseError {
+    /// 2 for bad input, 1 for everything that failed at run time.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ReleaseError::Tag(_) | ReleaseError::Credentials(_) => 2,
+            ReleaseError::Plan(e) => e.exit_code(),
+            ReleaseError::Git(e) => e.exit_code(),
+            _ => 1,
+        }
+    }
+
+    pub fn hint(&self) -> String {
+        match self {
+            ReleaseError::Tag(e) => e.hint(),
+            ReleaseError::Plan(e) => e.hint(),
+            ReleaseError::Git(e) => e.hint(),
+            ReleaseError::Registry(e) => e.hint(),
+            ReleaseError::Credentials(e) => e.hint(),
+            ReleaseError::Docker(e) | ReleaseError::Build { error: e, .. } => e.hint(),
+            ReleaseError::VersionRace { .. } => "rerun the release: the images are published and only the VERSION commit is left".into(),
+        }
+    }
+}
+
+/// One image as published by a release.
+#[derive(Debug, Clone, Serialize)]
+pub struct Published {
+    pub image: String,
+    pub repository: String,
+    pub tags: Vec<String>,
+    pub digest: String,
+    pub built: bool,
+}
+
+/// What a release did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub tag: String,
+    pub commit: String,
+    pub images: Vec<Published>,
+    pub moved: Vec<String>,
+    pub version_commit: Option<String>,
+    pub version_file: Option<String>,
+}
+
+/// The adapters a release runs through.
+pub struct Executor<'a, G, B, R> {
+    pub config: &'a Config,
+    pub git: &'a G,
+    pub builder: &'a B,
+    pub registry: &'a R,
+}
+
+impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
+    /// Carries out `plan` for `target`. Steps run in phase order; an error ends the release.
+    pub async fn execute(&self, plan: &Plan, target: &ReleaseVersion) -> Result<Report, ReleaseError> {
+        let mut report = Report { tag: plan.tag.clone(), commit: plan.commit.clone(), ..Default::default() };
+        let cfg = self.config;
+        let path_of = |image: &str| cfg.image(image).expect("plan names configured images").repository.clone();
+
+        // Phase 1: build everything; any failure and nothing is pushed.
+        let builds: Vec<&BuildStep> = plan.steps.iter().filter_map(|s| if let Step::Build(b) = s { Some(b) } else { None }).collect();
+        if !builds.is_empty() {
+            tracing::info!(count = builds.len(), "phase 1/4: build");
+            build::build_all(self.builder, &builds, |b| self.git.context(&plan.commit, &b.context, &b.dockerfile), cfg.build.parallelism, cfg.build.retries)
+                .await
+                .map_err(|f| ReleaseError::Build { attempts: f.attempts, error: f.error })?;
+        }
+
+        // Phase 2: version tags.
+        let pushes: Vec<_> = plan.steps.iter().filter_map(|s| if let Step::Push(p) = s { Some(p) } else { None }).collect();
+        if !pushes.is_empty() {
+            tracing::info!(count = pushes.len(), "phase 2/4: push version tags");
+        }
+        let results: Vec<Result<Published, ReleaseError>> = futures_util::stream::iter(pushes.iter().map(|p| async move {
+            let path = path_of(&p.image);
+            let (digest, rest, built) = match &p.source {
+                PushSource::Build => (self.builder.push(&p.image, &p.repository, &p.tags[0]).await?, &p.tags[1..], true),
+                PushSource::Tag(from) => (self.registry.copy_tag(&path, from, &p.tags[0]).await?, &p.tags[1..], false),
+            };
+            for tag in rest {
+                self.registry.copy_tag(&path, &p.tags[0], tag).await?;
+            }
+            tracing::info!(image = %p.image, digest = %digest, "pushed {}", p.tags.join(", "));
+            Ok(Published { image: p.image.clone(), repository: p.repository.clone(), tags: p.tags.clone(), digest, built })
+        }))
+        .buffered(cfg.build.parallelism)
+        .collect()
+        .await;
+        for r in results {
+            report.images.push(r?);
+        }
+
+        // Phase 3: floating tags, by manifest copy.
+        for step in &plan.steps {
+            if let Step::MoveTag(m) = step {
+                tracing::info!(image = %m.image, "phase 3/4: {} -> {}", m.tag, m.to);
+                self.registry.copy_tag(&path_of(&m.image), &m.to, &m.tag).await?;
+                report.moved.push(format!("{}:{}", m.repository, m.tag));
+            }
+        }
+
+        // Phase 4: VERSION, only once every image is published.
+        for step in &plan.steps {
+            if let Step::CommitVersion(v) = step {
+                tracing::info!("phase 4/4: commit {} = {}", v.path, v.to);
+                match tokio::task::block_in_place(|| version::publish_version(cfg, self.git, v, target))? {
+                    VersionOutcome::Committed { commit, attempts } => {
+                        tracing::info!(commit = %commit, attempts, "VERSION committed and pushed");
+                        report.version_commit = Some(commit);
+                        report.version_file = Some(v.to.clone());
+                    }
+                    VersionOutcome::AlreadyCurrent { current } => tracing::info!("VERSION already names {current}; nothing to commit"),
+                }
+            }
+        }
+        Ok(report)
+    }
+}

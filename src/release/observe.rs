@@ -1,0 +1,91 @@
+//! Gathers the [`Observed`] state a plan is computed from: release tags and
+//! VERSION from git, build inputs at the tag's commit, and each image's tags
+//! in the registry (one listing per image, manifests only for the tags the plan needs).
+
+use std::collections::BTreeMap;
+
+use crate::config::Config;
+use crate::git::{GitError, GitRepo};
+use crate::plan::{Observed, RegistryView, image_tags};
+use crate::registry::{Registry, RegistryError};
+use crate::version::ReleaseVersion;
+
+/// Every semver tag of the repository; other tags are skipped with a log line.
+pub fn release_tags(config: &Config, git: &impl GitRepo) -> Result<Vec<(ReleaseVersion, String)>, GitError> {
+    let mut out = Vec::new();
+    for (name, commit) in git.tags()? {
+        match ReleaseVersion::parse(&name, &config.git.tag_prefix) {
+            Ok(v) => out.push((v, commit)),
+            Err(e) => tracing::debug!(tag = %name, "skipping tag: {e}"),
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp_release(&b.0));
+    Ok(out)
+}
+
+/// How to treat a registry that cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryFailure {
+    /// Fail: a release must know what is published.
+    Fatal,
+    /// Note it in the plan and go on (`relctl plan` in a clone without registry access).
+    Tolerate,
+}
+
+pub async fn observe(
+    config: &Config,
+    git: &impl GitRepo,
+    registry: &impl Registry,
+    target: &ReleaseVersion,
+    commit: &str,
+    on_failure: RegistryFailure,
+) -> Result<Observed, super::ReleaseError> {
+    let release_tags = release_tags(config, git)?.into_iter().map(|(v, _)| v).collect();
+    let version_file = match git.branch_tip() {
+        Ok(tip) => git.file_at(&tip, &config.version_file)?.map(|b| String::from_utf8_lossy(&b).into_owned()),
+        Err(GitError::NoBranch { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let mut missing_inputs = Vec::new();
+    for image in &config.images {
+        if !git.dir_exists(commit, &image.context)? {
+            missing_inputs.push((image.name.clone(), format!("context directory {}/", image.context)));
+        } else if git.file_at(commit, &image.dockerfile)?.is_none() {
+            missing_inputs.push((image.name.clone(), image.dockerfile.clone()));
+        }
+    }
+
+    let (version_tags, floating) = image_tags(config, target);
+    let mut wanted = version_tags.clone();
+    wanted.extend(floating.into_iter().map(|(t, _)| t));
+    let lookups = config.images.iter().map(|image| registry.observe(&image.repository, &wanted, &version_tags[0]));
+    let results: Vec<Result<_, RegistryError>> = futures_util::future::join_all(lookups).await;
+    let mut views = BTreeMap::new();
+    for (image, result) in config.images.iter().zip(results) {
+        let view = match (result, on_failure) {
+            (Ok(tags), _) => RegistryView::Known(tags),
+            (Err(e), RegistryFailure::Tolerate) => RegistryView::Unknown(e.to_string()),
+            (Err(e), RegistryFailure::Fatal) => return Err(e.into()),
+        };
+        views.insert(image.name.clone(), view);
+    }
+
+    Ok(Observed {
+        target: target.clone(),
+        commit: commit.to_string(),
+        release_tags,
+        version_file,
+        missing_inputs,
+        registry: views,
+        source_url: git.source_url()?,
+        created: now_rfc3339(),
+    })
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("0 ns is valid")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339 formats any UTC time")
+}
