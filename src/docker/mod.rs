@@ -144,11 +144,7 @@ impl ImageBuilder for DockerEngine {
             match item {
                 Ok(info) => {
                     if let Some(line) = info.stream.as_deref().map(str::trim_end).filter(|l| !l.is_empty()) {
-                        if line.starts_with("Step ") {
-                            tracing::debug!(image = %image, "{line}");
-                        } else {
-                            tracing::debug!(image = %image, "{line}");
-                        }
+                        tracing::debug!(image = %image, "{line}");
                         last_lines.push(line.to_string());
                         if last_lines.len() > 5 {
                             last_lines.remove(0);

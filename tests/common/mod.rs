@@ -1,0 +1,247 @@
+//! Test fixtures on the real services started by scripts/services.sh: a git
+//! repository with a bare remote (set up with the git CLI), the relctl binary,
+//! and registry/engine checks through curl and the docker CLI.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use tempfile::TempDir;
+
+pub fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test.sh, which starts the Docker engine and registries"))
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub struct Fixture {
+    pub dir: TempDir,
+    pub work: PathBuf,
+    pub remote: PathBuf,
+    pub namespace: String,
+    pub registry: String,
+}
+
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=test", "-c", "user.email=test@example.invalid", "-c", "init.defaultBranch=main", "-c", "advice.detachedHead=false"])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+const SINGLE_CONFIG: &str = r#"registry: REGISTRY
+namespace: NAMESPACE
+project: single
+build: { retries: 0 }
+images:
+  app: { context: . }
+"#;
+
+const SINGLE_DOCKERFILE: &str = "FROM scratch\nCOPY bin/busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCOPY app.txt /app.txt\n";
+
+impl Fixture {
+    fn empty(tag: &str) -> Self {
+        let dir = tempfile::Builder::new().prefix("relctl-test-").tempdir().unwrap();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let namespace = format!("t{}-{tag}-{n}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
+        let work = dir.path().join("work");
+        let remote = dir.path().join("remote.git");
+        std::fs::create_dir_all(&work).unwrap();
+        git(dir.path(), &["init", "-q", "--bare", "remote.git"]);
+        git(&work, &["init", "-q"]);
+        git(&work, &["remote", "add", "origin", remote.to_str().unwrap()]);
+        std::fs::create_dir_all(work.join("bin")).unwrap();
+        std::fs::copy(env("RELCTL_TEST_BUSYBOX"), work.join("bin/busybox")).unwrap();
+        Fixture { dir, work, remote, namespace, registry: env("RELCTL_TEST_REGISTRY") }
+    }
+
+    /// examples/app with the local registry and a namespace of its own, pushed to main.
+    pub fn example(tag: &str) -> Self {
+        let f = Self::empty(tag);
+        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app"), &f.work);
+        let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap();
+        let cfg = cfg.replace("registry: docker.io", &format!("registry: {}", f.registry)).replace("namespace: relctl", &format!("namespace: {}", f.namespace));
+        f.write("release.yaml", &cfg);
+        f.commit("example app");
+        git(&f.work, &["push", "-q", "origin", "main"]);
+        f
+    }
+
+    /// One image `app` (context `.`), for tests about one behaviour.
+    pub fn single(tag: &str) -> Self {
+        let f = Self::empty(tag);
+        f.write("release.yaml", &SINGLE_CONFIG.replace("REGISTRY", &f.registry).replace("NAMESPACE", &f.namespace));
+        f.write("Dockerfile", SINGLE_DOCKERFILE);
+        f.write("app.txt", "one\n");
+        f.commit("single app");
+        git(&f.work, &["push", "-q", "origin", "main"]);
+        f
+    }
+
+    pub fn write(&self, path: &str, content: &str) {
+        let p = self.work.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+
+    pub fn commit(&self, msg: &str) -> String {
+        git(&self.work, &["add", "-A"]);
+        git(&self.work, &["commit", "-q", "--allow-empty", "-m", msg]);
+        git(&self.work, &["rev-parse", "HEAD"])
+    }
+
+    /// Tags HEAD and pushes the tag; returns the commit.
+    pub fn tag(&self, name: &str) -> String {
+        git(&self.work, &["tag", name]);
+        git(&self.work, &["push", "-q", "origin", name]);
+        git(&self.work, &["rev-parse", "HEAD"])
+    }
+
+    pub fn relctl(&self, args: &[&str]) -> Run {
+        self.relctl_env(args, &[])
+    }
+
+    pub fn relctl_env(&self, args: &[&str], envs: &[(&str, &str)]) -> Run {
+        let home = self.dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relctl"));
+        cmd.current_dir(&self.work)
+            .args(args)
+            .env_remove("RELCTL_REGISTRY_USERNAME")
+            .env_remove("RELCTL_REGISTRY_PASSWORD")
+            .env_remove("GITHUB_TOKEN")
+            .env_remove("DOCKER_CONFIG")
+            .env("HOME", &home)
+            .env("NO_COLOR", "1")
+            .env("RELCTL_LOG", "info");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let started = std::time::Instant::now();
+        let out = cmd.output().expect("relctl runs");
+        Run { out, elapsed: started.elapsed() }
+    }
+
+    pub fn remote_main(&self) -> String {
+        git(&self.remote, &["rev-parse", "main"])
+    }
+
+    pub fn remote_file(&self, path: &str) -> Option<String> {
+        let out = Command::new("git").current_dir(&self.remote).args(["show", &format!("main:{path}")]).output().unwrap();
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn repo(&self, image: &str) -> String {
+        format!("{}/{}-{image}", self.namespace, self.project())
+    }
+
+    fn project(&self) -> String {
+        let cfg = std::fs::read_to_string(self.work.join("release.yaml")).unwrap();
+        cfg.lines().find_map(|l| l.strip_prefix("project: ")).unwrap().split_whitespace().next().unwrap().to_string()
+    }
+
+    pub fn tags(&self, image: &str) -> Vec<String> {
+        tags_at(&self.registry, &self.repo(image))
+    }
+
+    pub fn digest(&self, image: &str, tag: &str) -> Option<String> {
+        digest_at(&self.registry, &self.repo(image), tag)
+    }
+
+    /// The image config's labels of `image:tag`.
+    pub fn labels(&self, image: &str, tag: &str) -> serde_json::Value {
+        let repo = self.repo(image);
+        let manifest = curl_json(&format!("http://{}/v2/{repo}/manifests/{tag}", self.registry), &["-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"]);
+        let config = manifest["config"]["digest"].as_str().expect("manifest has a config").to_string();
+        let cfg = curl_json(&format!("http://{}/v2/{repo}/blobs/{config}", self.registry), &["-L"]);
+        cfg["config"]["Labels"].clone()
+    }
+
+    pub fn reference(&self, image: &str, tag: &str) -> String {
+        format!("{}/{}:{tag}", self.registry, self.repo(image))
+    }
+}
+
+pub fn curl_json(url: &str, extra: &[&str]) -> serde_json::Value {
+    let out = Command::new("curl").args(["-sf"]).args(extra).arg(url).output().expect("curl runs");
+    if !out.status.success() {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+pub fn tags_at(registry: &str, repo: &str) -> Vec<String> {
+    let v = curl_json(&format!("http://{registry}/v2/{repo}/tags/list"), &[]);
+    let mut tags: Vec<String> = v["tags"].as_array().map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    tags.sort();
+    tags
+}
+
+pub fn digest_at(registry: &str, repo: &str, tag: &str) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-sfI", "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"])
+        .arg(format!("http://{registry}/v2/{repo}/manifests/{tag}"))
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("docker-content-digest").then(|| v.trim().to_string())
+    })
+}
+
+/// Deletes `repo:tag` from the registry (by its digest: the registry deletes manifests, not tags).
+pub fn delete_tag(registry: &str, repo: &str, tag: &str) {
+    let digest = digest_at(registry, repo, tag).expect("tag exists");
+    let out = Command::new("curl").args(["-sf", "-X", "DELETE"]).arg(format!("http://{registry}/v2/{repo}/manifests/{digest}")).output().unwrap();
+    assert!(out.status.success(), "delete {repo}:{tag}");
+}
+
+/// Runs a command in `reference` (no network) and returns its stdout.
+pub fn docker_run(reference: &str, cmd: &[&str]) -> String {
+    let out = Command::new("docker").args(["run", "--rm", "--network", "none", reference]).args(cmd).output().expect("docker CLI runs");
+    assert!(out.status.success(), "docker run {reference} {cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub struct Run {
+    pub out: Output,
+    pub elapsed: std::time::Duration,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.out.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.out.stderr).into_owned()
+    }
+    /// Asserts the exit code, showing the output when it differs.
+    pub fn expect(self, code: i32) -> Self {
+        assert_eq!(self.code(), code, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout(), self.stderr());
+        self
+    }
+}
