@@ -5,6 +5,7 @@
 #
 #   scripts/services.sh start   # install what is missing, start, write $STATE/env
 #   scripts/services.sh env     # print the exports for a shell: eval "$(scripts/services.sh env)"
+#   scripts/services.sh status  # exit 0 if all three are running
 #   scripts/services.sh stop    # stop exactly what start started, by process id
 #
 # State lives in RELCTL_SERVICES_DIR (default /tmp/relctl-services).
@@ -136,9 +137,14 @@ stop() {
   log "stopped"
 }
 
+status() {
+  alive "$STATE/dockerd.pid" && alive "$STATE/registry.pid" && alive "$STATE/auth-registry.pid" && [ -f "$STATE/env" ]
+}
+
 case "${1:-}" in
   start) start ;;
+  status) status ;;
   stop) stop ;;
   env) cat "$STATE/env" ;;
-  *) echo "usage: $0 start|stop|env" >&2; exit 2 ;;
+  *) echo "usage: $0 start|status|stop|env" >&2; exit 2 ;;
 esac

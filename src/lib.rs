@@ -7,9 +7,9 @@
 //! `release` (the executor that carries out a plan).
 
 pub mod config;
-pub mod version;
-pub mod plan;
-pub mod git;
-pub mod registry;
 pub mod docker;
+pub mod git;
+pub mod plan;
+pub mod registry;
 pub mod release;
+pub mod version;

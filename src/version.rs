@@ -46,10 +46,12 @@ impl TagError {
 impl ReleaseVersion {
     /// Resolves `tag` as `prefix` + SemVer 2.0.0.
     pub fn parse(tag: &str, prefix: &str) -> Result<Self, TagError> {
-        let rest = tag.strip_prefix(prefix).ok_or_else(|| TagError::MissingPrefix {
-            tag: tag.to_string(),
-            prefix: prefix.to_string(),
-        })?;
+        let rest = tag
+            .strip_prefix(prefix)
+            .ok_or_else(|| TagError::MissingPrefix {
+                tag: tag.to_string(),
+                prefix: prefix.to_string(),
+            })?;
         let version = semver::Version::parse(rest).map_err(|e| TagError::NotSemver {
             tag: tag.to_string(),
             rest: rest.to_string(),
@@ -102,11 +104,17 @@ mod tests {
     #[test]
     fn non_release_tags_say_why() {
         let cases = [
-            ("v1.2", "unexpected end of input while parsing minor version number"),
+            (
+                "v1.2",
+                "unexpected end of input while parsing minor version number",
+            ),
             ("release-5", "does not start with the tag prefix `v`"),
             ("latest", "does not start with the tag prefix `v`"),
             ("v01.2.3", "invalid leading zero in major version number"),
-            ("v1.2.3.4", "unexpected character '.' after patch version number"),
+            (
+                "v1.2.3.4",
+                "unexpected character '.' after patch version number",
+            ),
         ];
         for (tag, why) in cases {
             let err = ReleaseVersion::parse(tag, "v").unwrap_err().to_string();
@@ -132,6 +140,9 @@ mod tests {
         let p = |t| ReleaseVersion::parse(t, "v").unwrap();
         assert_eq!(p("v1.2.0-rc.1").cmp_release(&p("v1.2.0")), Ordering::Less);
         assert_eq!(p("v1.10.0").cmp_release(&p("v1.9.0")), Ordering::Greater);
-        assert_eq!(p("v1.0.0-alpha.10").cmp_release(&p("v1.0.0-alpha.9")), Ordering::Greater);
+        assert_eq!(
+            p("v1.0.0-alpha.10").cmp_release(&p("v1.0.0-alpha.9")),
+            Ordering::Greater
+        );
     }
 }

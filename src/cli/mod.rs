@@ -11,7 +11,11 @@ use clap::{Args, Parser, Subcommand};
 pub use commands::{classify, run};
 
 #[derive(Debug, Parser)]
-#[command(name = "relctl", version, about = "GitOps release controller: a semver tag becomes pushed images and a VERSION commit")]
+#[command(
+    name = "relctl",
+    version,
+    about = "GitOps release controller: a semver tag becomes pushed images and a VERSION commit"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,

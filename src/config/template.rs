@@ -61,7 +61,9 @@ pub enum TemplateError {
     UnknownVar { template: String, name: String },
     #[error("tag template `{template}` contains `{ch}`, which is not allowed in an image tag")]
     BadChar { template: String, ch: char },
-    #[error("tag template `{template}` would start with `{ch}`; image tags start with a letter, digit or `_`")]
+    #[error(
+        "tag template `{template}` would start with `{ch}`; image tags start with a letter, digit or `_`"
+    )]
     BadStart { template: String, ch: char },
 }
 
@@ -180,15 +182,40 @@ mod tests {
         let cases = [
             ("{{raw}}", "v1.2.3", Some("v1.2.3"), TagScope::Version),
             ("{{version}}", "v1.2.3", Some("1.2.3"), TagScope::Version),
-            ("{{raw}}", "v1.2.3+build.7", Some("v1.2.3-build.7"), TagScope::Version),
-            ("{{version}}", "v1.2.3-rc.1", Some("1.2.3-rc.1"), TagScope::Version),
+            (
+                "{{raw}}",
+                "v1.2.3+build.7",
+                Some("v1.2.3-build.7"),
+                TagScope::Version,
+            ),
+            (
+                "{{version}}",
+                "v1.2.3-rc.1",
+                Some("1.2.3-rc.1"),
+                TagScope::Version,
+            ),
             ("latest", "v1.2.3", Some("latest"), TagScope::Global),
             ("latest", "v1.2.3-rc.1", None, TagScope::Global),
             ("{{major}}", "v1.2.3", Some("1"), TagScope::Major),
-            ("v{{major}}.{{minor}}", "v1.2.3", Some("v1.2"), TagScope::Minor),
+            (
+                "v{{major}}.{{minor}}",
+                "v1.2.3",
+                Some("v1.2"),
+                TagScope::Minor,
+            ),
             ("{{major}}.{{minor}}", "v1.2.3-rc.1", None, TagScope::Minor),
-            ("{{major}}.{{minor}}.{{patch}}", "v1.2.3", Some("1.2.3"), TagScope::Patch),
-            ("stable-{{major}}", "v2.0.0", Some("stable-2"), TagScope::Major),
+            (
+                "{{major}}.{{minor}}.{{patch}}",
+                "v1.2.3",
+                Some("1.2.3"),
+                TagScope::Patch,
+            ),
+            (
+                "stable-{{major}}",
+                "v2.0.0",
+                Some("stable-2"),
+                TagScope::Major,
+            ),
         ];
         for (tpl, tag, want, scope) in cases {
             let t = TagTemplate::parse(tpl).unwrap();

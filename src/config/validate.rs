@@ -11,12 +11,14 @@ use super::raw::{RawConfig, RawImage};
 use super::template::TagTemplate;
 use super::{AlsoUpdate, BuildConfig, CommitConfig, Config, ConfigError, GitConfig, ImageConfig};
 
-static REGISTRY: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$").unwrap());
+static REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$").unwrap()
+});
 // The Distribution spec's path component grammar.
 static COMPONENT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$").unwrap());
-static BUILD_ARG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").unwrap());
+static BUILD_ARG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").unwrap());
 
 struct Ctx<'a> {
     text: &'a str,
@@ -37,7 +39,13 @@ impl Ctx<'_> {
             .map(|i| i + 1)
     }
 
-    fn invalid(&self, near: &str, field: impl Into<String>, problem: impl Into<String>, hint: impl Into<String>) -> ConfigError {
+    fn invalid(
+        &self,
+        near: &str,
+        field: impl Into<String>,
+        problem: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> ConfigError {
         ConfigError::Invalid {
             path: self.path.to_path_buf(),
             line: self.line_of(near),
@@ -52,16 +60,28 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
     let cx = Ctx { text, path };
 
     if !REGISTRY.is_match(&raw.registry) {
-        return Err(cx.invalid("registry", "registry", format!("`{}` is not a registry host[:port]", raw.registry),
-            "write the host only, e.g. docker.io, ghcr.io or 127.0.0.1:5000 (no scheme, no path)"));
+        return Err(cx.invalid(
+            "registry",
+            "registry",
+            format!("`{}` is not a registry host[:port]", raw.registry),
+            "write the host only, e.g. docker.io, ghcr.io or 127.0.0.1:5000 (no scheme, no path)",
+        ));
     }
     if raw.namespace.split('/').any(|c| !COMPONENT.is_match(c)) {
-        return Err(cx.invalid("namespace", "namespace", format!("`{}` is not a valid repository namespace", raw.namespace),
-            "use lowercase letters, digits and single separators (. _ -), e.g. yyhuni"));
+        return Err(cx.invalid(
+            "namespace",
+            "namespace",
+            format!("`{}` is not a valid repository namespace", raw.namespace),
+            "use lowercase letters, digits and single separators (. _ -), e.g. yyhuni",
+        ));
     }
     if !COMPONENT.is_match(&raw.project) {
-        return Err(cx.invalid("project", "project", format!("`{}` is not a valid repository name", raw.project),
-            "use lowercase letters, digits and single separators (. _ -), e.g. xingrin"));
+        return Err(cx.invalid(
+            "project",
+            "project",
+            format!("`{}` is not a valid repository name", raw.project),
+            "use lowercase letters, digits and single separators (. _ -), e.g. xingrin",
+        ));
     }
     let git = GitConfig {
         remote: non_empty(&cx, "remote", "git.remote", raw.git.remote.clone())?,
@@ -70,7 +90,12 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
     };
     let version_file = rel_path(&cx, "version_file", "version_file", &raw.version_file)?;
     if version_file.is_empty() {
-        return Err(cx.invalid("version_file", "version_file", "is empty", "name a file, e.g. VERSION"));
+        return Err(cx.invalid(
+            "version_file",
+            "version_file",
+            "is empty",
+            "name a file, e.g. VERSION",
+        ));
     }
 
     let mut tags = Vec::new();
@@ -81,21 +106,40 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         })?);
     }
     if !tags.iter().any(|t| t.scope() == super::TagScope::Version) {
-        return Err(cx.invalid("tags", "tags", "no template names the release itself",
-            "include \"{{raw}}\" or \"{{version}}\" so every release gets its own immutable tag"));
+        return Err(cx.invalid(
+            "tags",
+            "tags",
+            "no template names the release itself",
+            "include \"{{raw}}\" or \"{{version}}\" so every release gets its own immutable tag",
+        ));
     }
     let mut seen = BTreeSet::new();
     for t in &tags {
         if !seen.insert(t.source()) {
-            return Err(cx.invalid("tags", "tags", format!("`{}` is listed twice", t.source()), "list each template once"));
+            return Err(cx.invalid(
+                "tags",
+                "tags",
+                format!("`{}` is listed twice", t.source()),
+                "list each template once",
+            ));
         }
     }
 
     if raw.build.parallelism == 0 {
-        return Err(cx.invalid("parallelism", "build.parallelism", "must be at least 1", "set build.parallelism: 1 to build one image at a time"));
+        return Err(cx.invalid(
+            "parallelism",
+            "build.parallelism",
+            "must be at least 1",
+            "set build.parallelism: 1 to build one image at a time",
+        ));
     }
     if raw.build.network.trim().is_empty() {
-        return Err(cx.invalid("network", "build.network", "is empty", "use none (no network during builds), host, or a network name"));
+        return Err(cx.invalid(
+            "network",
+            "build.network",
+            "is empty",
+            "use none (no network during builds), host, or a network name",
+        ));
     }
     let build = BuildConfig {
         retries: raw.build.retries,
@@ -118,23 +162,47 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
     for (i, a) in raw.also_update.iter().enumerate() {
         let field = format!("also_update[{i}]");
         let regex = Regex::new(&a.regex).map_err(|e| {
-            cx.invalid("regex", format!("{field}.regex"), format!("`{}` is not a valid regex: {e}", a.regex), "write a Rust regex with one capture group around the version")
+            cx.invalid(
+                "regex",
+                format!("{field}.regex"),
+                format!("`{}` is not a valid regex: {e}", a.regex),
+                "write a Rust regex with one capture group around the version",
+            )
         })?;
         if regex.captures_len() < 2 {
-            return Err(cx.invalid("regex", format!("{field}.regex"), format!("`{}` has no capture group", a.regex),
-                "put the version in a group, e.g. 'current version: (v\\S+)'"));
+            return Err(cx.invalid(
+                "regex",
+                format!("{field}.regex"),
+                format!("`{}` has no capture group", a.regex),
+                "put the version in a group, e.g. 'current version: (v\\S+)'",
+            ));
         }
         let path = rel_path(&cx, "path", &format!("{field}.path"), &a.path)?;
         also_update.push(AlsoUpdate { path, regex });
     }
 
     if raw.commit.message.trim().is_empty() {
-        return Err(cx.invalid("message", "commit.message", "is empty", "e.g. chore(release): {{raw}} [skip ci]"));
+        return Err(cx.invalid(
+            "message",
+            "commit.message",
+            "is empty",
+            "e.g. chore(release): {{raw}} [skip ci]",
+        ));
     }
     let commit = CommitConfig {
         message: raw.commit.message,
-        author_name: non_empty(&cx, "author_name", "commit.author_name", raw.commit.author_name)?,
-        author_email: non_empty(&cx, "author_email", "commit.author_email", raw.commit.author_email)?,
+        author_name: non_empty(
+            &cx,
+            "author_name",
+            "commit.author_name",
+            raw.commit.author_name,
+        )?,
+        author_email: non_empty(
+            &cx,
+            "author_email",
+            "commit.author_email",
+            raw.commit.author_email,
+        )?,
     };
 
     Ok(Config {
@@ -152,7 +220,12 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
 
 fn non_empty(cx: &Ctx, near: &str, field: &str, value: String) -> Result<String, ConfigError> {
     if value.trim().is_empty() {
-        return Err(cx.invalid(near, field, "is empty", format!("give {field} a value or remove it to use the default")));
+        return Err(cx.invalid(
+            near,
+            field,
+            "is empty",
+            format!("give {field} a value or remove it to use the default"),
+        ));
     }
     Ok(value)
 }
@@ -161,14 +234,26 @@ fn non_empty(cx: &Ctx, near: &str, field: &str, value: String) -> Result<String,
 fn rel_path(cx: &Ctx, near: &str, field: &str, p: &str) -> Result<String, ConfigError> {
     let trimmed = p.trim_end_matches('/');
     if trimmed.starts_with('/') || trimmed.split('/').any(|c| c == "..") {
-        return Err(cx.invalid(near, field, format!("`{p}` leaves the repository"),
-            "paths are relative to the repository root and may not start with / or contain .."));
+        return Err(cx.invalid(
+            near,
+            field,
+            format!("`{p}` leaves the repository"),
+            "paths are relative to the repository root and may not start with / or contain ..",
+        ));
     }
-    let parts: Vec<&str> = trimmed.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+    let parts: Vec<&str> = trimmed
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
     Ok(parts.join("/"))
 }
 
-fn image(cx: &Ctx, raw: &RawConfig, name: &str, img: &RawImage) -> Result<ImageConfig, ConfigError> {
+fn image(
+    cx: &Ctx,
+    raw: &RawConfig,
+    name: &str,
+    img: &RawImage,
+) -> Result<ImageConfig, ConfigError> {
     let field = format!("images.{name}");
     if !COMPONENT.is_match(name) {
         return Err(cx.invalid(name, &field, format!("`{name}` is not a valid image name"),
@@ -177,8 +262,12 @@ fn image(cx: &Ctx, raw: &RawConfig, name: &str, img: &RawImage) -> Result<ImageC
     let repository = match &img.repository {
         Some(r) => {
             if r.split('/').any(|c| !COMPONENT.is_match(c)) {
-                return Err(cx.invalid("repository", format!("{field}.repository"), format!("`{r}` is not a valid repository"),
-                    "write the path under the registry, e.g. myorg/custom-server"));
+                return Err(cx.invalid(
+                    "repository",
+                    format!("{field}.repository"),
+                    format!("`{r}` is not a valid repository"),
+                    "write the path under the registry, e.g. myorg/custom-server",
+                ));
             }
             r.clone()
         }
@@ -192,8 +281,12 @@ fn image(cx: &Ctx, raw: &RawConfig, name: &str, img: &RawImage) -> Result<ImageC
     };
     for key in img.build_args.keys() {
         if !BUILD_ARG.is_match(key) {
-            return Err(cx.invalid(name, format!("{field}.build_args"), format!("`{key}` is not a valid build argument name"),
-                "use letters, digits and _ (not starting with a digit)"));
+            return Err(cx.invalid(
+                name,
+                format!("{field}.build_args"),
+                format!("`{key}` is not a valid build argument name"),
+                "use letters, digits and _ (not starting with a digit)",
+            ));
         }
     }
     let mut deps: Vec<String> = img.depends_on.clone();
@@ -201,11 +294,20 @@ fn image(cx: &Ctx, raw: &RawConfig, name: &str, img: &RawImage) -> Result<ImageC
     deps.dedup();
     if let Some(unknown) = deps.iter().find(|d| !raw.images.contains_key(*d)) {
         let known: Vec<&str> = raw.images.keys().map(String::as_str).collect();
-        return Err(cx.invalid(name, format!("{field}.depends_on"), format!("`{unknown}` is not an image in this file"),
-            format!("depend on one of: {}", known.join(", "))));
+        return Err(cx.invalid(
+            name,
+            format!("{field}.depends_on"),
+            format!("`{unknown}` is not an image in this file"),
+            format!("depend on one of: {}", known.join(", ")),
+        ));
     }
     if deps.iter().any(|d| d == name) {
-        return Err(cx.invalid(name, format!("{field}.depends_on"), format!("`{name}` depends on itself"), "remove it from its own depends_on"));
+        return Err(cx.invalid(
+            name,
+            format!("{field}.depends_on"),
+            format!("`{name}` depends on itself"),
+            "remove it from its own depends_on",
+        ));
     }
     Ok(ImageConfig {
         name: name.to_string(),
@@ -218,7 +320,10 @@ fn image(cx: &Ctx, raw: &RawConfig, name: &str, img: &RawImage) -> Result<ImageC
 }
 
 /// Topological order (Kahn), ties broken by name so the order is stable.
-fn order(cx: &Ctx, mut images: BTreeMap<String, ImageConfig>) -> Result<Vec<ImageConfig>, ConfigError> {
+fn order(
+    cx: &Ctx,
+    mut images: BTreeMap<String, ImageConfig>,
+) -> Result<Vec<ImageConfig>, ConfigError> {
     let mut done: BTreeSet<String> = BTreeSet::new();
     let mut out = Vec::new();
     while !images.is_empty() {
@@ -229,8 +334,12 @@ fn order(cx: &Ctx, mut images: BTreeMap<String, ImageConfig>) -> Result<Vec<Imag
             .collect();
         if ready.is_empty() {
             let cycle = find_cycle(&images);
-            return Err(cx.invalid(&cycle[0], "depends_on", format!("dependency cycle: {}", cycle.join(" -> ")),
-                "images are built parents first; remove one of these depends_on entries"));
+            return Err(cx.invalid(
+                &cycle[0],
+                "depends_on",
+                format!("dependency cycle: {}", cycle.join(" -> ")),
+                "images are built parents first; remove one of these depends_on entries",
+            ));
         }
         for name in ready {
             done.insert(name.clone());

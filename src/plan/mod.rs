@@ -59,9 +59,13 @@ pub struct ImagePlan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum ImageAction {
-    Build { reason: String },
+    Build {
+        reason: String,
+    },
     /// Already published from this commit; only missing version tags are added.
-    Published { digest: String },
+    Published {
+        digest: String,
+    },
     /// Left out by `--only` and not published yet.
     NotSelected,
 }
@@ -207,7 +211,10 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
     let known: Vec<String> = config.images.iter().map(|i| i.name.clone()).collect();
     if let Some(only) = &opts.only {
         if let Some(name) = only.iter().find(|n| !known.contains(n)) {
-            return Err(PlanError::UnknownImage { name: name.clone(), known });
+            return Err(PlanError::UnknownImage {
+                name: name.clone(),
+                known,
+            });
         }
     }
     let selected = |name: &str| opts.only.as_ref().is_none_or(|o| o.contains(name));
@@ -223,15 +230,25 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
 
     for image in &config.images {
         let repository = config.image_repo(image);
-        let view = observed.registry.get(&image.name).cloned().unwrap_or(RegistryView::Known(BTreeMap::new()));
+        let view = observed
+            .registry
+            .get(&image.name)
+            .cloned()
+            .unwrap_or(RegistryView::Known(BTreeMap::new()));
         if let RegistryView::Unknown(why) = &view {
-            notes.push(format!("{}: registry not read ({why}); assuming nothing is published", image.name));
+            notes.push(format!(
+                "{}: registry not read ({why}); assuming nothing is published",
+                image.name
+            ));
         }
         let existing = view.tag(&primary);
-        let published = existing.filter(|t| t.revision.as_deref() == Some(observed.commit.as_str()));
+        let published =
+            existing.filter(|t| t.revision.as_deref() == Some(observed.commit.as_str()));
 
         let action = match (existing, published) {
-            (_, Some(t)) => ImageAction::Published { digest: t.digest.clone() },
+            (_, Some(t)) => ImageAction::Published {
+                digest: t.digest.clone(),
+            },
             _ if !selected(&image.name) => ImageAction::NotSelected,
             (Some(other), None) if !opts.force => {
                 return Err(PlanError::TagConflict {
@@ -242,21 +259,48 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
                 });
             }
             (Some(other), None) => ImageAction::Build {
-                reason: format!("--force: {primary} was built from {}", other.revision.as_deref().unwrap_or("an unknown commit")),
+                reason: format!(
+                    "--force: {primary} was built from {}",
+                    other.revision.as_deref().unwrap_or("an unknown commit")
+                ),
             },
-            (None, None) => ImageAction::Build { reason: format!("{primary} is not in the registry") },
+            (None, None) => ImageAction::Build {
+                reason: format!("{primary} is not in the registry"),
+            },
         };
 
         match &action {
             ImageAction::Build { .. } => {
-                builds.push(build_step(config, observed, opts, image, &repository, &primary, &released)?);
-                pushes.push(PushStep { image: image.name.clone(), repository: repository.clone(), tags: version_tags.clone(), source: PushSource::Build });
+                builds.push(build_step(
+                    config,
+                    observed,
+                    opts,
+                    image,
+                    &repository,
+                    &primary,
+                    &released,
+                )?);
+                pushes.push(PushStep {
+                    image: image.name.clone(),
+                    repository: repository.clone(),
+                    tags: version_tags.clone(),
+                    source: PushSource::Build,
+                });
                 released.insert(&image.name, None);
             }
             ImageAction::Published { digest } => {
-                let missing: Vec<String> = version_tags.iter().filter(|t| view.tag(t).is_none_or(|r| &r.digest != digest)).cloned().collect();
+                let missing: Vec<String> = version_tags
+                    .iter()
+                    .filter(|t| view.tag(t).is_none_or(|r| &r.digest != digest))
+                    .cloned()
+                    .collect();
                 if !missing.is_empty() {
-                    pushes.push(PushStep { image: image.name.clone(), repository: repository.clone(), tags: missing, source: PushSource::Tag(primary.clone()) });
+                    pushes.push(PushStep {
+                        image: image.name.clone(),
+                        repository: repository.clone(),
+                        tags: missing,
+                        source: PushSource::Tag(primary.clone()),
+                    });
                 }
                 released.insert(&image.name, Some(digest.clone()));
             }
@@ -277,24 +321,47 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
                     },
                     Ok(()) => {
                         let current = view.tag(tag).map(|t| t.digest.clone());
-                        let up_to_date = current.is_some() && current == *released.get(image.name.as_str()).expect("inserted above");
+                        let up_to_date = current.is_some()
+                            && current
+                                == *released.get(image.name.as_str()).expect("inserted above");
                         if !up_to_date {
-                            moves.push(MoveStep { image: image.name.clone(), repository: repository.clone(), tag: tag.clone(), to: primary.clone(), from_digest: current });
+                            moves.push(MoveStep {
+                                image: image.name.clone(),
+                                repository: repository.clone(),
+                                tag: tag.clone(),
+                                to: primary.clone(),
+                                from_digest: current,
+                            });
                         }
                         FloatingDecision {
                             tag: tag.clone(),
                             moves: !up_to_date,
-                            reason: if up_to_date { format!("already at {primary}") } else { format!("moves to {primary}") },
+                            reason: if up_to_date {
+                                format!("already at {primary}")
+                            } else {
+                                format!("moves to {primary}")
+                            },
                         }
                     }
                 };
                 decisions.push(decision);
             }
         }
-        images.push(ImagePlan { name: image.name.clone(), repository, action, version_tags: version_tags.clone(), floating: decisions });
+        images.push(ImagePlan {
+            name: image.name.clone(),
+            repository,
+            action,
+            version_tags: version_tags.clone(),
+            floating: decisions,
+        });
     }
 
-    let unreleased: Vec<&str> = config.images.iter().map(|i| i.name.as_str()).filter(|n| !released.contains_key(n)).collect();
+    let unreleased: Vec<&str> = config
+        .images
+        .iter()
+        .map(|i| i.name.as_str())
+        .filter(|n| !released.contains_key(n))
+        .collect();
     let (version_file, commit) = version_decision(config, observed, &unreleased);
 
     let mut steps: Vec<Step> = builds.into_iter().map(Step::Build).collect();
@@ -316,10 +383,27 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
 
 /// The image tags of a release: immutable version tags (primary first, never
 /// empty) and the floating tags with their scope.
-pub fn image_tags(config: &Config, target: &ReleaseVersion) -> (Vec<String>, Vec<(String, TagScope)>) {
-    let version_tags = dedup(config.tags.iter().filter(|t| !t.scope().is_floating()).filter_map(|t| t.render(target)));
-    assert!(!version_tags.is_empty(), "config validation requires a {{{{raw}}}} or {{{{version}}}} tag");
-    let floating = config.tags.iter().filter(|t| t.scope().is_floating()).filter_map(|t| t.render(target).map(|tag| (tag, t.scope()))).collect();
+pub fn image_tags(
+    config: &Config,
+    target: &ReleaseVersion,
+) -> (Vec<String>, Vec<(String, TagScope)>) {
+    let version_tags = dedup(
+        config
+            .tags
+            .iter()
+            .filter(|t| !t.scope().is_floating())
+            .filter_map(|t| t.render(target)),
+    );
+    assert!(
+        !version_tags.is_empty(),
+        "config validation requires a {{{{raw}}}} or {{{{version}}}} tag"
+    );
+    let floating = config
+        .tags
+        .iter()
+        .filter(|t| t.scope().is_floating())
+        .filter_map(|t| t.render(target).map(|tag| (tag, t.scope())))
+        .collect();
     (version_tags, floating)
 }
 
@@ -344,22 +428,45 @@ fn build_step(
 ) -> Result<BuildStep, PlanError> {
     for (name, path) in &observed.missing_inputs {
         if *name == image.name {
-            return Err(PlanError::MissingInput { image: name.clone(), path: path.clone(), commit: observed.commit.clone() });
+            return Err(PlanError::MissingInput {
+                image: name.clone(),
+                path: path.clone(),
+                commit: observed.commit.clone(),
+            });
         }
     }
     let mut build_args = image.build_args.clone();
     for parent in &image.depends_on {
         if !released.contains_key(parent.as_str()) {
-            return Err(PlanError::ParentUnavailable { image: image.name.clone(), parent: parent.clone(), tag: observed.target.raw.clone() });
+            return Err(PlanError::ParentUnavailable {
+                image: image.name.clone(),
+                parent: parent.clone(),
+                tag: observed.target.raw.clone(),
+            });
         }
         let parent_cfg = config.image(parent).expect("validated depends_on");
-        build_args.insert(parent_arg(parent), format!("{}:{primary}", config.image_repo(parent_cfg)));
+        build_args.insert(
+            parent_arg(parent),
+            format!("{}:{primary}", config.image_repo(parent_cfg)),
+        );
     }
     let labels = BTreeMap::from([
-        ("org.opencontainers.image.created".to_string(), observed.created.clone()),
-        ("org.opencontainers.image.revision".to_string(), observed.commit.clone()),
-        ("org.opencontainers.image.source".to_string(), observed.source_url.clone()),
-        ("org.opencontainers.image.version".to_string(), observed.target.version.to_string()),
+        (
+            "org.opencontainers.image.created".to_string(),
+            observed.created.clone(),
+        ),
+        (
+            "org.opencontainers.image.revision".to_string(),
+            observed.commit.clone(),
+        ),
+        (
+            "org.opencontainers.image.source".to_string(),
+            observed.source_url.clone(),
+        ),
+        (
+            "org.opencontainers.image.version".to_string(),
+            observed.target.version.to_string(),
+        ),
     ]);
     Ok(BuildStep {
         image: image.name.clone(),
@@ -379,10 +486,20 @@ pub fn parent_arg(parent: &str) -> String {
     format!("{}_IMAGE", parent.to_uppercase().replace(['-', '.'], "_"))
 }
 
-fn version_decision(config: &Config, observed: &Observed, unreleased: &[&str]) -> (VersionDecision, Option<VersionStep>) {
+fn version_decision(
+    config: &Config,
+    observed: &Observed,
+    unreleased: &[&str],
+) -> (VersionDecision, Option<VersionStep>) {
     let target = &observed.target;
-    let current_raw = observed.version_file.as_ref().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-    let current = current_raw.as_deref().and_then(|c| ReleaseVersion::parse(c, &config.git.tag_prefix).ok());
+    let current_raw = observed
+        .version_file
+        .as_ref()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
+    let current = current_raw
+        .as_deref()
+        .and_then(|c| ReleaseVersion::parse(c, &config.git.tag_prefix).ok());
     let decide = |next: Option<String>, reason: String| VersionDecision {
         path: config.version_file.clone(),
         current: current_raw.clone(),
@@ -390,18 +507,39 @@ fn version_decision(config: &Config, observed: &Observed, unreleased: &[&str]) -
         reason,
     };
     if target.is_prerelease() {
-        return (decide(None, "stays: pre-releases never change VERSION".into()), None);
+        return (
+            decide(None, "stays: pre-releases never change VERSION".into()),
+            None,
+        );
     }
     if let Some(cur) = &current {
         if cur.cmp_release(target).is_ge() {
-            let reason = if cur.cmp_release(target).is_eq() { "already current".to_string() } else { format!("stays: {} is higher", cur.raw) };
+            let reason = if cur.cmp_release(target).is_eq() {
+                "already current".to_string()
+            } else {
+                format!("stays: {} is higher", cur.raw)
+            };
             return (decide(None, reason), None);
         }
     }
     if !unreleased.is_empty() {
-        return (decide(None, format!("stays: not every image carries {} yet (missing: {})", target.raw, unreleased.join(", "))), None);
+        return (
+            decide(
+                None,
+                format!(
+                    "stays: not every image carries {} yet (missing: {})",
+                    target.raw,
+                    unreleased.join(", ")
+                ),
+            ),
+            None,
+        );
     }
-    let message = config.commit.message.replace("{{raw}}", &target.raw).replace("{{version}}", &target.version.to_string());
+    let message = config
+        .commit
+        .message
+        .replace("{{raw}}", &target.raw)
+        .replace("{{version}}", &target.version.to_string());
     let step = VersionStep {
         path: config.version_file.clone(),
         from: current_raw.clone(),

@@ -35,8 +35,16 @@ pub struct RegistryClient {
 /// Loopback registries speak plain HTTP, as the Docker daemon assumes; all others HTTPS.
 fn base_url(registry: &str) -> String {
     let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
-    let api = if registry == "docker.io" || registry == "index.docker.io" { "registry-1.docker.io" } else { registry };
-    let scheme = if host == "localhost" || host.starts_with("127.") || host == "[::1]" { "http" } else { "https" };
+    let api = if registry == "docker.io" || registry == "index.docker.io" {
+        "registry-1.docker.io"
+    } else {
+        registry
+    };
+    let scheme = if host == "localhost" || host.starts_with("127.") || host == "[::1]" {
+        "http"
+    } else {
+        "https"
+    };
     format!("{scheme}://{api}")
 }
 
@@ -48,7 +56,14 @@ impl RegistryClient {
             .timeout(Duration::from_secs(300))
             .build()
             .expect("TLS backend initialises");
-        Self { registry: registry.to_string(), base: base_url(registry), http, creds, auth: Mutex::new(HashMap::new()), requests: AtomicU64::new(0) }
+        Self {
+            registry: registry.to_string(),
+            base: base_url(registry),
+            http,
+            creds,
+            auth: Mutex::new(HashMap::new()),
+            requests: AtomicU64::new(0),
+        }
     }
 
     /// Requests sent so far (retries and token fetches included).
@@ -62,9 +77,20 @@ impl RegistryClient {
 
     /// Sends a request for `repository` (path relative to `/v2/<repository>/`),
     /// answering auth challenges and retrying throttling and server errors.
-    pub async fn send(&self, method: Method, repository: &str, path: &str, headers: &[(header::HeaderName, String)], body: Option<Vec<u8>>, push: bool) -> Result<Response, RegistryError> {
+    pub async fn send(
+        &self,
+        method: Method,
+        repository: &str,
+        path: &str,
+        headers: &[(header::HeaderName, String)],
+        body: Option<Vec<u8>>,
+        push: bool,
+    ) -> Result<Response, RegistryError> {
         let url = format!("{}/v2/{repository}/{path}", self.base);
-        let scope = format!("repository:{repository}:{}", if push { "pull,push" } else { "pull" });
+        let scope = format!(
+            "repository:{repository}:{}",
+            if push { "pull,push" } else { "pull" }
+        );
         let mut challenged = false;
         let mut attempt = 0;
         loop {
@@ -79,7 +105,9 @@ impl RegistryClient {
             let auth = self.auth.lock().expect("auth cache").get(&scope).cloned();
             req = match (&auth, &self.creds) {
                 (Some(Auth::Bearer(t)), _) => req.bearer_auth(t),
-                (Some(Auth::Basic), Some(c)) => req.basic_auth(&c.username, Some(c.password.expose_secret())),
+                (Some(Auth::Basic), Some(c)) => {
+                    req.basic_auth(&c.username, Some(c.password.expose_secret()))
+                }
                 _ => req,
             };
             self.requests.fetch_add(1, Ordering::Relaxed);
@@ -87,16 +115,33 @@ impl RegistryClient {
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED && !challenged {
                 challenged = true;
-                let challenge = resp.headers().get(header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                let challenge = resp
+                    .headers()
+                    .get(header::WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
                 let auth = self.answer(&challenge, &scope, repository).await?;
-                self.auth.lock().expect("auth cache").insert(scope.clone(), auth);
+                self.auth
+                    .lock()
+                    .expect("auth cache")
+                    .insert(scope.clone(), auth);
                 continue;
             }
-            if status == StatusCode::UNAUTHORIZED || (status == StatusCode::FORBIDDEN && challenged) {
-                return Err(RegistryError::Unauthorized { registry: self.registry.clone(), repository: repository.to_string(), user: self.username().map(str::to_string) });
+            if status == StatusCode::UNAUTHORIZED || (status == StatusCode::FORBIDDEN && challenged)
+            {
+                return Err(RegistryError::Unauthorized {
+                    registry: self.registry.clone(),
+                    repository: repository.to_string(),
+                    user: self.username().map(str::to_string),
+                });
             }
-            if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) && attempt < MAX_ATTEMPTS {
-                let wait = retry_after(&resp).unwrap_or(Duration::from_millis(500 * 2u64.pow(attempt - 1))).min(Duration::from_secs(60));
+            if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error())
+                && attempt < MAX_ATTEMPTS
+            {
+                let wait = retry_after(&resp)
+                    .unwrap_or(Duration::from_millis(500 * 2u64.pow(attempt - 1)))
+                    .min(Duration::from_secs(60));
                 tracing::warn!(registry = %self.registry, %status, wait_ms = wait.as_millis() as u64, "registry asked to retry");
                 tokio::time::sleep(wait).await;
                 continue;
@@ -106,11 +151,24 @@ impl RegistryClient {
     }
 
     /// Answers a `WWW-Authenticate` challenge: Basic, or a Bearer token from the realm.
-    async fn answer(&self, challenge: &str, scope: &str, repository: &str) -> Result<Auth, RegistryError> {
-        let unauthorized = || RegistryError::Unauthorized { registry: self.registry.clone(), repository: repository.to_string(), user: self.username().map(str::to_string) };
+    async fn answer(
+        &self,
+        challenge: &str,
+        scope: &str,
+        repository: &str,
+    ) -> Result<Auth, RegistryError> {
+        let unauthorized = || RegistryError::Unauthorized {
+            registry: self.registry.clone(),
+            repository: repository.to_string(),
+            user: self.username().map(str::to_string),
+        };
         let (kind, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
         if kind.eq_ignore_ascii_case("basic") {
-            return if self.creds.is_some() { Ok(Auth::Basic) } else { Err(unauthorized()) };
+            return if self.creds.is_some() {
+                Ok(Auth::Basic)
+            } else {
+                Err(unauthorized())
+            };
         }
         if !kind.eq_ignore_ascii_case("bearer") {
             return Err(unauthorized());
@@ -130,18 +188,32 @@ impl RegistryClient {
             return Err(unauthorized());
         }
         let body: serde_json::Value = resp.json().await.map_err(|e| self.transport(e))?;
-        let token = body.get("token").or_else(|| body.get("access_token")).and_then(|t| t.as_str()).ok_or_else(unauthorized)?;
+        let token = body
+            .get("token")
+            .or_else(|| body.get("access_token"))
+            .and_then(|t| t.as_str())
+            .ok_or_else(unauthorized)?;
         Ok(Auth::Bearer(token.to_string()))
     }
 
     fn transport(&self, e: reqwest::Error) -> RegistryError {
         // Without the URL: it never holds secrets, but the message reads better without it.
-        RegistryError::Transport { registry: self.registry.clone(), message: e.without_url().to_string() }
+        RegistryError::Transport {
+            registry: self.registry.clone(),
+            message: e.without_url().to_string(),
+        }
     }
 }
 
 fn retry_after(resp: &Response) -> Option<Duration> {
-    resp.headers().get(header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok().map(Duration::from_secs)
+    resp.headers()
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
 }
 
 /// `realm="https://auth.docker.io/token",service="registry.docker.io"` -> map.
@@ -169,7 +241,9 @@ mod tests {
 
     #[test]
     fn challenge_params() {
-        let p = parse_params(r#"realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull,push""#);
+        let p = parse_params(
+            r#"realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:a/b:pull,push""#,
+        );
         assert_eq!(p["realm"], "https://auth.docker.io/token");
         assert_eq!(p["service"], "registry.docker.io");
         assert_eq!(p["scope"], "repository:a/b:pull,push");

@@ -25,7 +25,12 @@ pub fn backoff(n: u32) -> Duration {
     Duration::from_secs(1u64 << (n - 1).min(5)).min(Duration::from_secs(30))
 }
 
-async fn build_with_retries(builder: &impl ImageBuilder, step: &BuildStep, context: ContextSpec, retries: u32) -> Result<(), BuildFailure> {
+async fn build_with_retries(
+    builder: &impl ImageBuilder,
+    step: &BuildStep,
+    context: ContextSpec,
+    retries: u32,
+) -> Result<(), BuildFailure> {
     let attempts = retries + 1;
     let mut n = 1;
     loop {
@@ -63,11 +68,19 @@ pub async fn build_all(
                 if running.len() >= parallelism {
                     break;
                 }
-                let ready = step.depends_on.iter().all(|d| !planned.contains(d.as_str()) || done.contains(d.as_str()));
+                let ready = step
+                    .depends_on
+                    .iter()
+                    .all(|d| !planned.contains(d.as_str()) || done.contains(d.as_str()));
                 if ready && !started.contains(step.image.as_str()) {
                     started.insert(&step.image);
                     let ctx = context(step);
-                    running.push(async move { (step.image.as_str(), build_with_retries(builder, step, ctx, retries).await) });
+                    running.push(async move {
+                        (
+                            step.image.as_str(),
+                            build_with_retries(builder, step, ctx, retries).await,
+                        )
+                    });
                 }
             }
         }
@@ -111,7 +124,10 @@ mod tests {
                 r.0 += 1;
                 r.1 = r.1.max(r.0);
             }
-            self.log.lock().unwrap().push(format!("start {}", step.image));
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("start {}", step.image));
             tokio::time::sleep(Duration::from_millis(100)).await;
             self.running.lock().unwrap().0 -= 1;
             self.log.lock().unwrap().push(format!("end {}", step.image));
@@ -122,7 +138,10 @@ mod tests {
                 *n
             };
             match self.fail.get(&step.image) {
-                Some(times) if n <= *times => Err(DockerError::Build { image: step.image.clone(), message: "RUN failed".into() }),
+                Some(times) if n <= *times => Err(DockerError::Build {
+                    image: step.image.clone(),
+                    message: "RUN failed".into(),
+                }),
                 _ => Ok(()),
             }
         }
@@ -146,11 +165,22 @@ mod tests {
     }
 
     fn ctx(_: &BuildStep) -> ContextSpec {
-        ContextSpec { repo: ".".into(), commit: String::new(), context: String::new(), dockerfile: String::new() }
+        ContextSpec {
+            repo: ".".into(),
+            commit: String::new(),
+            context: String::new(),
+            dockerfile: String::new(),
+        }
     }
 
     fn five() -> Vec<BuildStep> {
-        vec![step("agent", &[]), step("frontend", &[]), step("server", &[]), step("nginx", &["frontend"]), step("worker", &["server"])]
+        vec![
+            step("agent", &[]),
+            step("frontend", &[]),
+            step("server", &[]),
+            step("nginx", &["frontend"]),
+            step("worker", &["server"]),
+        ]
     }
 
     #[tokio::test(start_paused = true)]
@@ -164,13 +194,20 @@ mod tests {
             let at = |s: &str| log.iter().position(|l| l == s).unwrap();
             assert!(at("end server") < at("start worker"), "{log:?}");
             assert!(at("end frontend") < at("start nginx"), "{log:?}");
-            assert_eq!(r.running.lock().unwrap().1, parallelism, "max concurrent builds");
+            assert_eq!(
+                r.running.lock().unwrap().1,
+                parallelism,
+                "max concurrent builds"
+            );
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn retries_with_backoff_then_succeeds() {
-        let r = Recorder { fail: BTreeMap::from([("server".into(), 2)]), ..Default::default() };
+        let r = Recorder {
+            fail: BTreeMap::from([("server".into(), 2)]),
+            ..Default::default()
+        };
         let steps = five();
         let refs: Vec<&BuildStep> = steps.iter().collect();
         let start = tokio::time::Instant::now();
@@ -182,14 +219,20 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn failure_stops_dependents_and_reports_attempts() {
-        let r = Recorder { fail: BTreeMap::from([("server".into(), 10)]), ..Default::default() };
+        let r = Recorder {
+            fail: BTreeMap::from([("server".into(), 10)]),
+            ..Default::default()
+        };
         let steps = five();
         let refs: Vec<&BuildStep> = steps.iter().collect();
         let err = build_all(&r, &refs, ctx, 1, 2).await.unwrap_err();
         assert_eq!(err.attempts, 3);
         assert!(err.error.to_string().contains("image server"));
         let log = r.log.lock().unwrap().clone();
-        assert!(!log.iter().any(|l| l == "start worker"), "a child of a failed build never starts: {log:?}");
+        assert!(
+            !log.iter().any(|l| l == "start worker"),
+            "a child of a failed build never starts: {log:?}"
+        );
     }
 
     #[test]

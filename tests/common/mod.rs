@@ -26,11 +26,24 @@ pub struct Fixture {
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .current_dir(dir)
-        .args(["-c", "user.name=test", "-c", "user.email=test@example.invalid", "-c", "init.defaultBranch=main", "-c", "advice.detachedHead=false"])
+        .args([
+            "-c",
+            "user.name=test",
+            "-c",
+            "user.email=test@example.invalid",
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "advice.detachedHead=false",
+        ])
         .args(args)
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -59,26 +72,50 @@ const SINGLE_DOCKERFILE: &str = "FROM scratch\nCOPY bin/busybox /bin/busybox\nRU
 
 impl Fixture {
     fn empty(tag: &str) -> Self {
-        let dir = tempfile::Builder::new().prefix("relctl-test-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("relctl-test-")
+            .tempdir()
+            .unwrap();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let namespace = format!("t{}-{tag}-{n}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos());
+        let namespace = format!(
+            "t{}-{tag}-{n}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
         let work = dir.path().join("work");
         let remote = dir.path().join("remote.git");
         std::fs::create_dir_all(&work).unwrap();
         git(dir.path(), &["init", "-q", "--bare", "remote.git"]);
         git(&work, &["init", "-q"]);
-        git(&work, &["remote", "add", "origin", remote.to_str().unwrap()]);
+        git(
+            &work,
+            &["remote", "add", "origin", remote.to_str().unwrap()],
+        );
         std::fs::create_dir_all(work.join("bin")).unwrap();
         std::fs::copy(env("RELCTL_TEST_BUSYBOX"), work.join("bin/busybox")).unwrap();
-        Fixture { dir, work, remote, namespace, registry: env("RELCTL_TEST_REGISTRY") }
+        Fixture {
+            dir,
+            work,
+            remote,
+            namespace,
+            registry: env("RELCTL_TEST_REGISTRY"),
+        }
     }
 
     /// examples/app with the local registry and a namespace of its own, pushed to main.
     pub fn example(tag: &str) -> Self {
         let f = Self::empty(tag);
-        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app"), &f.work);
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app"),
+            &f.work,
+        );
         let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap();
-        let cfg = cfg.replace("registry: docker.io", &format!("registry: {}", f.registry)).replace("namespace: relctl", &format!("namespace: {}", f.namespace));
+        let cfg = cfg
+            .replace("registry: docker.io", &format!("registry: {}", f.registry))
+            .replace("namespace: relctl", &format!("namespace: {}", f.namespace));
         f.write("release.yaml", &cfg);
         f.commit("example app");
         git(&f.work, &["push", "-q", "origin", "main"]);
@@ -88,7 +125,12 @@ impl Fixture {
     /// One image `app` (context `.`), for tests about one behaviour.
     pub fn single(tag: &str) -> Self {
         let f = Self::empty(tag);
-        f.write("release.yaml", &SINGLE_CONFIG.replace("REGISTRY", &f.registry).replace("NAMESPACE", &f.namespace));
+        f.write(
+            "release.yaml",
+            &SINGLE_CONFIG
+                .replace("REGISTRY", &f.registry)
+                .replace("NAMESPACE", &f.namespace),
+        );
         f.write("Dockerfile", SINGLE_DOCKERFILE);
         f.write("app.txt", "one\n");
         f.commit("single app");
@@ -137,7 +179,10 @@ impl Fixture {
         }
         let started = std::time::Instant::now();
         let out = cmd.output().expect("relctl runs");
-        Run { out, elapsed: started.elapsed() }
+        Run {
+            out,
+            elapsed: started.elapsed(),
+        }
     }
 
     pub fn remote_main(&self) -> String {
@@ -145,8 +190,14 @@ impl Fixture {
     }
 
     pub fn remote_file(&self, path: &str) -> Option<String> {
-        let out = Command::new("git").current_dir(&self.remote).args(["show", &format!("main:{path}")]).output().unwrap();
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        let out = Command::new("git")
+            .current_dir(&self.remote)
+            .args(["show", &format!("main:{path}")])
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     pub fn repo(&self, image: &str) -> String {
@@ -155,7 +206,13 @@ impl Fixture {
 
     fn project(&self) -> String {
         let cfg = std::fs::read_to_string(self.work.join("release.yaml")).unwrap();
-        cfg.lines().find_map(|l| l.strip_prefix("project: ")).unwrap().split_whitespace().next().unwrap().to_string()
+        cfg.lines()
+            .find_map(|l| l.strip_prefix("project: "))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
     }
 
     pub fn tags(&self, image: &str) -> Vec<String> {
@@ -169,9 +226,21 @@ impl Fixture {
     /// The image config's labels of `image:tag`.
     pub fn labels(&self, image: &str, tag: &str) -> serde_json::Value {
         let repo = self.repo(image);
-        let manifest = curl_json(&format!("http://{}/v2/{repo}/manifests/{tag}", self.registry), &["-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"]);
-        let config = manifest["config"]["digest"].as_str().expect("manifest has a config").to_string();
-        let cfg = curl_json(&format!("http://{}/v2/{repo}/blobs/{config}", self.registry), &["-L"]);
+        let manifest = curl_json(
+            &format!("http://{}/v2/{repo}/manifests/{tag}", self.registry),
+            &[
+                "-H",
+                "Accept: application/vnd.docker.distribution.manifest.v2+json",
+            ],
+        );
+        let config = manifest["config"]["digest"]
+            .as_str()
+            .expect("manifest has a config")
+            .to_string();
+        let cfg = curl_json(
+            &format!("http://{}/v2/{repo}/blobs/{config}", self.registry),
+            &["-L"],
+        );
         cfg["config"]["Labels"].clone()
     }
 
@@ -181,7 +250,12 @@ impl Fixture {
 }
 
 pub fn curl_json(url: &str, extra: &[&str]) -> serde_json::Value {
-    let out = Command::new("curl").args(["-sf"]).args(extra).arg(url).output().expect("curl runs");
+    let out = Command::new("curl")
+        .args(["-sf"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .expect("curl runs");
     if !out.status.success() {
         return serde_json::Value::Null;
     }
@@ -190,14 +264,25 @@ pub fn curl_json(url: &str, extra: &[&str]) -> serde_json::Value {
 
 pub fn tags_at(registry: &str, repo: &str) -> Vec<String> {
     let v = curl_json(&format!("http://{registry}/v2/{repo}/tags/list"), &[]);
-    let mut tags: Vec<String> = v["tags"].as_array().map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let mut tags: Vec<String> = v["tags"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
     tags.sort();
     tags
 }
 
 pub fn digest_at(registry: &str, repo: &str, tag: &str) -> Option<String> {
     let out = Command::new("curl")
-        .args(["-sfI", "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"])
+        .args([
+            "-sfI",
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json",
+        ])
         .arg(format!("http://{registry}/v2/{repo}/manifests/{tag}"))
         .output()
         .unwrap();
@@ -206,21 +291,34 @@ pub fn digest_at(registry: &str, repo: &str, tag: &str) -> Option<String> {
     }
     String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("docker-content-digest").then(|| v.trim().to_string())
+        k.eq_ignore_ascii_case("docker-content-digest")
+            .then(|| v.trim().to_string())
     })
 }
 
 /// Deletes `repo:tag` from the registry (by its digest: the registry deletes manifests, not tags).
 pub fn delete_tag(registry: &str, repo: &str, tag: &str) {
     let digest = digest_at(registry, repo, tag).expect("tag exists");
-    let out = Command::new("curl").args(["-sf", "-X", "DELETE"]).arg(format!("http://{registry}/v2/{repo}/manifests/{digest}")).output().unwrap();
+    let out = Command::new("curl")
+        .args(["-sf", "-X", "DELETE"])
+        .arg(format!("http://{registry}/v2/{repo}/manifests/{digest}"))
+        .output()
+        .unwrap();
     assert!(out.status.success(), "delete {repo}:{tag}");
 }
 
 /// Runs a command in `reference` (no network) and returns its stdout.
 pub fn docker_run(reference: &str, cmd: &[&str]) -> String {
-    let out = Command::new("docker").args(["run", "--rm", "--network", "none", reference]).args(cmd).output().expect("docker CLI runs");
-    assert!(out.status.success(), "docker run {reference} {cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("docker")
+        .args(["run", "--rm", "--network", "none", reference])
+        .args(cmd)
+        .output()
+        .expect("docker CLI runs");
+    assert!(
+        out.status.success(),
+        "docker run {reference} {cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -241,7 +339,13 @@ impl Run {
     }
     /// Asserts the exit code, showing the output when it differs.
     pub fn expect(self, code: i32) -> Self {
-        assert_eq!(self.code(), code, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout(), self.stderr());
+        assert_eq!(
+            self.code(),
+            code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr()
+        );
         self
     }
 }

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite on the real services: installs what is missing, starts
+# the Docker engine and registries (unless already running), runs cargo test,
+# and stops what it started. Extra arguments go to cargo test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+command -v cargo >/dev/null || { echo "test: cargo is needed (https://rustup.rs)" >&2; exit 1; }
+started=0
+if ! scripts/services.sh status; then
+  scripts/services.sh start
+  started=1
+fi
+cleanup() { if [ "$started" = 1 ]; then scripts/services.sh stop; fi; }
+trap cleanup EXIT
+eval "$(scripts/services.sh env)"
+cargo test --locked --all-targets "$@"

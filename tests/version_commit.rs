@@ -1,0 +1,135 @@
+//! The VERSION commit against a real bare remote: a compare-and-swap that
+//! survives the branch moving between fetch and push.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use relctl::config;
+use relctl::git::{Git2Repo, GitRepo};
+use relctl::plan::VersionStep;
+use relctl::release::version::{VersionOutcome, publish_version};
+use relctl::version::ReleaseVersion;
+
+fn setup() -> (Fixture, config::Config) {
+    let f = Fixture::single("race");
+    let cfg = config::load(&f.work.join("release.yaml")).unwrap();
+    (f, cfg)
+}
+
+fn step(to: &str) -> VersionStep {
+    VersionStep {
+        path: "VERSION".into(),
+        from: None,
+        to: to.into(),
+        message: format!("chore(release): {to} [skip ci]"),
+        also_update: vec![],
+    }
+}
+
+/// Another clone pushes a commit to main.
+fn push_other_commit(f: &Fixture, file: &str) -> String {
+    let other = f.dir.path().join(format!("other-{file}"));
+    git(
+        f.dir.path(),
+        &[
+            "clone",
+            "-q",
+            f.remote.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(other.join(file), "someone else's work\n").unwrap();
+    git(&other, &["add", "-A"]);
+    git(&other, &["commit", "-q", "-m", "someone else's commit"]);
+    git(&other, &["push", "-q", "origin", "main"]);
+    git(&other, &["rev-parse", "HEAD"])
+}
+
+#[test]
+fn remote_moving_between_fetch_and_push_keeps_the_other_commit() {
+    let (f, cfg) = setup();
+    let repo = Git2Repo::open(&f.work, "origin", "main").unwrap();
+    repo.fetch().unwrap();
+    // After relctl fetched, someone pushes to main.
+    let theirs = push_other_commit(&f, "theirs.txt");
+    let target = ReleaseVersion::parse("v1.0.0", "v").unwrap();
+    let outcome = publish_version(&cfg, &repo, &step("v1.0.0"), &target).unwrap();
+    let VersionOutcome::Committed { commit, attempts } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(
+        attempts, 2,
+        "the first push was rejected, the second landed"
+    );
+    assert_eq!(f.remote_main(), commit);
+    assert_eq!(
+        git(&f.remote, &["rev-parse", "main^"]),
+        theirs,
+        "the other commit survives as the parent"
+    );
+    assert_eq!(
+        f.remote_file("theirs.txt").as_deref(),
+        Some("someone else's work\n")
+    );
+    assert_eq!(f.remote_file("VERSION").as_deref(), Some("v1.0.0\n"));
+    assert_eq!(
+        git(&f.remote, &["rev-list", "--count", "main"]),
+        "3",
+        "no force push dropped history"
+    );
+}
+
+#[test]
+fn a_newer_version_committed_meanwhile_wins() {
+    let (f, cfg) = setup();
+    let repo = Git2Repo::open(&f.work, "origin", "main").unwrap();
+    repo.fetch().unwrap();
+    let newer = ReleaseVersion::parse("v2.0.0", "v").unwrap();
+    publish_version(&cfg, &repo, &step("v2.0.0"), &newer).unwrap();
+    let tip = f.remote_main();
+    let older = ReleaseVersion::parse("v1.5.0", "v").unwrap();
+    let outcome = publish_version(&cfg, &repo, &step("v1.5.0"), &older).unwrap();
+    assert_eq!(
+        outcome,
+        VersionOutcome::AlreadyCurrent {
+            current: "v2.0.0".into()
+        }
+    );
+    assert_eq!(f.remote_main(), tip);
+}
+
+#[test]
+fn files_in_subdirectories_are_rewritten_in_place() {
+    let f = Fixture::single("subdir");
+    f.write("docs/install.md", "# Install\n\ncurrent version: v0.0.1\n");
+    f.write("scripts/run.sh", "#!/bin/sh\necho hi\n");
+    std::fs::set_permissions(
+        f.work.join("scripts/run.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let yaml = std::fs::read_to_string(f.work.join("release.yaml")).unwrap()
+        + "also_update: [{ path: docs/install.md, regex: 'current version: (v\\S+)' }]\n";
+    f.write("release.yaml", &yaml);
+    f.commit("docs");
+    git(&f.work, &["push", "-q", "origin", "main"]);
+    let cfg = config::load(Path::new(&f.work.join("release.yaml"))).unwrap();
+    let repo = Git2Repo::open(&f.work, "origin", "main").unwrap();
+    repo.fetch().unwrap();
+    let target = ReleaseVersion::parse("v1.0.0", "v").unwrap();
+    publish_version(&cfg, &repo, &step("v1.0.0"), &target).unwrap();
+    assert_eq!(
+        f.remote_file("docs/install.md").as_deref(),
+        Some("# Install\n\ncurrent version: v1.0.0\n")
+    );
+    assert_eq!(
+        git(&f.remote, &["diff", "--name-only", "main^", "main"]),
+        "VERSION\ndocs/install.md"
+    );
+    assert!(
+        git(&f.remote, &["ls-tree", "main", "scripts/run.sh"]).starts_with("100755"),
+        "other files keep their mode"
+    );
+}
