@@ -198,9 +198,16 @@ impl RegistryClient {
 
     fn transport(&self, e: reqwest::Error) -> RegistryError {
         // Without the URL: it never holds secrets, but the message reads better without it.
+        let e = e.without_url();
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            message.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
         RegistryError::Transport {
             registry: self.registry.clone(),
-            message: e.without_url().to_string(),
+            message,
         }
     }
 }
