@@ -32,10 +32,7 @@ fn init_tracing(global: &cli::Global) {
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_tracing(&cli.global);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime starts");
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime starts");
     match runtime.block_on(cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

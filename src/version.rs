@@ -25,11 +25,7 @@ pub enum TagError {
     #[error("tag `{tag}` is not a release tag: it does not start with the tag prefix `{prefix}`")]
     MissingPrefix { tag: String, prefix: String },
     #[error("tag `{tag}` is not a release tag: `{rest}` is not a SemVer 2.0.0 version ({reason})")]
-    NotSemver {
-        tag: String,
-        rest: String,
-        reason: String,
-    },
+    NotSemver { tag: String, rest: String, reason: String },
 }
 
 impl TagError {
@@ -48,19 +44,13 @@ impl ReleaseVersion {
     pub fn parse(tag: &str, prefix: &str) -> Result<Self, TagError> {
         let rest = tag
             .strip_prefix(prefix)
-            .ok_or_else(|| TagError::MissingPrefix {
-                tag: tag.to_string(),
-                prefix: prefix.to_string(),
-            })?;
+            .ok_or_else(|| TagError::MissingPrefix { tag: tag.to_string(), prefix: prefix.to_string() })?;
         let version = semver::Version::parse(rest).map_err(|e| TagError::NotSemver {
             tag: tag.to_string(),
             rest: rest.to_string(),
             reason: e.to_string(),
         })?;
-        Ok(Self {
-            raw: tag.to_string(),
-            version,
-        })
+        Ok(Self { raw: tag.to_string(), version })
     }
 
     pub fn is_prerelease(&self) -> bool {
@@ -69,9 +59,7 @@ impl ReleaseVersion {
 
     /// SemVer precedence, build metadata breaking ties so the order is total.
     pub fn cmp_release(&self, other: &Self) -> Ordering {
-        self.version
-            .cmp_precedence(&other.version)
-            .then_with(|| self.version.build.cmp(&other.version.build))
+        self.version.cmp_precedence(&other.version).then_with(|| self.version.build.cmp(&other.version.build))
     }
 }
 
@@ -104,17 +92,11 @@ mod tests {
     #[test]
     fn non_release_tags_say_why() {
         let cases = [
-            (
-                "v1.2",
-                "unexpected end of input while parsing minor version number",
-            ),
+            ("v1.2", "unexpected end of input while parsing minor version number"),
             ("release-5", "does not start with the tag prefix `v`"),
             ("latest", "does not start with the tag prefix `v`"),
             ("v01.2.3", "invalid leading zero in major version number"),
-            (
-                "v1.2.3.4",
-                "unexpected character '.' after patch version number",
-            ),
+            ("v1.2.3.4", "unexpected character '.' after patch version number"),
         ];
         for (tag, why) in cases {
             let err = ReleaseVersion::parse(tag, "v").unwrap_err().to_string();
@@ -140,9 +122,6 @@ mod tests {
         let p = |t| ReleaseVersion::parse(t, "v").unwrap();
         assert_eq!(p("v1.2.0-rc.1").cmp_release(&p("v1.2.0")), Ordering::Less);
         assert_eq!(p("v1.10.0").cmp_release(&p("v1.9.0")), Ordering::Greater);
-        assert_eq!(
-            p("v1.0.0-alpha.10").cmp_release(&p("v1.0.0-alpha.9")),
-            Ordering::Greater
-        );
+        assert_eq!(p("v1.0.0-alpha.10").cmp_release(&p("v1.0.0-alpha.9")), Ordering::Greater);
     }
 }

@@ -10,10 +10,7 @@ fn bad_tags_exit_2_and_say_why() {
     let f = Fixture::single("badtags");
     git(&f.work, &["tag", "release-5"]);
     let cases = [
-        (
-            "v1.2",
-            "unexpected end of input while parsing minor version number",
-        ),
+        ("v1.2", "unexpected end of input while parsing minor version number"),
         ("release-5", "does not start with the tag prefix `v`"),
         ("latest", "does not start with the tag prefix `v`"),
         ("v01.2.3", "invalid leading zero in major version number"),
@@ -30,22 +27,13 @@ fn bad_tags_exit_2_and_say_why() {
 fn bad_configs_exit_2_with_location_and_hint() {
     let f = Fixture::single("badcfg");
     let cases: &[(&str, &str)] = &[
-        (
-            "namespace: n\nproject: p\nimages:\n  a: { contxt: . }\n",
-            "bad.yaml:4:",
-        ),
+        ("namespace: n\nproject: p\nimages:\n  a: { contxt: . }\n", "bad.yaml:4:"),
         (
             "namespace: n\nproject: p\nimages:\n  a: { context: ., depends_on: [b] }\n  b: { context: ., depends_on: [a] }\n",
             "dependency cycle: a -> b -> a",
         ),
-        (
-            "namespace: n\nproject: p\nimages:\n  a: { context: ., depends_on: [ghost] }\n",
-            "`ghost` is not an image",
-        ),
-        (
-            "namespace: n\nproject: p\nimages: {}\n",
-            "no images are configured",
-        ),
+        ("namespace: n\nproject: p\nimages:\n  a: { context: ., depends_on: [ghost] }\n", "`ghost` is not an image"),
+        ("namespace: n\nproject: p\nimages: {}\n", "no images are configured"),
         (
             "namespace: n\nproject: p\ntags: ['{{nope}}']\nimages: { a: { context: . } }\n",
             "unknown variable `{{nope}}`",
@@ -58,34 +46,14 @@ fn bad_configs_exit_2_with_location_and_hint() {
         assert!(run.stderr().contains("hint: "), "{}", run.stderr());
     }
     let run = f.relctl(&["plan", "--config", "missing.yaml"]).expect(2);
-    assert!(
-        run.stderr().contains("missing.yaml does not exist"),
-        "{}",
-        run.stderr()
-    );
+    assert!(run.stderr().contains("missing.yaml does not exist"), "{}", run.stderr());
     let run = f.relctl(&["release"]).expect(2);
-    assert!(
-        run.stderr().contains("<TAG>"),
-        "clap names the missing argument: {}",
-        run.stderr()
-    );
-    let run = f
-        .relctl(&["release", "v1.0.0", "--only", "ghost"])
-        .expect(2);
-    assert!(
-        run.stderr().contains("tag `v1.0.0` does not exist"),
-        "{}",
-        run.stderr()
-    );
+    assert!(run.stderr().contains("<TAG>"), "clap names the missing argument: {}", run.stderr());
+    let run = f.relctl(&["release", "v1.0.0", "--only", "ghost"]).expect(2);
+    assert!(run.stderr().contains("tag `v1.0.0` does not exist"), "{}", run.stderr());
     f.tag("v1.0.0");
-    let run = f
-        .relctl(&["release", "v1.0.0", "--only", "ghost"])
-        .expect(2);
-    assert!(
-        run.stderr().contains("--only names `ghost`"),
-        "{}",
-        run.stderr()
-    );
+    let run = f.relctl(&["release", "v1.0.0", "--only", "ghost"]).expect(2);
+    assert!(run.stderr().contains("--only names `ghost`"), "{}", run.stderr());
 }
 
 #[test]
@@ -93,10 +61,7 @@ fn options_work_before_or_after_the_subcommand() {
     let f = Fixture::single("globals");
     f.tag("v1.0.0");
     let elsewhere = f.dir.path();
-    let a = f
-        .relctl(&["--repo", f.work.to_str().unwrap(), "plan", "--json"])
-        .expect(0)
-        .stdout();
+    let a = f.relctl(&["--repo", f.work.to_str().unwrap(), "plan", "--json"]).expect(0).stdout();
     let b = std::process::Command::new(env!("CARGO_BIN_EXE_relctl"))
         .current_dir(elsewhere)
         .args(["plan", "--json", "--repo", f.work.to_str().unwrap()])
@@ -105,20 +70,14 @@ fn options_work_before_or_after_the_subcommand() {
         .unwrap();
     assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
     let strip = |s: &str| -> serde_json::Value { serde_json::from_str(s).unwrap() };
-    assert_eq!(
-        strip(&a)["steps"],
-        strip(&String::from_utf8_lossy(&b.stdout))["steps"].clone()
-    );
+    assert_eq!(strip(&a)["steps"], strip(&String::from_utf8_lossy(&b.stdout))["steps"].clone());
 }
 
 #[test]
 fn not_a_repository_exits_2() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("release.yaml"),
-        "namespace: n\nproject: p\nimages: { a: { context: . } }\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("release.yaml"), "namespace: n\nproject: p\nimages: { a: { context: . } }\n")
+        .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_relctl"))
         .current_dir(dir.path())
         .args(["plan"])

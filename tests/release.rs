@@ -25,41 +25,22 @@ fn tag_becomes_five_images_latest_and_a_version_commit_built_from_the_tag_only()
 
     for image in IMAGES {
         assert_eq!(f.tags(image), ["latest", "v1.2.0"], "{image}");
-        assert_eq!(
-            f.digest(image, "latest"),
-            f.digest(image, "v1.2.0"),
-            "{image}: latest is the release"
-        );
+        assert_eq!(f.digest(image, "latest"), f.digest(image, "v1.2.0"), "{image}: latest is the release");
         let labels = f.labels(image, "v1.2.0");
-        assert_eq!(
-            labels["org.opencontainers.image.version"], "1.2.0",
-            "{image}"
-        );
-        assert_eq!(
-            labels["org.opencontainers.image.revision"],
-            tagged.as_str(),
-            "{image}"
-        );
+        assert_eq!(labels["org.opencontainers.image.version"], "1.2.0", "{image}");
+        assert_eq!(labels["org.opencontainers.image.revision"], tagged.as_str(), "{image}");
         assert_eq!(
             labels["org.opencontainers.image.source"],
             f.remote.to_str().unwrap().trim_end_matches(".git"),
             "{image}"
         );
         let created = labels["org.opencontainers.image.created"].as_str().unwrap();
-        assert!(
-            created.len() == 20 && created.ends_with('Z'),
-            "{image}: created = {created}"
-        );
+        assert!(created.len() == 20 && created.ends_with('Z'), "{image}: created = {created}");
     }
     let server = f.reference("server", "v1.2.0");
+    assert_eq!(docker_run(&server, &["cat", "/app/release.txt"]), "tagged content\n");
     assert_eq!(
-        docker_run(&server, &["cat", "/app/release.txt"]),
-        "tagged content\n"
-    );
-    assert_eq!(
-        docker_run(&server, &["ls", "/app"])
-            .split_whitespace()
-            .collect::<Vec<_>>(),
+        docker_run(&server, &["ls", "/app"]).split_whitespace().collect::<Vec<_>>(),
         ["release.txt", "run.sh"],
         ".dockerignore keeps NOTES.md out"
     );
@@ -67,75 +48,33 @@ fn tag_becomes_five_images_latest_and_a_version_commit_built_from_the_tag_only()
     // worker is built FROM this release's server (SERVER_IMAGE) with its build arg
     let worker = f.reference("worker", "v1.2.0");
     assert_eq!(docker_run(&worker, &["cat", "/app/mode"]), "mode=prod\n");
-    assert_eq!(
-        docker_run(&worker, &["cat", "/app/release.txt"]),
-        "tagged content\n"
-    );
-    assert!(
-        docker_run(
-            &f.reference("nginx", "v1.2.0"),
-            &["cat", "/srv/www/index.html"]
-        )
-        .contains("example frontend")
-    );
+    assert_eq!(docker_run(&worker, &["cat", "/app/release.txt"]), "tagged content\n");
+    assert!(docker_run(&f.reference("nginx", "v1.2.0"), &["cat", "/srv/www/index.html"]).contains("example frontend"));
 
     assert_eq!(f.remote_file("VERSION").as_deref(), Some("v1.2.0\n"));
-    assert!(
-        f.remote_file("README.md")
-            .unwrap()
-            .contains("current version: v1.2.0"),
-        "also_update rewrote README"
-    );
+    assert!(f.remote_file("README.md").unwrap().contains("current version: v1.2.0"), "also_update rewrote README");
     let msg = git(&f.remote, &["log", "-1", "--format=%B", "main"]);
-    assert!(
-        msg.starts_with("chore(release): v1.2.0 [skip ci]") && msg.contains("Release-By: relctl"),
-        "{msg}"
-    );
-    assert_eq!(
-        git(&f.remote, &["rev-parse", "main^"]),
-        later,
-        "VERSION commit sits on the remote's newest tip"
-    );
-    assert_eq!(
-        git(&f.remote, &["diff", "--name-only", "main^", "main"]),
-        "README.md\nVERSION"
-    );
-    assert!(
-        run.stdout().contains("VERSION = v1.2.0 committed as"),
-        "{}",
-        run.stdout()
-    );
+    assert!(msg.starts_with("chore(release): v1.2.0 [skip ci]") && msg.contains("Release-By: relctl"), "{msg}");
+    assert_eq!(git(&f.remote, &["rev-parse", "main^"]), later, "VERSION commit sits on the remote's newest tip");
+    assert_eq!(git(&f.remote, &["diff", "--name-only", "main^", "main"]), "README.md\nVERSION");
+    assert!(run.stdout().contains("VERSION = v1.2.0 committed as"), "{}", run.stdout());
 
     // A second run of the same release does nothing at all.
     let tip = f.remote_main();
-    let log_before = std::fs::metadata(env("RELCTL_TEST_REGISTRY_LOG"))
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let log_before = std::fs::metadata(env("RELCTL_TEST_REGISTRY_LOG")).map(|m| m.len()).unwrap_or(0);
     let again = f.relctl(&["release", "v1.2.0"]).expect(0);
-    assert!(
-        again.stdout().contains("nothing to do"),
-        "{}",
-        again.stdout()
-    );
-    assert!(
-        !again.stderr().contains("phase"),
-        "no phase ran: {}",
-        again.stderr()
-    );
+    assert!(again.stdout().contains("nothing to do"), "{}", again.stdout());
+    assert!(!again.stderr().contains("phase"), "no phase ran: {}", again.stderr());
     assert_eq!(f.remote_main(), tip, "no new commit");
     let log = std::fs::read_to_string(env("RELCTL_TEST_REGISTRY_LOG")).unwrap();
     let writes = log[log_before as usize..]
         .lines()
         .filter(|l| {
-            l.contains(&f.namespace)
-                && (l.contains("\"PUT ") || l.contains("\"POST ") || l.contains("\"PATCH "))
+            l.contains(&f.namespace) && (l.contains("\"PUT ") || l.contains("\"POST ") || l.contains("\"PATCH "))
         })
         .count();
     assert_eq!(writes, 0, "the rerun wrote nothing to the registry");
-    eprintln!(
-        "rerun of a released tag took {} ms",
-        again.elapsed.as_millis()
-    );
+    eprintln!("rerun of a released tag took {} ms", again.elapsed.as_millis());
 }
 
 #[test]
@@ -155,21 +94,9 @@ fn hotfix_after_a_newer_release_gets_its_tag_but_not_latest_or_version() {
     f.tag("v1.0.5");
     let run = f.relctl(&["release", "v1.0.5"]).expect(0);
     assert_eq!(f.tags("app"), ["latest", "v1.0.5", "v1.1.0"]);
-    assert_eq!(
-        f.digest("app", "latest").unwrap(),
-        latest,
-        "latest stays on v1.1.0"
-    );
-    assert_eq!(
-        f.remote_file("VERSION").as_deref(),
-        Some("v1.1.0\n"),
-        "VERSION never moves backwards"
-    );
-    assert!(
-        run.stdout().contains("stays: v1.1.0 is higher"),
-        "{}",
-        run.stdout()
-    );
+    assert_eq!(f.digest("app", "latest").unwrap(), latest, "latest stays on v1.1.0");
+    assert_eq!(f.remote_file("VERSION").as_deref(), Some("v1.1.0\n"), "VERSION never moves backwards");
+    assert!(run.stdout().contains("stays: v1.1.0 is higher"), "{}", run.stdout());
 }
 
 #[test]
@@ -177,31 +104,15 @@ fn prerelease_and_build_metadata_get_version_tags_only() {
     let f = Fixture::single("pre");
     f.tag("v1.3.0-rc.1");
     f.relctl(&["release", "v1.3.0-rc.1"]).expect(0);
-    assert_eq!(
-        f.tags("app"),
-        ["v1.3.0-rc.1"],
-        "no latest for a pre-release"
-    );
-    assert_eq!(
-        f.remote_file("VERSION"),
-        None,
-        "pre-releases never write VERSION"
-    );
+    assert_eq!(f.tags("app"), ["v1.3.0-rc.1"], "no latest for a pre-release");
+    assert_eq!(f.remote_file("VERSION"), None, "pre-releases never write VERSION");
 
     f.write("app.txt", "two\n");
     f.commit("build 7");
     f.tag("v1.3.0+build.7");
     f.relctl(&["release", "v1.3.0+build.7"]).expect(0);
-    assert_eq!(
-        f.tags("app"),
-        ["latest", "v1.3.0-build.7", "v1.3.0-rc.1"],
-        "+ becomes - in the image tag"
-    );
-    assert_eq!(
-        f.remote_file("VERSION").as_deref(),
-        Some("v1.3.0+build.7\n"),
-        "VERSION holds the raw tag"
-    );
+    assert_eq!(f.tags("app"), ["latest", "v1.3.0-build.7", "v1.3.0-rc.1"], "+ becomes - in the image tag");
+    assert_eq!(f.remote_file("VERSION").as_deref(), Some("v1.3.0+build.7\n"), "VERSION holds the raw tag");
 }
 
 #[test]
@@ -215,17 +126,10 @@ fn failing_build_pushes_nothing_anywhere_and_commits_nothing() {
     let err = run.stderr();
     assert!(err.contains("image agent: build failed"), "{err}");
     assert!(err.contains("returned a non-zero code: 3"), "{err}");
-    assert!(
-        err.contains("gave up after 2 attempts"),
-        "build.retries: 1 retried once: {err}"
-    );
+    assert!(err.contains("gave up after 2 attempts"), "build.retries: 1 retried once: {err}");
     assert!(err.contains("nothing was pushed"), "{err}");
     for image in IMAGES {
-        assert!(
-            f.tags(image).is_empty(),
-            "{image} has no tag: {:?}",
-            f.tags(image)
-        );
+        assert!(f.tags(image).is_empty(), "{image} has no tag: {:?}", f.tags(image));
     }
     assert_eq!(f.remote_main(), tip);
 }
@@ -238,9 +142,7 @@ fn missing_dockerfile_at_the_tag_names_image_path_and_commit() {
     f.tag("v1.0.0");
     let run = f.relctl(&["release", "v1.0.0"]).expect(2);
     assert!(
-        run.stderr().contains(&format!(
-            "image agent: docker/agent/Dockerfile does not exist at commit {commit}"
-        )),
+        run.stderr().contains(&format!("image agent: docker/agent/Dockerfile does not exist at commit {commit}")),
         "{}",
         run.stderr()
     );
@@ -251,9 +153,7 @@ fn missing_dockerfile_at_the_tag_names_image_path_and_commit() {
 fn wrong_registry_password_commits_nothing_and_never_prints_the_secret() {
     let f = Fixture::single("auth");
     let auth = env("RELCTL_TEST_AUTH_REGISTRY");
-    let cfg = std::fs::read_to_string(f.work.join("release.yaml"))
-        .unwrap()
-        .replace(&f.registry, &auth);
+    let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap().replace(&f.registry, &auth);
     f.write("release.yaml", &cfg);
     f.commit("use the authenticated registry");
     git(&f.work, &["push", "-q", "origin", "main"]);
@@ -263,23 +163,12 @@ fn wrong_registry_password_commits_nothing_and_never_prints_the_secret() {
     let run = f
         .relctl_env(
             &["release", "v1.0.0"],
-            &[
-                ("RELCTL_REGISTRY_USERNAME", "relctl"),
-                ("RELCTL_REGISTRY_PASSWORD", secret),
-            ],
+            &[("RELCTL_REGISTRY_USERNAME", "relctl"), ("RELCTL_REGISTRY_PASSWORD", secret)],
         )
         .expect(1);
     let all = format!("{}{}", run.stdout(), run.stderr());
-    assert!(
-        all.contains(&format!(
-            "registry {auth} refused the credentials of user `relctl`"
-        )),
-        "{all}"
-    );
-    assert!(
-        all.contains("RELCTL_REGISTRY_PASSWORD"),
-        "hint names the variable: {all}"
-    );
+    assert!(all.contains(&format!("registry {auth} refused the credentials of user `relctl`")), "{all}");
+    assert!(all.contains("RELCTL_REGISTRY_PASSWORD"), "hint names the variable: {all}");
     assert!(!all.contains(secret), "the password leaked: {all}");
     assert_eq!(f.remote_main(), tip, "nothing committed");
     assert!(tags_at(&auth, &f.repo("app")).is_empty());
@@ -292,16 +181,10 @@ fn wrong_registry_password_commits_nothing_and_never_prints_the_secret() {
     let run = f
         .relctl_env(
             &["release", "v1.0.0", "-v"],
-            &[
-                ("RELCTL_REGISTRY_USERNAME", "relctl"),
-                ("RELCTL_REGISTRY_PASSWORD", &password),
-            ],
+            &[("RELCTL_REGISTRY_USERNAME", "relctl"), ("RELCTL_REGISTRY_PASSWORD", &password)],
         )
         .expect(0);
-    assert!(
-        !format!("{}{}", run.stdout(), run.stderr()).contains(&password),
-        "the password leaked"
-    );
+    assert!(!format!("{}{}", run.stdout(), run.stderr()).contains(&password), "the password leaked");
     assert_eq!(f.remote_file("VERSION").as_deref(), Some("v1.0.0\n"));
 }
 
@@ -309,43 +192,25 @@ fn wrong_registry_password_commits_nothing_and_never_prints_the_secret() {
 fn credentials_from_docker_config_json() {
     let f = Fixture::single("dockercfg");
     let auth = env("RELCTL_TEST_AUTH_REGISTRY");
-    let cfg = std::fs::read_to_string(f.work.join("release.yaml"))
-        .unwrap()
-        .replace(&f.registry, &auth);
+    let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap().replace(&f.registry, &auth);
     f.write("release.yaml", &cfg);
     f.commit("use the authenticated registry");
     git(&f.work, &["push", "-q", "origin", "main"]);
     f.tag("v1.0.0");
     use base64::Engine;
-    let token = base64::engine::general_purpose::STANDARD
-        .encode(format!("relctl:{}", env("RELCTL_TEST_AUTH_PASSWORD")));
+    let token =
+        base64::engine::general_purpose::STANDARD.encode(format!("relctl:{}", env("RELCTL_TEST_AUTH_PASSWORD")));
     let dir = f.dir.path().join("dockercfg");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("config.json"),
-        format!(r#"{{"auths":{{"{auth}":{{"auth":"{token}"}}}}}}"#),
-    )
-    .unwrap();
-    f.relctl_env(
-        &["release", "v1.0.0"],
-        &[("DOCKER_CONFIG", dir.to_str().unwrap())],
-    )
-    .expect(0);
+    std::fs::write(dir.join("config.json"), format!(r#"{{"auths":{{"{auth}":{{"auth":"{token}"}}}}}}"#)).unwrap();
+    f.relctl_env(&["release", "v1.0.0"], &[("DOCKER_CONFIG", dir.to_str().unwrap())]).expect(0);
     assert_eq!(tags_at_auth(&auth, &f.repo("app")), ["latest", "v1.0.0"]);
 }
 
 fn tags_at_auth(registry: &str, repo: &str) -> Vec<String> {
     let user = format!("relctl:{}", env("RELCTL_TEST_AUTH_PASSWORD"));
-    let v = curl_json(
-        &format!("http://{registry}/v2/{repo}/tags/list"),
-        &["-u", &user],
-    );
-    let mut tags: Vec<String> = v["tags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_str().unwrap().to_string())
-        .collect();
+    let v = curl_json(&format!("http://{registry}/v2/{repo}/tags/list"), &["-u", &user]);
+    let mut tags: Vec<String> = v["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
     tags.sort();
     tags
 }
@@ -362,23 +227,12 @@ fn a_version_tag_built_from_another_commit_is_refused_unless_forced() {
     git(&f.work, &["push", "-q", "-f", "origin", "v1.0.0"]);
     let run = f.relctl(&["release", "v1.0.0"]).expect(1);
     let err = run.stderr();
-    assert!(
-        err.contains(&f.reference("app", "v1.0.0"))
-            && err.contains(&first)
-            && err.contains(&second),
-        "{err}"
-    );
+    assert!(err.contains(&f.reference("app", "v1.0.0")) && err.contains(&first) && err.contains(&second), "{err}");
     assert!(err.contains("--force"), "{err}");
-    assert_eq!(
-        f.labels("app", "v1.0.0")["org.opencontainers.image.revision"],
-        first.as_str()
-    );
+    assert_eq!(f.labels("app", "v1.0.0")["org.opencontainers.image.revision"], first.as_str());
 
     f.relctl(&["release", "v1.0.0", "--force"]).expect(0);
-    assert_eq!(
-        f.labels("app", "v1.0.0")["org.opencontainers.image.revision"],
-        second.as_str()
-    );
+    assert_eq!(f.labels("app", "v1.0.0")["org.opencontainers.image.revision"], second.as_str());
 }
 
 #[test]
@@ -388,22 +242,15 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     let tip = f.remote_main();
     let run = f.relctl(&["release", "v1.0.0", "--dry-run"]).expect(0);
     let out = run.stdout();
-    assert!(
-        out.contains("[1] build  worker") && out.contains("(after server)"),
-        "{out}"
-    );
+    assert!(out.contains("[1] build  worker") && out.contains("(after server)"), "{out}");
     assert!(out.contains("[4] commit VERSION = v1.0.0"), "{out}");
     let plan = f.relctl(&["plan", "v1.0.0"]).expect(0).stdout();
-    assert_eq!(
-        plan, out,
-        "`relctl plan` and `--dry-run` print the same plan"
-    );
+    assert_eq!(plan, out, "`relctl plan` and `--dry-run` print the same plan");
     for image in IMAGES {
         assert!(f.tags(image).is_empty());
     }
     assert_eq!(f.remote_main(), tip);
-    let json: serde_json::Value =
-        serde_json::from_str(&f.relctl(&["--json", "plan"]).expect(0).stdout()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&f.relctl(&["--json", "plan"]).expect(0).stdout()).unwrap();
     assert_eq!(json["tag"], "v1.0.0", "plan defaults to the highest tag");
     assert_eq!(json["steps"].as_array().unwrap().len(), 16);
 }
@@ -412,20 +259,13 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
 fn a_half_release_finishes_on_the_next_run() {
     let f = Fixture::example("half");
     f.tag("v1.0.0");
-    let run = f
-        .relctl(&["release", "v1.0.0", "--only", "server,frontend"])
-        .expect(0);
+    let run = f.relctl(&["release", "v1.0.0", "--only", "server,frontend"]).expect(0);
     assert!(
-        run.stdout()
-            .contains("stays: not every image carries v1.0.0 yet (missing: agent, nginx, worker)"),
+        run.stdout().contains("stays: not every image carries v1.0.0 yet (missing: agent, nginx, worker)"),
         "{}",
         run.stdout()
     );
-    assert_eq!(
-        f.remote_file("VERSION"),
-        None,
-        "VERSION waits for every image"
-    );
+    assert_eq!(f.remote_file("VERSION"), None, "VERSION waits for every image");
     assert_eq!(f.tags("server"), ["latest", "v1.0.0"]);
     assert!(f.tags("agent").is_empty());
 
@@ -438,11 +278,7 @@ fn a_half_release_finishes_on_the_next_run() {
         .filter(|i| i["built"] == true)
         .map(|i| i["image"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        built,
-        ["agent", "nginx", "worker"],
-        "only the missing images are built"
-    );
+    assert_eq!(built, ["agent", "nginx", "worker"], "only the missing images are built");
     assert_eq!(f.remote_file("VERSION").as_deref(), Some("v1.0.0\n"));
 }
 
@@ -450,15 +286,9 @@ fn a_half_release_finishes_on_the_next_run() {
 fn unreachable_daemon_names_docker_host() {
     let f = Fixture::single("nodaemon");
     f.tag("v1.0.0");
-    let run = f
-        .relctl_env(
-            &["release", "v1.0.0"],
-            &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")],
-        )
-        .expect(1);
+    let run = f.relctl_env(&["release", "v1.0.0"], &[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]).expect(1);
     assert!(
-        run.stderr()
-            .contains("cannot reach the Docker daemon at unix:///nonexistent/docker.sock"),
+        run.stderr().contains("cannot reach the Docker daemon at unix:///nonexistent/docker.sock"),
         "{}",
         run.stderr()
     );

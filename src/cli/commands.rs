@@ -23,11 +23,7 @@ struct Ctx {
 
 fn load(global: &Global) -> anyhow::Result<Ctx> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let repo = global
-        .repo
-        .clone()
-        .map(|r| cwd.join(r))
-        .unwrap_or_else(|| cwd.clone());
+    let repo = global.repo.clone().map(|r| cwd.join(r)).unwrap_or_else(|| cwd.clone());
     let path: PathBuf = match &global.config {
         Some(p) => cwd.join(p),
         None => repo.join("release.yaml"),
@@ -50,14 +46,9 @@ fn resolve(ctx: &Ctx, tag: Option<&str>) -> Result<(ReleaseVersion, String), Rel
     match tag {
         Some(t) => {
             let target = ReleaseVersion::parse(t, &ctx.config.git.tag_prefix)?;
-            let commit = tags
-                .iter()
-                .find(|(v, _)| v.raw == t)
-                .map(|(_, c)| c.clone());
-            let commit = commit.ok_or_else(|| GitError::TagNotFound {
-                tag: t.to_string(),
-                remote: ctx.config.git.remote.clone(),
-            })?;
+            let commit = tags.iter().find(|(v, _)| v.raw == t).map(|(_, c)| c.clone());
+            let commit = commit
+                .ok_or_else(|| GitError::TagNotFound { tag: t.to_string(), remote: ctx.config.git.remote.clone() })?;
             Ok((target, commit))
         }
         None => match tags.last() {
@@ -72,13 +63,8 @@ fn resolve(ctx: &Ctx, tag: Option<&str>) -> Result<(ReleaseVersion, String), Rel
                 let prefix = &ctx.config.git.tag_prefix;
                 let target = from_file
                     .and_then(|v| ReleaseVersion::parse(&v, prefix).ok())
-                    .unwrap_or_else(|| {
-                        ReleaseVersion::parse(&format!("{prefix}0.1.0"), prefix).expect("valid")
-                    });
-                tracing::warn!(
-                    "no release tags yet: planning {} at HEAD as if it were tagged",
-                    target.raw
-                );
+                    .unwrap_or_else(|| ReleaseVersion::parse(&format!("{prefix}0.1.0"), prefix).expect("valid"));
+                tracing::warn!("no release tags yet: planning {} at HEAD as if it were tagged", target.raw);
                 Ok((target, head))
             }
         },
@@ -93,17 +79,9 @@ async fn plan_cmd(global: &Global, tag: Option<&str>) -> anyhow::Result<()> {
     let (target, commit) = resolve(&ctx, tag)?;
     let creds = credentials::load(&ctx.config.registry).map_err(ReleaseError::from)?;
     let registry = RegistryClient::new(&ctx.config.registry, creds);
-    let observed = observe::observe(
-        &ctx.config,
-        &ctx.git,
-        &registry,
-        &target,
-        &commit,
-        RegistryFailure::Tolerate,
-    )
-    .await?;
-    let plan =
-        plan::plan(&ctx.config, &observed, &PlanOptions::default()).map_err(ReleaseError::from)?;
+    let observed =
+        observe::observe(&ctx.config, &ctx.git, &registry, &target, &commit, RegistryFailure::Tolerate).await?;
+    let plan = plan::plan(&ctx.config, &observed, &PlanOptions::default()).map_err(ReleaseError::from)?;
     output::plan(&plan, global.json);
     Ok(())
 }
@@ -116,22 +94,9 @@ async fn release_cmd(global: &Global, args: &ReleaseArgs) -> anyhow::Result<()> 
     let (target, commit) = resolve(&ctx, Some(&args.tag))?;
     let creds = credentials::load(&ctx.config.registry).map_err(ReleaseError::from)?;
     let registry = RegistryClient::new(&ctx.config.registry, creds.clone());
-    let observed = observe::observe(
-        &ctx.config,
-        &ctx.git,
-        &registry,
-        &target,
-        &commit,
-        RegistryFailure::Fatal,
-    )
-    .await?;
+    let observed = observe::observe(&ctx.config, &ctx.git, &registry, &target, &commit, RegistryFailure::Fatal).await?;
     let opts = PlanOptions {
-        only: (!args.only.is_empty()).then(|| {
-            args.only
-                .iter()
-                .map(|s| s.trim().to_string())
-                .collect::<BTreeSet<_>>()
-        }),
+        only: (!args.only.is_empty()).then(|| args.only.iter().map(|s| s.trim().to_string()).collect::<BTreeSet<_>>()),
         force: args.force,
         no_cache: args.no_cache,
     };
@@ -140,24 +105,16 @@ async fn release_cmd(global: &Global, args: &ReleaseArgs) -> anyhow::Result<()> 
         output::plan(&plan, global.json);
         return Ok(());
     }
-    let needs_engine = plan.steps.iter().any(|s| {
-        matches!(s, Step::Build(_)) || matches!(s, Step::Push(p) if p.source == PushSource::Build)
-    });
+    let needs_engine = plan
+        .steps
+        .iter()
+        .any(|s| matches!(s, Step::Build(_)) || matches!(s, Step::Push(p) if p.source == PushSource::Build));
     let builder = if needs_engine {
-        Some(
-            DockerEngine::connect(&ctx.config.registry, creds)
-                .await
-                .map_err(ReleaseError::from)?,
-        )
+        Some(DockerEngine::connect(&ctx.config.registry, creds).await.map_err(ReleaseError::from)?)
     } else {
         None
     };
-    let executor = Executor {
-        config: &ctx.config,
-        git: &ctx.git,
-        builder: &builder,
-        registry: &registry,
-    };
+    let executor = Executor { config: &ctx.config, git: &ctx.git, builder: &builder, registry: &registry };
     let report = executor.execute(&plan, &target).await?;
     tracing::debug!(requests = registry.request_count(), "registry requests");
     output::report(&report, &plan, global.json);

@@ -5,10 +5,7 @@ use relctl::release::Report;
 
 pub fn plan(plan: &Plan, json: bool) {
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(plan).expect("plans serialize")
-        );
+        println!("{}", serde_json::to_string_pretty(plan).expect("plans serialize"));
     } else {
         print!("{plan}");
     }
@@ -17,19 +14,12 @@ pub fn plan(plan: &Plan, json: bool) {
 pub fn report(report: &Report, plan: &Plan, json: bool) {
     if json {
         let value = serde_json::json!({ "plan": plan, "report": report });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).expect("reports serialize")
-        );
+        println!("{}", serde_json::to_string_pretty(&value).expect("reports serialize"));
         return;
     }
     println!("released {} from commit {}", report.tag, report.commit);
     for p in &report.images {
-        let how = if p.built {
-            "built and pushed"
-        } else {
-            "tagged"
-        };
+        let how = if p.built { "built and pushed" } else { "tagged" };
         for tag in &p.tags {
             println!("  {}:{tag}  {}  ({how})", p.repository, p.digest);
         }

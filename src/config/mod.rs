@@ -85,25 +85,11 @@ pub enum ConfigError {
     #[error("config file {path} does not exist")]
     NotFound { path: PathBuf },
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{}: {message}", location(path, *line, *column))]
-    Parse {
-        path: PathBuf,
-        line: Option<usize>,
-        column: Option<usize>,
-        message: String,
-    },
+    Parse { path: PathBuf, line: Option<usize>, column: Option<usize>, message: String },
     #[error("{}: {field}: {problem}", location(path, *line, None))]
-    Invalid {
-        path: PathBuf,
-        line: Option<usize>,
-        field: String,
-        problem: String,
-        hint: String,
-    },
+    Invalid { path: PathBuf, line: Option<usize>, field: String, problem: String, hint: String },
 }
 
 fn location(path: &Path, line: Option<usize>, column: Option<usize>) -> String {
@@ -135,14 +121,9 @@ impl ConfigError {
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
-            ConfigError::NotFound {
-                path: path.to_path_buf(),
-            }
+            ConfigError::NotFound { path: path.to_path_buf() }
         } else {
-            ConfigError::Read {
-                path: path.to_path_buf(),
-                source,
-            }
+            ConfigError::Read { path: path.to_path_buf(), source }
         }
     })?;
     parse(&text, path)

@@ -38,11 +38,7 @@ pub struct RawGit {
 
 impl Default for RawGit {
     fn default() -> Self {
-        Self {
-            remote: "origin".into(),
-            branch: "main".into(),
-            tag_prefix: "v".into(),
-        }
+        Self { remote: "origin".into(), branch: "main".into(), tag_prefix: "v".into() }
     }
 }
 
@@ -57,12 +53,7 @@ pub struct RawBuild {
 
 impl Default for RawBuild {
     fn default() -> Self {
-        Self {
-            retries: 3,
-            parallelism: 2,
-            cache: true,
-            network: "none".into(),
-        }
+        Self { retries: 3, parallelism: 2, cache: true, network: "none".into() }
     }
 }
 

@@ -61,9 +61,7 @@ pub enum TemplateError {
     UnknownVar { template: String, name: String },
     #[error("tag template `{template}` contains `{ch}`, which is not allowed in an image tag")]
     BadChar { template: String, ch: char },
-    #[error(
-        "tag template `{template}` would start with `{ch}`; image tags start with a letter, digit or `_`"
-    )]
+    #[error("tag template `{template}` would start with `{ch}`; image tags start with a letter, digit or `_`")]
     BadStart { template: String, ch: char },
 }
 
@@ -76,9 +74,7 @@ impl TagTemplate {
         let mut rest = source;
         while !rest.is_empty() {
             if let Some(after) = rest.strip_prefix("{{") {
-                let end = after.find("}}").ok_or_else(|| TemplateError::Unclosed {
-                    template: source.to_string(),
-                })?;
+                let end = after.find("}}").ok_or_else(|| TemplateError::Unclosed { template: source.to_string() })?;
                 let name = after[..end].trim();
                 let var = match name {
                     "raw" => Var::Raw,
@@ -98,31 +94,19 @@ impl TagTemplate {
             } else {
                 let end = rest.find("{{").unwrap_or(rest.len());
                 let lit = &rest[..end];
-                if let Some(ch) = lit
-                    .chars()
-                    .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-                {
-                    return Err(TemplateError::BadChar {
-                        template: source.to_string(),
-                        ch,
-                    });
+                if let Some(ch) = lit.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
+                    return Err(TemplateError::BadChar { template: source.to_string(), ch });
                 }
                 if parts.is_empty() {
                     if let Some(ch) = lit.chars().next().filter(|c| matches!(c, '.' | '-')) {
-                        return Err(TemplateError::BadStart {
-                            template: source.to_string(),
-                            ch,
-                        });
+                        return Err(TemplateError::BadStart { template: source.to_string(), ch });
                     }
                 }
                 parts.push(Part::Lit(lit.to_string()));
                 rest = &rest[end..];
             }
         }
-        Ok(Self {
-            source: source.to_string(),
-            parts,
-        })
+        Ok(Self { source: source.to_string(), parts })
     }
 
     pub fn source(&self) -> &str {
@@ -182,40 +166,15 @@ mod tests {
         let cases = [
             ("{{raw}}", "v1.2.3", Some("v1.2.3"), TagScope::Version),
             ("{{version}}", "v1.2.3", Some("1.2.3"), TagScope::Version),
-            (
-                "{{raw}}",
-                "v1.2.3+build.7",
-                Some("v1.2.3-build.7"),
-                TagScope::Version,
-            ),
-            (
-                "{{version}}",
-                "v1.2.3-rc.1",
-                Some("1.2.3-rc.1"),
-                TagScope::Version,
-            ),
+            ("{{raw}}", "v1.2.3+build.7", Some("v1.2.3-build.7"), TagScope::Version),
+            ("{{version}}", "v1.2.3-rc.1", Some("1.2.3-rc.1"), TagScope::Version),
             ("latest", "v1.2.3", Some("latest"), TagScope::Global),
             ("latest", "v1.2.3-rc.1", None, TagScope::Global),
             ("{{major}}", "v1.2.3", Some("1"), TagScope::Major),
-            (
-                "v{{major}}.{{minor}}",
-                "v1.2.3",
-                Some("v1.2"),
-                TagScope::Minor,
-            ),
+            ("v{{major}}.{{minor}}", "v1.2.3", Some("v1.2"), TagScope::Minor),
             ("{{major}}.{{minor}}", "v1.2.3-rc.1", None, TagScope::Minor),
-            (
-                "{{major}}.{{minor}}.{{patch}}",
-                "v1.2.3",
-                Some("1.2.3"),
-                TagScope::Patch,
-            ),
-            (
-                "stable-{{major}}",
-                "v2.0.0",
-                Some("stable-2"),
-                TagScope::Major,
-            ),
+            ("{{major}}.{{minor}}.{{patch}}", "v1.2.3", Some("1.2.3"), TagScope::Patch),
+            ("stable-{{major}}", "v2.0.0", Some("stable-2"), TagScope::Major),
         ];
         for (tpl, tag, want, scope) in cases {
             let t = TagTemplate::parse(tpl).unwrap();

@@ -46,26 +46,11 @@ fn full_example_parses() {
 fn defaults_apply() {
     let c = p("namespace: n\nproject: p\nimages: { a: { context: a } }\n").unwrap();
     assert_eq!(c.registry, "docker.io");
-    assert_eq!(
-        (
-            c.git.remote.as_str(),
-            c.git.branch.as_str(),
-            c.git.tag_prefix.as_str()
-        ),
-        ("origin", "main", "v")
-    );
+    assert_eq!((c.git.remote.as_str(), c.git.branch.as_str(), c.git.tag_prefix.as_str()), ("origin", "main", "v"));
     assert_eq!(c.version_file, "VERSION");
     let tags: Vec<_> = c.tags.iter().map(|t| t.source()).collect();
     assert_eq!(tags, ["{{raw}}", "latest"]);
-    assert_eq!(
-        (
-            c.build.retries,
-            c.build.parallelism,
-            c.build.cache,
-            c.build.network.as_str()
-        ),
-        (3, 2, true, "none")
-    );
+    assert_eq!((c.build.retries, c.build.parallelism, c.build.cache, c.build.network.as_str()), (3, 2, true, "none"));
     assert_eq!(c.commit.message, "chore(release): {{raw}} [skip ci]");
 }
 
@@ -80,26 +65,14 @@ fn dependency_order_puts_parents_first() {
 fn bad_configs_name_file_line_and_fix() {
     // (yaml, expected message fragment, expected location prefix)
     let cases: &[(&str, &str, &str)] = &[
-        (
-            "namespace: n\nproject: p\nimages:\n  a: { contxt: a }\n",
-            "unknown field `contxt`",
-            "release.yaml:4:",
-        ),
+        ("namespace: n\nproject: p\nimages:\n  a: { contxt: a }\n", "unknown field `contxt`", "release.yaml:4:"),
         (
             "namespace: n\nproject: p\nregistri: x\nimages: { a: { context: a } }\n",
             "unknown field `registri`",
             "release.yaml:3:1",
         ),
-        (
-            "namespace: n\nproject: p\nimages: {}\n",
-            "no images are configured",
-            "release.yaml:3",
-        ),
-        (
-            "namespace: n\nproject: p\n",
-            "no images are configured",
-            "release.yaml",
-        ),
+        ("namespace: n\nproject: p\nimages: {}\n", "no images are configured", "release.yaml:3"),
+        ("namespace: n\nproject: p\n", "no images are configured", "release.yaml"),
         (
             "namespace: n\nproject: p\nimages:\n  a: { context: a, depends_on: [ghost] }\n",
             "`ghost` is not an image in this file",
@@ -140,11 +113,7 @@ fn bad_configs_name_file_line_and_fix() {
             "not a registry host",
             "release.yaml:1",
         ),
-        (
-            "namespace: n\nproject: p\nimages: { a: { context: ../a } }\n",
-            "leaves the repository",
-            "release.yaml",
-        ),
+        ("namespace: n\nproject: p\nimages: { a: { context: ../a } }\n", "leaves the repository", "release.yaml"),
         (
             "namespace: n\nproject: p\nbuild: { parallelism: 0 }\nimages: { a: { context: a } }\n",
             "must be at least 1",
@@ -160,30 +129,15 @@ fn bad_configs_name_file_line_and_fix() {
             "has no capture group",
             "release.yaml:4",
         ),
-        (
-            "namespace: n\nimages: { a: { context: a } }\n",
-            "missing field `project`",
-            "release.yaml",
-        ),
-        (
-            "namespace: n\nproject: p\nimages:\n  a: { dockerfile: x }\n",
-            "missing field `context`",
-            "release.yaml:4:",
-        ),
-        (
-            "namespace: n\nproject: p\nimages: [a, b]\n",
-            "invalid type",
-            "release.yaml:3:",
-        ),
+        ("namespace: n\nimages: { a: { context: a } }\n", "missing field `project`", "release.yaml"),
+        ("namespace: n\nproject: p\nimages:\n  a: { dockerfile: x }\n", "missing field `context`", "release.yaml:4:"),
+        ("namespace: n\nproject: p\nimages: [a, b]\n", "invalid type", "release.yaml:3:"),
     ];
     for (yaml, want, loc) in cases {
         let err = p(yaml).expect_err(yaml);
         let msg = err.to_string();
         assert!(msg.contains(want), "{yaml}\n=> {msg}");
-        assert!(
-            msg.starts_with(loc),
-            "{yaml}\n=> {msg} (wanted location {loc})"
-        );
+        assert!(msg.starts_with(loc), "{yaml}\n=> {msg} (wanted location {loc})");
         assert!(!err.hint().is_empty());
     }
 }

@@ -11,14 +11,11 @@ use super::raw::{RawConfig, RawImage};
 use super::template::TagTemplate;
 use super::{AlsoUpdate, BuildConfig, CommitConfig, Config, ConfigError, GitConfig, ImageConfig};
 
-static REGISTRY: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$").unwrap()
-});
+static REGISTRY: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$").unwrap());
 // The Distribution spec's path component grammar.
-static COMPONENT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$").unwrap());
-static BUILD_ARG: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").unwrap());
+static COMPONENT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$").unwrap());
+static BUILD_ARG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").unwrap());
 
 struct Ctx<'a> {
     text: &'a str,
@@ -32,9 +29,7 @@ impl Ctx<'_> {
         self.text
             .lines()
             .position(|l| {
-                l.trim_start().starts_with(&key)
-                    || l.contains(&format!(" {key}"))
-                    || l.contains(&format!("{{{key}"))
+                l.trim_start().starts_with(&key) || l.contains(&format!(" {key}")) || l.contains(&format!("{{{key}"))
             })
             .map(|i| i + 1)
     }
@@ -90,12 +85,7 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
     };
     let version_file = rel_path(&cx, "version_file", "version_file", &raw.version_file)?;
     if version_file.is_empty() {
-        return Err(cx.invalid(
-            "version_file",
-            "version_file",
-            "is empty",
-            "name a file, e.g. VERSION",
-        ));
+        return Err(cx.invalid("version_file", "version_file", "is empty", "name a file, e.g. VERSION"));
     }
 
     let mut tags = Vec::new();
@@ -149,8 +139,12 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
     };
 
     if raw.images.is_empty() {
-        return Err(cx.invalid("images", "images", "no images are configured",
-            "add at least one image, e.g. images: { server: { context: ., dockerfile: docker/server/Dockerfile } }"));
+        return Err(cx.invalid(
+            "images",
+            "images",
+            "no images are configured",
+            "add at least one image, e.g. images: { server: { context: ., dockerfile: docker/server/Dockerfile } }",
+        ));
     }
     let mut images = BTreeMap::new();
     for (name, img) in &raw.images {
@@ -182,27 +176,12 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
     }
 
     if raw.commit.message.trim().is_empty() {
-        return Err(cx.invalid(
-            "message",
-            "commit.message",
-            "is empty",
-            "e.g. chore(release): {{raw}} [skip ci]",
-        ));
+        return Err(cx.invalid("message", "commit.message", "is empty", "e.g. chore(release): {{raw}} [skip ci]"));
     }
     let commit = CommitConfig {
         message: raw.commit.message,
-        author_name: non_empty(
-            &cx,
-            "author_name",
-            "commit.author_name",
-            raw.commit.author_name,
-        )?,
-        author_email: non_empty(
-            &cx,
-            "author_email",
-            "commit.author_email",
-            raw.commit.author_email,
-        )?,
+        author_name: non_empty(&cx, "author_name", "commit.author_name", raw.commit.author_name)?,
+        author_email: non_empty(&cx, "author_email", "commit.author_email", raw.commit.author_email)?,
     };
 
     Ok(Config {
@@ -241,23 +220,19 @@ fn rel_path(cx: &Ctx, near: &str, field: &str, p: &str) -> Result<String, Config
             "paths are relative to the repository root and may not start with / or contain ..",
         ));
     }
-    let parts: Vec<&str> = trimmed
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
+    let parts: Vec<&str> = trimmed.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
     Ok(parts.join("/"))
 }
 
-fn image(
-    cx: &Ctx,
-    raw: &RawConfig,
-    name: &str,
-    img: &RawImage,
-) -> Result<ImageConfig, ConfigError> {
+fn image(cx: &Ctx, raw: &RawConfig, name: &str, img: &RawImage) -> Result<ImageConfig, ConfigError> {
     let field = format!("images.{name}");
     if !COMPONENT.is_match(name) {
-        return Err(cx.invalid(name, &field, format!("`{name}` is not a valid image name"),
-            "image names become repository names: lowercase letters, digits and single separators (. _ -)"));
+        return Err(cx.invalid(
+            name,
+            &field,
+            format!("`{name}` is not a valid image name"),
+            "image names become repository names: lowercase letters, digits and single separators (. _ -)",
+        ));
     }
     let repository = match &img.repository {
         Some(r) => {
@@ -320,18 +295,12 @@ fn image(
 }
 
 /// Topological order (Kahn), ties broken by name so the order is stable.
-fn order(
-    cx: &Ctx,
-    mut images: BTreeMap<String, ImageConfig>,
-) -> Result<Vec<ImageConfig>, ConfigError> {
+fn order(cx: &Ctx, mut images: BTreeMap<String, ImageConfig>) -> Result<Vec<ImageConfig>, ConfigError> {
     let mut done: BTreeSet<String> = BTreeSet::new();
     let mut out = Vec::new();
     while !images.is_empty() {
-        let ready: Vec<String> = images
-            .values()
-            .filter(|i| i.depends_on.iter().all(|d| done.contains(d)))
-            .map(|i| i.name.clone())
-            .collect();
+        let ready: Vec<String> =
+            images.values().filter(|i| i.depends_on.iter().all(|d| done.contains(d))).map(|i| i.name.clone()).collect();
         if ready.is_empty() {
             let cycle = find_cycle(&images);
             return Err(cx.invalid(

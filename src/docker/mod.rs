@@ -25,11 +25,7 @@ pub enum DockerError {
     #[error("image {image}: build failed: {message}")]
     Build { image: String, message: String },
     #[error("image {image}: pushing {reference} failed: {message}")]
-    Push {
-        image: String,
-        reference: String,
-        message: String,
-    },
+    Push { image: String, reference: String, message: String },
 }
 
 impl DockerError {
@@ -48,11 +44,7 @@ impl DockerError {
 /// What builds and uploads images.
 pub trait ImageBuilder: Sync {
     /// Builds `step` from `context`, tagging the result `step.reference`.
-    fn build(
-        &self,
-        step: &BuildStep,
-        context: ContextSpec,
-    ) -> impl Future<Output = Result<(), DockerError>> + Send;
+    fn build(&self, step: &BuildStep, context: ContextSpec) -> impl Future<Output = Result<(), DockerError>> + Send;
     /// Pushes the local image `repository:tag`; returns the manifest digest.
     fn push(
         &self,
@@ -73,21 +65,13 @@ pub struct DockerEngine {
 impl DockerEngine {
     /// Connects as the docker CLI does (DOCKER_HOST, else the default socket) and negotiates the API version.
     pub async fn connect(registry: &str, creds: Option<Credentials>) -> Result<Self, DockerError> {
-        let host =
-            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-        let unreachable = |e: bollard::errors::Error| DockerError::Unreachable {
-            host: host.clone(),
-            message: e.to_string(),
-        };
+        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let unreachable =
+            |e: bollard::errors::Error| DockerError::Unreachable { host: host.clone(), message: e.to_string() };
         let docker = Docker::connect_with_defaults().map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
         docker.ping().await.map_err(unreachable)?;
-        Ok(Self {
-            docker,
-            host,
-            registry: registry.to_string(),
-            creds,
-        })
+        Ok(Self { docker, host, registry: registry.to_string(), creds })
     }
 
     pub fn host(&self) -> &str {
@@ -128,10 +112,7 @@ impl Write for ChannelWriter {
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
         self.tx.blocking_send(Ok(chunk)).map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::BrokenPipe,
-                "the daemon stopped reading the build context",
-            )
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the daemon stopped reading the build context")
         })
     }
 }
@@ -142,13 +123,8 @@ impl ImageBuilder for DockerEngine {
         let dockerfile = context.dockerfile_in_tar();
         let (tx, mut rx) = tokio::sync::mpsc::channel(4);
         let producer = tokio::task::spawn_blocking(move || {
-            let mut w = ChannelWriter {
-                tx: tx.clone(),
-                buf: Vec::with_capacity(CHUNK),
-            };
-            let result = context
-                .write_tar(&mut w)
-                .and_then(|files| w.flush().map(|()| files));
+            let mut w = ChannelWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK) };
+            let result = context.write_tar(&mut w).and_then(|files| w.flush().map(|()| files));
             if let Err(e) = &result {
                 let _ = tx.blocking_send(Err(std::io::Error::new(e.kind(), e.to_string())));
             }
@@ -156,16 +132,8 @@ impl ImageBuilder for DockerEngine {
         });
         let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
 
-        let build_args: HashMap<&str, &str> = step
-            .build_args
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let labels: HashMap<&str, &str> = step
-            .labels
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let build_args: HashMap<&str, &str> = step.build_args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let labels: HashMap<&str, &str> = step.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let options = BuildImageOptionsBuilder::default()
             .dockerfile(&dockerfile)
             .t(&step.reference)
@@ -176,23 +144,14 @@ impl ImageBuilder for DockerEngine {
             .buildargs(&build_args)
             .labels(&labels)
             .build();
-        let creds = self
-            .credentials()
-            .map(|c| HashMap::from([(self.registry.clone(), c)]));
-        let mut stream =
-            self.docker
-                .build_image(options, creds, Some(bollard::body_try_stream(body)));
+        let creds = self.credentials().map(|c| HashMap::from([(self.registry.clone(), c)]));
+        let mut stream = self.docker.build_image(options, creds, Some(bollard::body_try_stream(body)));
         let mut last_lines: Vec<String> = Vec::new();
         let mut failure = None;
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
-                    if let Some(line) = info
-                        .stream
-                        .as_deref()
-                        .map(str::trim_end)
-                        .filter(|l| !l.is_empty())
-                    {
+                    if let Some(line) = info.stream.as_deref().map(str::trim_end).filter(|l| !l.is_empty()) {
                         tracing::debug!(image = %image, "{line}");
                         last_lines.push(line.to_string());
                         if last_lines.len() > 5 {
@@ -218,17 +177,9 @@ impl ImageBuilder for DockerEngine {
             });
         }
         if let Some(message) = failure {
-            let context = last_lines
-                .iter()
-                .filter(|l| !message.contains(l.as_str()))
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(" | ");
-            let message = if context.is_empty() {
-                message
-            } else {
-                format!("{message} (last output: {context})")
-            };
+            let context =
+                last_lines.iter().filter(|l| !message.contains(l.as_str())).cloned().collect::<Vec<_>>().join(" | ");
+            let message = if context.is_empty() { message } else { format!("{message} (last output: {context})") };
             return Err(DockerError::Build { image, message });
         }
         Ok(())
@@ -237,25 +188,18 @@ impl ImageBuilder for DockerEngine {
     async fn push(&self, image: &str, repository: &str, tag: &str) -> Result<String, DockerError> {
         let reference = format!("{repository}:{tag}");
         let options = PushImageOptionsBuilder::new().tag(tag).build();
-        let mut stream = self
-            .docker
-            .push_image(repository, Some(options), self.credentials());
+        let mut stream = self.docker.push_image(repository, Some(options), self.credentials());
         let mut digest = None;
         while let Some(item) = stream.next().await {
-            let fail = |message: String| DockerError::Push {
-                image: image.to_string(),
-                reference: reference.clone(),
-                message,
-            };
+            let fail =
+                |message: String| DockerError::Push { image: image.to_string(), reference: reference.clone(), message };
             match item {
                 Ok(info) => {
                     if let Some(message) = info.error_detail.and_then(|d| d.message) {
                         return Err(fail(message));
                     }
                     if let Some(status) = info.status.as_deref() {
-                        if let Some(d) =
-                            status.split_whitespace().find(|w| w.starts_with("sha256:"))
-                        {
+                        if let Some(d) = status.split_whitespace().find(|w| w.starts_with("sha256:")) {
                             digest = Some(d.to_string());
                         }
                         tracing::debug!(image, "{status}");

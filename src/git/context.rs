@@ -38,10 +38,7 @@ impl ContextSpec {
     /// Writes the context as a tar to `out`; returns the number of files written.
     pub fn write_tar(&self, out: &mut dyn Write) -> std::io::Result<u64> {
         let repo = Repository::open(&self.repo).map_err(io)?;
-        let commit = repo
-            .revparse_single(&self.commit)
-            .and_then(|o| o.peel_to_commit())
-            .map_err(io)?;
+        let commit = repo.revparse_single(&self.commit).and_then(|o| o.peel_to_commit()).map_err(io)?;
         let mtime = commit.time().seconds().max(0) as u64;
         let root = commit.tree().map_err(io)?;
         let tree = if self.context.is_empty() {
@@ -53,14 +50,11 @@ impl ContextSpec {
                 .map_err(io)?
         };
         let in_tar = self.dockerfile_in_tar();
-        let ignore_text = [
-            format!("{in_tar}.dockerignore"),
-            ".dockerignore".to_string(),
-        ]
-        .iter()
-        .find_map(|p| blob_at(&repo, &tree, p))
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
+        let ignore_text = [format!("{in_tar}.dockerignore"), ".dockerignore".to_string()]
+            .iter()
+            .find_map(|p| blob_at(&repo, &tree, p))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         let ignore = DockerIgnore::parse(&ignore_text).map_err(|line| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -81,10 +75,7 @@ impl ContextSpec {
         walk.tree(&tree, "")?;
         if in_tar == OUTSIDE_DOCKERFILE {
             let blob = blob_at(&repo, &root, &self.dockerfile).ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("{} not in commit", self.dockerfile),
-                )
+                std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} not in commit", self.dockerfile))
             })?;
             append_file(&mut tar, OUTSIDE_DOCKERFILE, &blob, 0o644, mtime)?;
             files += 1;
@@ -107,16 +98,11 @@ struct Walk<'a, 'w> {
 impl Walk<'_, '_> {
     fn tree(&mut self, tree: &Tree, prefix: &str) -> std::io::Result<()> {
         for entry in tree.iter() {
-            let name = entry
-                .name()
-                .map_err(|_| std::io::Error::other("non-UTF-8 file name in git tree"))?;
+            let name = entry.name().map_err(|_| std::io::Error::other("non-UTF-8 file name in git tree"))?;
             let path = format!("{prefix}{name}");
             match entry.kind() {
                 Some(ObjectType::Tree) => {
-                    let sub = entry
-                        .to_object(self.repo)
-                        .and_then(|o| o.peel_to_tree())
-                        .map_err(io)?;
+                    let sub = entry.to_object(self.repo).and_then(|o| o.peel_to_tree()).map_err(io)?;
                     self.tree(&sub, &format!("{path}/"))?;
                 }
                 Some(ObjectType::Blob) => {

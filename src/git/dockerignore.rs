@@ -55,10 +55,7 @@ impl DockerIgnore {
 
 /// Like Go's filepath.Clean for these patterns: no leading `/` or `./`, no `.` segments.
 fn clean(p: &str) -> String {
-    let parts: Vec<&str> = p
-        .split('/')
-        .filter(|s| !s.is_empty() && *s != ".")
-        .collect();
+    let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty() && *s != ".").collect();
     parts.join("/")
 }
 

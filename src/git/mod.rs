@@ -8,10 +8,7 @@ pub mod dockerignore;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-use git2::{
-    Cred, CredentialType, ErrorCode, FetchOptions, PushOptions, RemoteCallbacks, Repository,
-    Signature,
-};
+use git2::{Cred, CredentialType, ErrorCode, FetchOptions, PushOptions, RemoteCallbacks, Repository, Signature};
 use secrecy::{ExposeSecret, SecretString};
 
 pub use context::ContextSpec;
@@ -25,19 +22,11 @@ pub enum GitError {
     #[error("tag `{tag}` does not exist in the repository or on remote `{remote}`")]
     TagNotFound { tag: String, remote: String },
     #[error("fetching from remote `{remote}` ({url}) failed: {message}")]
-    Fetch {
-        remote: String,
-        url: String,
-        message: String,
-    },
+    Fetch { remote: String, url: String, message: String },
     #[error("remote `{remote}` has no branch `{branch}`")]
     NoBranch { remote: String, branch: String },
     #[error("pushing {branch} to remote `{remote}` failed: {message}")]
-    Push {
-        remote: String,
-        branch: String,
-        message: String,
-    },
+    Push { remote: String, branch: String, message: String },
     #[error("git {op} failed: {message}")]
     Other { op: &'static str, message: String },
 }
@@ -45,9 +34,7 @@ pub enum GitError {
 impl GitError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            GitError::NotARepository { .. }
-            | GitError::NoRemote { .. }
-            | GitError::TagNotFound { .. } => 2,
+            GitError::NotARepository { .. } | GitError::NoRemote { .. } | GitError::TagNotFound { .. } => 2,
             _ => 1,
         }
     }
@@ -69,10 +56,7 @@ impl GitError {
 }
 
 fn other(op: &'static str) -> impl Fn(git2::Error) -> GitError {
-    move |e| GitError::Other {
-        op,
-        message: e.message().to_string(),
-    }
+    move |e| GitError::Other { op, message: e.message().to_string() }
 }
 
 /// What happened to a pushed commit.
@@ -131,27 +115,17 @@ pub struct Git2Repo {
 impl Git2Repo {
     /// Opens the repository at `path` (or a parent) with the remote and branch from the config.
     pub fn open(path: &Path, remote: &str, branch: &str) -> Result<Self, GitError> {
-        let repo = Repository::discover(path).map_err(|e| GitError::NotARepository {
-            path: path.to_path_buf(),
-            message: e.message().to_string(),
-        })?;
+        let repo = Repository::discover(path)
+            .map_err(|e| GitError::NotARepository { path: path.to_path_buf(), message: e.message().to_string() })?;
         let path = repo.workdir().unwrap_or_else(|| repo.path()).to_path_buf();
         if repo.find_remote(remote).is_err() {
-            return Err(GitError::NoRemote {
-                remote: remote.to_string(),
-            });
+            return Err(GitError::NoRemote { remote: remote.to_string() });
         }
         let token = ["RELCTL_GIT_TOKEN", "GITHUB_TOKEN"]
             .iter()
             .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
             .map(SecretString::from);
-        Ok(Self {
-            repo,
-            path,
-            remote: remote.to_string(),
-            branch: branch.to_string(),
-            token,
-        })
+        Ok(Self { repo, path, remote: remote.to_string(), branch: branch.to_string(), token })
     }
 
     pub fn path(&self) -> &Path {
@@ -185,19 +159,11 @@ impl Git2Repo {
     }
 
     fn commit_obj(&self, commit: &str) -> Result<git2::Commit<'_>, GitError> {
-        self.repo
-            .revparse_single(commit)
-            .and_then(|o| o.peel_to_commit())
-            .map_err(other("lookup commit"))
+        self.repo.revparse_single(commit).and_then(|o| o.peel_to_commit()).map_err(other("lookup commit"))
     }
 
     /// `base` with `path` set to `blob`, creating intermediate trees as needed.
-    fn tree_with(
-        &self,
-        base: Option<&git2::Tree>,
-        path: &[&str],
-        blob: git2::Oid,
-    ) -> Result<git2::Oid, git2::Error> {
+    fn tree_with(&self, base: Option<&git2::Tree>, path: &[&str], blob: git2::Oid) -> Result<git2::Oid, git2::Error> {
         let mut builder = self.repo.treebuilder(base)?;
         match path {
             [name] => {
@@ -224,40 +190,28 @@ impl Git2Repo {
 
 impl GitRepo for Git2Repo {
     fn fetch(&self) -> Result<(), GitError> {
-        let mut remote = self
-            .repo
-            .find_remote(&self.remote)
-            .map_err(|_| GitError::NoRemote {
-                remote: self.remote.clone(),
-            })?;
+        let mut remote =
+            self.repo.find_remote(&self.remote).map_err(|_| GitError::NoRemote { remote: self.remote.clone() })?;
         let url = self.source_url().unwrap_or_default();
         let mut opts = FetchOptions::new();
         opts.remote_callbacks(self.callbacks());
         opts.download_tags(git2::AutotagOption::None);
         let refspecs = [
-            format!(
-                "+refs/heads/{0}:refs/remotes/{1}/{0}",
-                self.branch, self.remote
-            ),
+            format!("+refs/heads/{0}:refs/remotes/{1}/{0}", self.branch, self.remote),
             "+refs/tags/*:refs/tags/*".to_string(),
         ];
-        remote
-            .fetch(&refspecs, Some(&mut opts), Some("relctl: fetch"))
-            .map_err(|e| GitError::Fetch {
-                remote: self.remote.clone(),
-                url,
-                message: e.message().to_string(),
-            })
+        remote.fetch(&refspecs, Some(&mut opts), Some("relctl: fetch")).map_err(|e| GitError::Fetch {
+            remote: self.remote.clone(),
+            url,
+            message: e.message().to_string(),
+        })
     }
 
     fn tags(&self) -> Result<Vec<(String, String)>, GitError> {
         let names = self.repo.tag_names(None).map_err(other("list tags"))?;
         let mut out = Vec::new();
         for name in names.iter().flatten().flatten() {
-            let obj = self
-                .repo
-                .revparse_single(&format!("refs/tags/{name}"))
-                .map_err(other("read tag"))?;
+            let obj = self.repo.revparse_single(&format!("refs/tags/{name}")).map_err(other("read tag"))?;
             if let Ok(commit) = obj.peel_to_commit() {
                 out.push((name.to_string(), commit.id().to_string()));
             }
@@ -266,64 +220,36 @@ impl GitRepo for Git2Repo {
     }
 
     fn head_commit(&self) -> Result<String, GitError> {
-        Ok(self
-            .repo
-            .head()
-            .and_then(|h| h.peel_to_commit())
-            .map_err(other("read HEAD"))?
-            .id()
-            .to_string())
+        Ok(self.repo.head().and_then(|h| h.peel_to_commit()).map_err(other("read HEAD"))?.id().to_string())
     }
 
     fn file_at(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>, GitError> {
-        let tree = self
-            .commit_obj(commit)?
-            .tree()
-            .map_err(other("read tree"))?;
+        let tree = self.commit_obj(commit)?.tree().map_err(other("read tree"))?;
         let Ok(entry) = tree.get_path(Path::new(path)) else {
             return Ok(None);
         };
-        Ok(entry
-            .to_object(&self.repo)
-            .ok()
-            .and_then(|o| o.into_blob().ok())
-            .map(|b| b.content().to_vec()))
+        Ok(entry.to_object(&self.repo).ok().and_then(|o| o.into_blob().ok()).map(|b| b.content().to_vec()))
     }
 
     fn dir_exists(&self, commit: &str, path: &str) -> Result<bool, GitError> {
         if path.is_empty() {
             return Ok(true);
         }
-        let tree = self
-            .commit_obj(commit)?
-            .tree()
-            .map_err(other("read tree"))?;
-        Ok(tree
-            .get_path(Path::new(path))
-            .is_ok_and(|e| e.kind() == Some(git2::ObjectType::Tree)))
+        let tree = self.commit_obj(commit)?.tree().map_err(other("read tree"))?;
+        Ok(tree.get_path(Path::new(path)).is_ok_and(|e| e.kind() == Some(git2::ObjectType::Tree)))
     }
 
     fn branch_tip(&self) -> Result<String, GitError> {
         let r = self
             .repo
             .find_reference(&self.tracking_ref())
-            .map_err(|_| GitError::NoBranch {
-                remote: self.remote.clone(),
-                branch: self.branch.clone(),
-            })?;
-        Ok(r.peel_to_commit()
-            .map_err(other("read branch"))?
-            .id()
-            .to_string())
+            .map_err(|_| GitError::NoBranch { remote: self.remote.clone(), branch: self.branch.clone() })?;
+        Ok(r.peel_to_commit().map_err(other("read branch"))?.id().to_string())
     }
 
     fn source_url(&self) -> Result<String, GitError> {
-        let remote = self
-            .repo
-            .find_remote(&self.remote)
-            .map_err(|_| GitError::NoRemote {
-                remote: self.remote.clone(),
-            })?;
+        let remote =
+            self.repo.find_remote(&self.remote).map_err(|_| GitError::NoRemote { remote: self.remote.clone() })?;
         Ok(public_url(remote.url().unwrap_or("")))
     }
 
@@ -339,32 +265,22 @@ impl GitRepo for Git2Repo {
         for f in files {
             let blob = self.repo.blob(&f.content).map_err(other("write blob"))?;
             let parts: Vec<&str> = f.path.split('/').collect();
-            let oid = self
-                .tree_with(Some(&tree), &parts, blob)
-                .map_err(other("write tree"))?;
+            let oid = self.tree_with(Some(&tree), &parts, blob).map_err(other("write tree"))?;
             tree = self.repo.find_tree(oid).map_err(other("write tree"))?;
         }
         let sig = Signature::now(author.0, author.1).map_err(other("signature"))?;
-        let oid = self
-            .repo
-            .commit(None, &sig, &sig, message, &tree, &[&parent])
-            .map_err(other("commit"))?;
+        let oid = self.repo.commit(None, &sig, &sig, message, &tree, &[&parent]).map_err(other("commit"))?;
         Ok(oid.to_string())
     }
 
     fn push_branch(&self, commit: &str) -> Result<PushOutcome, GitError> {
         let oid = git2::Oid::from_str(commit).map_err(other("parse commit id"))?;
         let staging = "refs/relctl/release";
-        self.repo
-            .reference(staging, oid, true, "relctl: release commit")
-            .map_err(other("write ref"))?;
-        let mut remote = self
-            .repo
-            .find_remote(&self.remote)
-            .map_err(|_| GitError::NoRemote {
-                remote: self.remote.clone(),
-            })?;
+        self.repo.reference(staging, oid, true, "relctl: release commit").map_err(other("write ref"))?;
+        let mut remote =
+            self.repo.find_remote(&self.remote).map_err(|_| GitError::NoRemote { remote: self.remote.clone() })?;
         let status: RefCell<Option<String>> = RefCell::new(None);
+        let remote_says: RefCell<String> = RefCell::new(String::new());
         let mut cbs = self.callbacks();
         cbs.push_update_reference(|_, s| {
             if let Some(s) = s {
@@ -372,20 +288,24 @@ impl GitRepo for Git2Repo {
             }
             Ok(())
         });
+        // What the server prints (hooks, branch protection) arrives on the sideband.
+        cbs.sideband_progress(|data| {
+            remote_says.borrow_mut().push_str(&String::from_utf8_lossy(data));
+            true
+        });
         let mut opts = PushOptions::new();
         opts.remote_callbacks(cbs);
         // No leading `+`: the remote accepts only a fast-forward of the tip we built on.
         let refspec = format!("{staging}:refs/heads/{}", self.branch);
         let result = remote.push(&[refspec.as_str()], Some(&mut opts));
         drop(opts);
-        let _ = self
-            .repo
-            .find_reference(staging)
-            .and_then(|mut r| r.delete());
-        let push_err = |message: String| GitError::Push {
-            remote: self.remote.clone(),
-            branch: self.branch.clone(),
-            message,
+        let _ = self.repo.find_reference(staging).and_then(|mut r| r.delete());
+        let said: Vec<String> =
+            remote_says.into_inner().lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+        let push_err = |message: String| {
+            let message =
+                if said.is_empty() { message } else { format!("{message} (remote said: {})", said.join(" / ")) };
+            GitError::Push { remote: self.remote.clone(), branch: self.branch.clone(), message }
         };
         match result {
             Err(e) if e.code() == ErrorCode::NotFastForward => {
@@ -406,12 +326,7 @@ impl GitRepo for Git2Repo {
             return Err(push_err(s));
         }
         self.repo
-            .reference(
-                &self.tracking_ref(),
-                oid,
-                true,
-                "relctl: pushed release commit",
-            )
+            .reference(&self.tracking_ref(), oid, true, "relctl: pushed release commit")
             .map_err(other("update tracking ref"))?;
         Ok(PushOutcome::Pushed)
     }
@@ -436,25 +351,15 @@ pub fn public_url(url: &str) -> String {
             }
             None => rest.rsplit_once('@').map_or(rest, |(_, h)| h).to_string(),
         };
-        let scheme = if scheme == "ssh" || scheme == "git" {
-            "https"
-        } else {
-            scheme
-        };
+        let scheme = if scheme == "ssh" || scheme == "git" { "https" } else { scheme };
         format!("{scheme}://{rest}")
-    } else if let Some((user_host, path)) = url
-        .split_once(':')
-        .filter(|(h, _)| h.contains('@') && !h.contains('/'))
-    {
+    } else if let Some((user_host, path)) = url.split_once(':').filter(|(h, _)| h.contains('@') && !h.contains('/')) {
         let host = user_host.rsplit_once('@').map_or(user_host, |(_, h)| h);
         format!("https://{host}/{path}")
     } else {
         url.to_string()
     };
-    stripped
-        .strip_suffix(".git")
-        .unwrap_or(&stripped)
-        .to_string()
+    stripped.strip_suffix(".git").unwrap_or(&stripped).to_string()
 }
 
 #[cfg(test)]
@@ -464,10 +369,7 @@ mod tests {
     #[test]
     fn urls_lose_credentials() {
         let cases = [
-            (
-                "https://x-access-token:ghs_SECRET@github.com/o/r.git",
-                "https://github.com/o/r",
-            ),
+            ("https://x-access-token:ghs_SECRET@github.com/o/r.git", "https://github.com/o/r"),
             ("git@github.com:o/r.git", "https://github.com/o/r"),
             ("ssh://git@github.com/o/r.git", "https://github.com/o/r"),
             ("https://github.com/o/r", "https://github.com/o/r"),

@@ -35,21 +35,12 @@ mod tests {
     use super::*;
 
     fn tags(ts: &[&str]) -> Vec<ReleaseVersion> {
-        ts.iter()
-            .map(|t| ReleaseVersion::parse(t, "v").unwrap())
-            .collect()
+        ts.iter().map(|t| ReleaseVersion::parse(t, "v").unwrap()).collect()
     }
 
     #[test]
     fn table() {
-        let repo = tags(&[
-            "v1.0.0",
-            "v1.0.4",
-            "v1.0.5",
-            "v1.1.0",
-            "v2.0.0-rc.1",
-            "v0.9.9",
-        ]);
+        let repo = tags(&["v1.0.0", "v1.0.4", "v1.0.5", "v1.1.0", "v2.0.0-rc.1", "v0.9.9"]);
         // (target, scope, eligible, holder)
         let cases = [
             ("v1.1.0", TagScope::Global, true, None),
@@ -65,11 +56,7 @@ mod tests {
             let t = ReleaseVersion::parse(target, "v").unwrap();
             let got = eligible(&t, scope, &repo);
             assert_eq!(got.is_ok(), ok, "{target} {scope:?}");
-            assert_eq!(
-                got.err().flatten().map(|h| h.raw.as_str()),
-                holder,
-                "{target} {scope:?}"
-            );
+            assert_eq!(got.err().flatten().map(|h| h.raw.as_str()), holder, "{target} {scope:?}");
         }
     }
 }

@@ -166,24 +166,11 @@ pub enum PlanError {
     #[error("--only names `{name}`, which is not an image in the config")]
     UnknownImage { name: String, known: Vec<String> },
     #[error("image {image}: {path} does not exist at commit {commit}")]
-    MissingInput {
-        image: String,
-        path: String,
-        commit: String,
-    },
+    MissingInput { image: String, path: String, commit: String },
     #[error("image {image} depends on {parent}, which is neither selected nor published as {tag}")]
-    ParentUnavailable {
-        image: String,
-        parent: String,
-        tag: String,
-    },
+    ParentUnavailable { image: String, parent: String, tag: String },
     #[error("image {reference} already exists, built from commit {}, but tag {tag} is commit {tag_commit}; release tags are immutable", registry_commit.as_deref().unwrap_or("unknown (no revision label)"))]
-    TagConflict {
-        reference: String,
-        tag: String,
-        registry_commit: Option<String>,
-        tag_commit: String,
-    },
+    TagConflict { reference: String, tag: String, registry_commit: Option<String>, tag_commit: String },
 }
 
 impl PlanError {
@@ -198,9 +185,14 @@ impl PlanError {
     pub fn hint(&self) -> String {
         match self {
             PlanError::UnknownImage { known, .. } => format!("choose from: {}", known.join(", ")),
-            PlanError::MissingInput { .. } => "fix images.<name>.context/dockerfile in release.yaml, or tag a commit that has the file".into(),
+            PlanError::MissingInput { .. } => {
+                "fix images.<name>.context/dockerfile in release.yaml, or tag a commit that has the file".into()
+            }
             PlanError::ParentUnavailable { parent, .. } => format!("add {parent} to --only, or release it first"),
-            PlanError::TagConflict { .. } => "a published version must not change; tag a new version, or pass --force to rebuild and overwrite it".into(),
+            PlanError::TagConflict { .. } => {
+                "a published version must not change; tag a new version, or pass --force to rebuild and overwrite it"
+                    .into()
+            }
         }
     }
 }
@@ -211,10 +203,7 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
     let known: Vec<String> = config.images.iter().map(|i| i.name.clone()).collect();
     if let Some(only) = &opts.only {
         if let Some(name) = only.iter().find(|n| !known.contains(n)) {
-            return Err(PlanError::UnknownImage {
-                name: name.clone(),
-                known,
-            });
+            return Err(PlanError::UnknownImage { name: name.clone(), known });
         }
     }
     let selected = |name: &str| opts.only.as_ref().is_none_or(|o| o.contains(name));
@@ -230,25 +219,15 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
 
     for image in &config.images {
         let repository = config.image_repo(image);
-        let view = observed
-            .registry
-            .get(&image.name)
-            .cloned()
-            .unwrap_or(RegistryView::Known(BTreeMap::new()));
+        let view = observed.registry.get(&image.name).cloned().unwrap_or(RegistryView::Known(BTreeMap::new()));
         if let RegistryView::Unknown(why) = &view {
-            notes.push(format!(
-                "{}: registry not read ({why}); assuming nothing is published",
-                image.name
-            ));
+            notes.push(format!("{}: registry not read ({why}); assuming nothing is published", image.name));
         }
         let existing = view.tag(&primary);
-        let published =
-            existing.filter(|t| t.revision.as_deref() == Some(observed.commit.as_str()));
+        let published = existing.filter(|t| t.revision.as_deref() == Some(observed.commit.as_str()));
 
         let action = match (existing, published) {
-            (_, Some(t)) => ImageAction::Published {
-                digest: t.digest.clone(),
-            },
+            (_, Some(t)) => ImageAction::Published { digest: t.digest.clone() },
             _ if !selected(&image.name) => ImageAction::NotSelected,
             (Some(other), None) if !opts.force => {
                 return Err(PlanError::TagConflict {
@@ -264,22 +243,12 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
                     other.revision.as_deref().unwrap_or("an unknown commit")
                 ),
             },
-            (None, None) => ImageAction::Build {
-                reason: format!("{primary} is not in the registry"),
-            },
+            (None, None) => ImageAction::Build { reason: format!("{primary} is not in the registry") },
         };
 
         match &action {
             ImageAction::Build { .. } => {
-                builds.push(build_step(
-                    config,
-                    observed,
-                    opts,
-                    image,
-                    &repository,
-                    &primary,
-                    &released,
-                )?);
+                builds.push(build_step(config, observed, opts, image, &repository, &primary, &released)?);
                 pushes.push(PushStep {
                     image: image.name.clone(),
                     repository: repository.clone(),
@@ -289,11 +258,8 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
                 released.insert(&image.name, None);
             }
             ImageAction::Published { digest } => {
-                let missing: Vec<String> = version_tags
-                    .iter()
-                    .filter(|t| view.tag(t).is_none_or(|r| &r.digest != digest))
-                    .cloned()
-                    .collect();
+                let missing: Vec<String> =
+                    version_tags.iter().filter(|t| view.tag(t).is_none_or(|r| &r.digest != digest)).cloned().collect();
                 if !missing.is_empty() {
                     pushes.push(PushStep {
                         image: image.name.clone(),
@@ -321,9 +287,8 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
                     },
                     Ok(()) => {
                         let current = view.tag(tag).map(|t| t.digest.clone());
-                        let up_to_date = current.is_some()
-                            && current
-                                == *released.get(image.name.as_str()).expect("inserted above");
+                        let up_to_date =
+                            current.is_some() && current == *released.get(image.name.as_str()).expect("inserted above");
                         if !up_to_date {
                             moves.push(MoveStep {
                                 image: image.name.clone(),
@@ -356,12 +321,8 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
         });
     }
 
-    let unreleased: Vec<&str> = config
-        .images
-        .iter()
-        .map(|i| i.name.as_str())
-        .filter(|n| !released.contains_key(n))
-        .collect();
+    let unreleased: Vec<&str> =
+        config.images.iter().map(|i| i.name.as_str()).filter(|n| !released.contains_key(n)).collect();
     let (version_file, commit) = version_decision(config, observed, &unreleased);
 
     let mut steps: Vec<Step> = builds.into_iter().map(Step::Build).collect();
@@ -383,21 +344,9 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
 
 /// The image tags of a release: immutable version tags (primary first, never
 /// empty) and the floating tags with their scope.
-pub fn image_tags(
-    config: &Config,
-    target: &ReleaseVersion,
-) -> (Vec<String>, Vec<(String, TagScope)>) {
-    let version_tags = dedup(
-        config
-            .tags
-            .iter()
-            .filter(|t| !t.scope().is_floating())
-            .filter_map(|t| t.render(target)),
-    );
-    assert!(
-        !version_tags.is_empty(),
-        "config validation requires a {{{{raw}}}} or {{{{version}}}} tag"
-    );
+pub fn image_tags(config: &Config, target: &ReleaseVersion) -> (Vec<String>, Vec<(String, TagScope)>) {
+    let version_tags = dedup(config.tags.iter().filter(|t| !t.scope().is_floating()).filter_map(|t| t.render(target)));
+    assert!(!version_tags.is_empty(), "config validation requires a {{{{raw}}}} or {{{{version}}}} tag");
     let floating = config
         .tags
         .iter()
@@ -445,28 +394,13 @@ fn build_step(
             });
         }
         let parent_cfg = config.image(parent).expect("validated depends_on");
-        build_args.insert(
-            parent_arg(parent),
-            format!("{}:{primary}", config.image_repo(parent_cfg)),
-        );
+        build_args.insert(parent_arg(parent), format!("{}:{primary}", config.image_repo(parent_cfg)));
     }
     let labels = BTreeMap::from([
-        (
-            "org.opencontainers.image.created".to_string(),
-            observed.created.clone(),
-        ),
-        (
-            "org.opencontainers.image.revision".to_string(),
-            observed.commit.clone(),
-        ),
-        (
-            "org.opencontainers.image.source".to_string(),
-            observed.source_url.clone(),
-        ),
-        (
-            "org.opencontainers.image.version".to_string(),
-            observed.target.version.to_string(),
-        ),
+        ("org.opencontainers.image.created".to_string(), observed.created.clone()),
+        ("org.opencontainers.image.revision".to_string(), observed.commit.clone()),
+        ("org.opencontainers.image.source".to_string(), observed.source_url.clone()),
+        ("org.opencontainers.image.version".to_string(), observed.target.version.to_string()),
     ]);
     Ok(BuildStep {
         image: image.name.clone(),
@@ -492,14 +426,8 @@ fn version_decision(
     unreleased: &[&str],
 ) -> (VersionDecision, Option<VersionStep>) {
     let target = &observed.target;
-    let current_raw = observed
-        .version_file
-        .as_ref()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty());
-    let current = current_raw
-        .as_deref()
-        .and_then(|c| ReleaseVersion::parse(c, &config.git.tag_prefix).ok());
+    let current_raw = observed.version_file.as_ref().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let current = current_raw.as_deref().and_then(|c| ReleaseVersion::parse(c, &config.git.tag_prefix).ok());
     let decide = |next: Option<String>, reason: String| VersionDecision {
         path: config.version_file.clone(),
         current: current_raw.clone(),
@@ -507,10 +435,7 @@ fn version_decision(
         reason,
     };
     if target.is_prerelease() {
-        return (
-            decide(None, "stays: pre-releases never change VERSION".into()),
-            None,
-        );
+        return (decide(None, "stays: pre-releases never change VERSION".into()), None);
     }
     if let Some(cur) = &current {
         if cur.cmp_release(target).is_ge() {
@@ -526,20 +451,13 @@ fn version_decision(
         return (
             decide(
                 None,
-                format!(
-                    "stays: not every image carries {} yet (missing: {})",
-                    target.raw,
-                    unreleased.join(", ")
-                ),
+                format!("stays: not every image carries {} yet (missing: {})", target.raw, unreleased.join(", ")),
             ),
             None,
         );
     }
-    let message = config
-        .commit
-        .message
-        .replace("{{raw}}", &target.raw)
-        .replace("{{version}}", &target.version.to_string());
+    let message =
+        config.commit.message.replace("{{raw}}", &target.raw).replace("{{version}}", &target.version.to_string());
     let step = VersionStep {
         path: config.version_file.clone(),
         from: current_raw.clone(),

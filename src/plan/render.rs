@@ -12,23 +12,10 @@ fn short(id: &str) -> &str {
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = if self.prerelease {
-            "pre-release"
-        } else {
-            "stable"
-        };
-        writeln!(
-            f,
-            "release {} ({kind}, version {}) from commit {}",
-            self.tag, self.version, self.commit
-        )?;
+        let kind = if self.prerelease { "pre-release" } else { "stable" };
+        writeln!(f, "release {} ({kind}, version {}) from commit {}", self.tag, self.version, self.commit)?;
         let width = self.images.iter().map(|i| i.name.len()).max().unwrap_or(0);
-        let rwidth = self
-            .images
-            .iter()
-            .map(|i| i.repository.len())
-            .max()
-            .unwrap_or(0);
+        let rwidth = self.images.iter().map(|i| i.repository.len()).max().unwrap_or(0);
         writeln!(f, "images:")?;
         for image in &self.images {
             let what = match &image.action {
@@ -38,11 +25,7 @@ impl fmt::Display for Plan {
                 }
                 ImageAction::NotSelected => "not selected (not released yet)".to_string(),
             };
-            writeln!(
-                f,
-                "  {:width$}  {:rwidth$}  {what}",
-                image.name, image.repository
-            )?;
+            writeln!(f, "  {:width$}  {:rwidth$}  {what}", image.name, image.repository)?;
             for d in &image.floating {
                 writeln!(f, "  {:width$}    {}: {}", "", d.tag, d.reason)?;
             }
@@ -50,11 +33,7 @@ impl fmt::Display for Plan {
         let current = self.version_file.current.as_deref().unwrap_or("(none)");
         match &self.version_file.next {
             Some(next) => writeln!(f, "{}: {current} -> {next}", self.version_file.path)?,
-            None => writeln!(
-                f,
-                "{}: {current} ({})",
-                self.version_file.path, self.version_file.reason
-            )?,
+            None => writeln!(f, "{}: {current} ({})", self.version_file.path, self.version_file.reason)?,
         }
         if self.steps.is_empty() {
             writeln!(
@@ -75,35 +54,18 @@ impl fmt::Display for Plan {
                             format!(" (after {})", b.depends_on.join(", "))
                         };
                         let cache = if b.no_cache { ", no cache" } else { "" };
-                        writeln!(
-                            f,
-                            "  {n:>2}. [{phase}] build  {} -> {}{after}{cache}",
-                            b.image, b.reference
-                        )?;
+                        writeln!(f, "  {n:>2}. [{phase}] build  {} -> {}{after}{cache}", b.image, b.reference)?;
                     }
                     Step::Push(p) => {
                         let from = match &p.source {
                             PushSource::Build => String::new(),
                             PushSource::Tag(t) => format!(" (copy of {t})"),
                         };
-                        writeln!(
-                            f,
-                            "  {n:>2}. [{phase}] push   {} {}{from}",
-                            p.image,
-                            p.tags.join(", ")
-                        )?;
+                        writeln!(f, "  {n:>2}. [{phase}] push   {} {}{from}", p.image, p.tags.join(", "))?;
                     }
                     Step::MoveTag(m) => {
-                        let from = m
-                            .from_digest
-                            .as_deref()
-                            .map(|d| format!(" (was {})", short(d)))
-                            .unwrap_or_default();
-                        writeln!(
-                            f,
-                            "  {n:>2}. [{phase}] move   {} {} -> {}{from}",
-                            m.image, m.tag, m.to
-                        )?;
+                        let from = m.from_digest.as_deref().map(|d| format!(" (was {})", short(d))).unwrap_or_default();
+                        writeln!(f, "  {n:>2}. [{phase}] move   {} {} -> {}{from}", m.image, m.tag, m.to)?;
                     }
                     Step::CommitVersion(v) => {
                         writeln!(

@@ -44,10 +44,7 @@ fn observed(target: &str, tags: &[&str], version_file: Option<&str>) -> Observed
 }
 
 fn remote(digest: &str, revision: &str) -> RemoteTag {
-    RemoteTag {
-        digest: digest.into(),
-        revision: Some(revision.into()),
-    }
+    RemoteTag { digest: digest.into(), revision: Some(revision.into()) }
 }
 
 /// Marks `images` as published at `tag` from `revision`, with `latest` on `latest_digest`.
@@ -58,8 +55,7 @@ fn publish(o: &mut Observed, images: &[&str], tag: &str, revision: &str, latest_
         if latest_same {
             tags.insert("latest".into(), remote(&digest, revision));
         }
-        o.registry
-            .insert(name.to_string(), RegistryView::Known(tags));
+        o.registry.insert(name.to_string(), RegistryView::Known(tags));
     }
 }
 
@@ -79,12 +75,8 @@ fn kinds(p: &Plan) -> Vec<String> {
 
 #[test]
 fn first_release_builds_pushes_moves_and_commits_in_phases() {
-    let p = plan(
-        &cfg(CONFIG),
-        &observed("v1.2.0", &["v1.1.0", "v1.2.0"], Some("v1.1.0")),
-        &PlanOptions::default(),
-    )
-    .unwrap();
+    let p = plan(&cfg(CONFIG), &observed("v1.2.0", &["v1.1.0", "v1.2.0"], Some("v1.1.0")), &PlanOptions::default())
+        .unwrap();
     insta::assert_snapshot!(p.to_string());
     let phases: Vec<u8> = p.steps.iter().map(Step::phase).collect();
     assert!(phases.is_sorted(), "steps are in phase order: {phases:?}");
@@ -93,13 +85,8 @@ fn first_release_builds_pushes_moves_and_commits_in_phases() {
     let pos = |s: &str| k.iter().position(|x| x == s).unwrap();
     assert!(pos("build server") < pos("build worker"));
     assert!(pos("build frontend") < pos("build nginx"));
-    let Step::Build(worker) = &p.steps[pos("build worker")] else {
-        unreachable!()
-    };
-    assert_eq!(
-        worker.build_args["SERVER_IMAGE"],
-        "registry.test:5000/acme/app-server:v1.2.0"
-    );
+    let Step::Build(worker) = &p.steps[pos("build worker")] else { unreachable!() };
+    assert_eq!(worker.build_args["SERVER_IMAGE"], "registry.test:5000/acme/app-server:v1.2.0");
     assert_eq!(worker.build_args["MODE"], "prod");
     assert_eq!(worker.labels["org.opencontainers.image.revision"], COMMIT);
     assert_eq!(worker.labels["org.opencontainers.image.version"], "1.2.0");
@@ -110,10 +97,7 @@ fn plan_serializes_to_json() {
     let p = plan(
         &cfg(CONFIG),
         &observed("v1.2.0", &["v1.2.0"], None),
-        &PlanOptions {
-            only: Some(BTreeSet::from(["agent".into()])),
-            ..Default::default()
-        },
+        &PlanOptions { only: Some(BTreeSet::from(["agent".into()])), ..Default::default() },
     )
     .unwrap();
     insta::assert_json_snapshot!(p);
@@ -133,19 +117,8 @@ fn hotfix_after_newer_release_keeps_latest_and_version() {
     let mut o = observed("v1.0.5", &["v1.0.4", "v1.1.0", "v1.0.5"], Some("v1.1.0"));
     publish(&mut o, &ALL, "v1.1.0", OTHER, true);
     let p = plan(&cfg(CONFIG), &o, &PlanOptions::default()).unwrap();
-    assert!(
-        kinds(&p)
-            .iter()
-            .all(|k| !k.starts_with("move") && !k.starts_with("commit")),
-        "{p}"
-    );
-    assert_eq!(
-        p.steps
-            .iter()
-            .filter(|s| matches!(s, Step::Build(_)))
-            .count(),
-        5
-    );
+    assert!(kinds(&p).iter().all(|k| !k.starts_with("move") && !k.starts_with("commit")), "{p}");
+    assert_eq!(p.steps.iter().filter(|s| matches!(s, Step::Build(_))).count(), 5);
     assert_eq!(p.version_file.next, None);
     insta::assert_snapshot!(p.to_string());
 }
@@ -158,39 +131,20 @@ fn prerelease_gets_version_tags_only() {
         &PlanOptions::default(),
     )
     .unwrap();
-    assert!(
-        kinds(&p)
-            .iter()
-            .all(|k| !k.starts_with("move") && !k.starts_with("commit")),
-        "{p}"
-    );
+    assert!(kinds(&p).iter().all(|k| !k.starts_with("move") && !k.starts_with("commit")), "{p}");
     assert!(p.prerelease);
     assert!(p.images.iter().all(|i| i.version_tags == ["v1.3.0-rc.1"]));
-    assert_eq!(
-        p.version_file.reason,
-        "stays: pre-releases never change VERSION"
-    );
+    assert_eq!(p.version_file.reason, "stays: pre-releases never change VERSION");
 }
 
 #[test]
 fn build_metadata_becomes_dash_in_image_tags() {
-    let p = plan(
-        &cfg(CONFIG),
-        &observed("v1.2.0+build.7", &["v1.2.0+build.7"], None),
-        &PlanOptions::default(),
-    )
-    .unwrap();
-    let Step::Build(b) = &p.steps[0] else {
-        panic!()
-    };
+    let p =
+        plan(&cfg(CONFIG), &observed("v1.2.0+build.7", &["v1.2.0+build.7"], None), &PlanOptions::default()).unwrap();
+    let Step::Build(b) = &p.steps[0] else { panic!() };
     assert!(b.reference.ends_with(":v1.2.0-build.7"), "{}", b.reference);
-    assert_eq!(
-        b.labels["org.opencontainers.image.version"],
-        "1.2.0+build.7"
-    );
-    let Some(Step::CommitVersion(v)) = p.steps.last() else {
-        panic!("{p}")
-    };
+    assert_eq!(b.labels["org.opencontainers.image.version"], "1.2.0+build.7");
+    let Some(Step::CommitVersion(v)) = p.steps.last() else { panic!("{p}") };
     assert_eq!(v.to, "v1.2.0+build.7", "VERSION keeps the raw tag");
 }
 
@@ -202,20 +156,10 @@ fn version_tag_from_another_commit_is_refused_unless_forced() {
     assert_eq!(err.exit_code(), 1);
     let msg = err.to_string();
     assert!(
-        msg.contains("registry.test:5000/acme/app-server:v1.2.0")
-            && msg.contains(OTHER)
-            && msg.contains(COMMIT),
+        msg.contains("registry.test:5000/acme/app-server:v1.2.0") && msg.contains(OTHER) && msg.contains(COMMIT),
         "{msg}"
     );
-    let p = plan(
-        &cfg(CONFIG),
-        &o,
-        &PlanOptions {
-            force: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let p = plan(&cfg(CONFIG), &o, &PlanOptions { force: true, ..Default::default() }).unwrap();
     assert!(kinds(&p).contains(&"build server".to_string()));
 }
 
@@ -226,35 +170,20 @@ fn missing_revision_label_is_a_conflict() {
         "agent".into(),
         RegistryView::Known(BTreeMap::from([(
             "v1.2.0".into(),
-            RemoteTag {
-                digest: "sha256:x".into(),
-                revision: None,
-            },
+            RemoteTag { digest: "sha256:x".into(), revision: None },
         )])),
     );
     let err = plan(&cfg(CONFIG), &o, &PlanOptions::default()).unwrap_err();
-    assert!(
-        err.to_string().contains("unknown (no revision label)"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("unknown (no revision label)"), "{err}");
 }
 
 #[test]
 fn half_finished_release_completes() {
     let mut o = observed("v1.2.0", &["v1.1.0", "v1.2.0"], Some("v1.1.0"));
-    publish(
-        &mut o,
-        &["server", "frontend", "nginx"],
-        "v1.2.0",
-        COMMIT,
-        false,
-    );
+    publish(&mut o, &["server", "frontend", "nginx"], "v1.2.0", COMMIT, false);
     let p = plan(&cfg(CONFIG), &o, &PlanOptions::default()).unwrap();
     insta::assert_snapshot!(p.to_string());
-    assert_eq!(
-        kinds(&p).iter().filter(|k| k.starts_with("build")).count(),
-        2
-    );
+    assert_eq!(kinds(&p).iter().filter(|k| k.starts_with("build")).count(), 2);
     assert!(kinds(&p).contains(&"commit v1.2.0".to_string()));
 }
 
@@ -277,66 +206,40 @@ fn only_skips_version_until_every_image_is_published() {
             "move server latest"
         ]
     );
-    assert!(
-        p.version_file
-            .reason
-            .contains("missing: frontend, nginx, worker"),
-        "{}",
-        p.version_file.reason
-    );
+    assert!(p.version_file.reason.contains("missing: frontend, nginx, worker"), "{}", p.version_file.reason);
 
     let err = plan(&cfg(CONFIG), &o, &only(&["worker"])).unwrap_err();
     assert!(matches!(err, PlanError::ParentUnavailable { .. }), "{err}");
     assert_eq!(err.exit_code(), 2);
     let err = plan(&cfg(CONFIG), &o, &only(&["ghost"])).unwrap_err();
-    assert!(
-        err.to_string().contains("`ghost`") && err.hint().contains("server"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("`ghost`") && err.hint().contains("server"), "{err}");
 
     let mut o = o.clone();
     publish(&mut o, &["server"], "v1.2.0", COMMIT, true);
     let p = plan(&cfg(CONFIG), &o, &only(&["worker"])).unwrap();
-    assert_eq!(
-        kinds(&p),
-        ["build worker", "push worker v1.2.0", "move worker latest"]
-    );
+    assert_eq!(kinds(&p), ["build worker", "push worker v1.2.0", "move worker latest"]);
 }
 
 #[test]
 fn missing_dockerfile_names_image_path_and_commit() {
     let mut o = observed("v1.2.0", &["v1.2.0"], None);
-    o.missing_inputs
-        .push(("nginx".into(), "docker/nginx/Dockerfile".into()));
+    o.missing_inputs.push(("nginx".into(), "docker/nginx/Dockerfile".into()));
     let err = plan(&cfg(CONFIG), &o, &PlanOptions::default()).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        format!("image nginx: docker/nginx/Dockerfile does not exist at commit {COMMIT}")
-    );
+    assert_eq!(err.to_string(), format!("image nginx: docker/nginx/Dockerfile does not exist at commit {COMMIT}"));
     assert_eq!(err.exit_code(), 2);
 }
 
 #[test]
 fn drifted_floating_and_missing_version_tags_are_repaired_by_copy() {
-    let c = cfg(&CONFIG.replace(
-        "images:",
-        "tags: ['{{raw}}', '{{version}}', latest]\nimages:",
-    ));
+    let c = cfg(&CONFIG.replace("images:", "tags: ['{{raw}}', '{{version}}', latest]\nimages:"));
     let mut o = observed("v1.2.0", &["v1.2.0"], Some("v1.2.0"));
     publish(&mut o, &ALL, "v1.2.0", COMMIT, false);
     for name in ALL {
-        let RegistryView::Known(tags) = o.registry.get_mut(name).unwrap() else {
-            unreachable!()
-        };
-        tags.insert(
-            "1.2.0".into(),
-            remote(&format!("sha256:{name}v1.2.0"), COMMIT),
-        );
+        let RegistryView::Known(tags) = o.registry.get_mut(name).unwrap() else { unreachable!() };
+        tags.insert("1.2.0".into(), remote(&format!("sha256:{name}v1.2.0"), COMMIT));
         tags.insert("latest".into(), remote("sha256:old", OTHER));
     }
-    let RegistryView::Known(tags) = o.registry.get_mut("agent").unwrap() else {
-        unreachable!()
-    };
+    let RegistryView::Known(tags) = o.registry.get_mut("agent").unwrap() else { unreachable!() };
     tags.remove("1.2.0");
     let p = plan(&c, &o, &PlanOptions::default()).unwrap();
     assert_eq!(
@@ -363,30 +266,11 @@ fn drifted_floating_and_missing_version_tags_are_repaired_by_copy() {
 
 #[test]
 fn major_and_minor_lines_move_only_within_their_line() {
-    let c = cfg(&CONFIG.replace(
-        "images:",
-        "tags: ['{{raw}}', '{{major}}', '{{major}}.{{minor}}', latest]\nimages:",
-    ));
-    let o = observed(
-        "v1.0.5",
-        &["v1.0.4", "v1.0.5", "v1.1.0", "v2.0.0"],
-        Some("v2.0.0"),
-    );
-    let p = plan(
-        &c,
-        &o,
-        &PlanOptions {
-            only: Some(BTreeSet::from(["agent".into()])),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let c = cfg(&CONFIG.replace("images:", "tags: ['{{raw}}', '{{major}}', '{{major}}.{{minor}}', latest]\nimages:"));
+    let o = observed("v1.0.5", &["v1.0.4", "v1.0.5", "v1.1.0", "v2.0.0"], Some("v2.0.0"));
+    let p = plan(&c, &o, &PlanOptions { only: Some(BTreeSet::from(["agent".into()])), ..Default::default() }).unwrap();
     let agent = p.images.iter().find(|i| i.name == "agent").unwrap();
-    let moves: Vec<(&str, bool)> = agent
-        .floating
-        .iter()
-        .map(|d| (d.tag.as_str(), d.moves))
-        .collect();
+    let moves: Vec<(&str, bool)> = agent.floating.iter().map(|d| (d.tag.as_str(), d.moves)).collect();
     assert_eq!(moves, [("1", false), ("1.0", true), ("latest", false)]);
     assert_eq!(agent.floating[0].reason, "stays: v1.1.0 is higher");
     assert_eq!(agent.floating[2].reason, "stays: v2.0.0 is higher");
@@ -399,11 +283,7 @@ fn version_file_never_moves_backwards_and_replaces_garbage() {
         (Some("v1.2.0"), None, "already current"),
         (Some("v1.1.9"), Some("v1.2.0"), "newest stable release"),
         (None, Some("v1.2.0"), "newest stable release"),
-        (
-            Some("garbage"),
-            Some("v1.2.0"),
-            "`garbage` is not a release version; replaced",
-        ),
+        (Some("garbage"), Some("v1.2.0"), "`garbage` is not a release version; replaced"),
     ];
     for (current, next, reason) in cases {
         let mut o = observed("v1.2.0", &["v1.2.0"], current);
@@ -416,54 +296,28 @@ fn version_file_never_moves_backwards_and_replaces_garbage() {
 
 #[test]
 fn commit_message_and_cache_options() {
-    let c = cfg(&CONFIG.replace(
-        "images:",
-        "commit: { message: 'release {{version}} ({{raw}})' }\nbuild: { cache: false }\nimages:",
-    ));
-    let p = plan(
-        &c,
-        &observed("v1.2.0", &["v1.2.0"], None),
-        &PlanOptions::default(),
-    )
-    .unwrap();
-    let Some(Step::CommitVersion(v)) = p.steps.last() else {
-        panic!()
-    };
+    let c = cfg(&CONFIG
+        .replace("images:", "commit: { message: 'release {{version}} ({{raw}})' }\nbuild: { cache: false }\nimages:"));
+    let p = plan(&c, &observed("v1.2.0", &["v1.2.0"], None), &PlanOptions::default()).unwrap();
+    let Some(Step::CommitVersion(v)) = p.steps.last() else { panic!() };
     assert_eq!(v.message, "release 1.2.0 (v1.2.0)");
     assert_eq!(v.also_update, ["README.md"]);
-    assert!(
-        p.steps
-            .iter()
-            .all(|s| !matches!(s, Step::Build(b) if !b.no_cache))
-    );
+    assert!(p.steps.iter().all(|s| !matches!(s, Step::Build(b) if !b.no_cache)));
     let p = plan(
         &cfg(CONFIG),
         &observed("v1.2.0", &["v1.2.0"], None),
-        &PlanOptions {
-            no_cache: true,
-            ..Default::default()
-        },
+        &PlanOptions { no_cache: true, ..Default::default() },
     )
     .unwrap();
-    assert!(
-        p.steps
-            .iter()
-            .all(|s| !matches!(s, Step::Build(b) if !b.no_cache))
-    );
+    assert!(p.steps.iter().all(|s| !matches!(s, Step::Build(b) if !b.no_cache)));
 }
 
 #[test]
 fn unknown_registry_state_is_noted() {
     let mut o = observed("v1.2.0", &["v1.2.0"], None);
-    o.registry.insert(
-        "server".into(),
-        RegistryView::Unknown("connection refused".into()),
-    );
+    o.registry.insert("server".into(), RegistryView::Unknown("connection refused".into()));
     let p = plan(&cfg(CONFIG), &o, &PlanOptions::default()).unwrap();
-    assert_eq!(
-        p.notes,
-        ["server: registry not read (connection refused); assuming nothing is published"]
-    );
+    assert_eq!(p.notes, ["server: registry not read (connection refused); assuming nothing is published"]);
 }
 
 #[test]

@@ -35,16 +35,8 @@ pub struct RegistryClient {
 /// Loopback registries speak plain HTTP, as the Docker daemon assumes; all others HTTPS.
 fn base_url(registry: &str) -> String {
     let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
-    let api = if registry == "docker.io" || registry == "index.docker.io" {
-        "registry-1.docker.io"
-    } else {
-        registry
-    };
-    let scheme = if host == "localhost" || host.starts_with("127.") || host == "[::1]" {
-        "http"
-    } else {
-        "https"
-    };
+    let api = if registry == "docker.io" || registry == "index.docker.io" { "registry-1.docker.io" } else { registry };
+    let scheme = if host == "localhost" || host.starts_with("127.") || host == "[::1]" { "http" } else { "https" };
     format!("{scheme}://{api}")
 }
 
@@ -87,10 +79,7 @@ impl RegistryClient {
         push: bool,
     ) -> Result<Response, RegistryError> {
         let url = format!("{}/v2/{repository}/{path}", self.base);
-        let scope = format!(
-            "repository:{repository}:{}",
-            if push { "pull,push" } else { "pull" }
-        );
+        let scope = format!("repository:{repository}:{}", if push { "pull,push" } else { "pull" });
         let mut challenged = false;
         let mut attempt = 0;
         loop {
@@ -105,9 +94,7 @@ impl RegistryClient {
             let auth = self.auth.lock().expect("auth cache").get(&scope).cloned();
             req = match (&auth, &self.creds) {
                 (Some(Auth::Bearer(t)), _) => req.bearer_auth(t),
-                (Some(Auth::Basic), Some(c)) => {
-                    req.basic_auth(&c.username, Some(c.password.expose_secret()))
-                }
+                (Some(Auth::Basic), Some(c)) => req.basic_auth(&c.username, Some(c.password.expose_secret())),
                 _ => req,
             };
             self.requests.fetch_add(1, Ordering::Relaxed);
@@ -122,23 +109,17 @@ impl RegistryClient {
                     .unwrap_or("")
                     .to_string();
                 let auth = self.answer(&challenge, &scope, repository).await?;
-                self.auth
-                    .lock()
-                    .expect("auth cache")
-                    .insert(scope.clone(), auth);
+                self.auth.lock().expect("auth cache").insert(scope.clone(), auth);
                 continue;
             }
-            if status == StatusCode::UNAUTHORIZED || (status == StatusCode::FORBIDDEN && challenged)
-            {
+            if status == StatusCode::UNAUTHORIZED || (status == StatusCode::FORBIDDEN && challenged) {
                 return Err(RegistryError::Unauthorized {
                     registry: self.registry.clone(),
                     repository: repository.to_string(),
                     user: self.username().map(str::to_string),
                 });
             }
-            if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error())
-                && attempt < MAX_ATTEMPTS
-            {
+            if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) && attempt < MAX_ATTEMPTS {
                 let wait = retry_after(&resp)
                     .unwrap_or(Duration::from_millis(500 * 2u64.pow(attempt - 1)))
                     .min(Duration::from_secs(60));
@@ -151,12 +132,7 @@ impl RegistryClient {
     }
 
     /// Answers a `WWW-Authenticate` challenge: Basic, or a Bearer token from the realm.
-    async fn answer(
-        &self,
-        challenge: &str,
-        scope: &str,
-        repository: &str,
-    ) -> Result<Auth, RegistryError> {
+    async fn answer(&self, challenge: &str, scope: &str, repository: &str) -> Result<Auth, RegistryError> {
         let unauthorized = || RegistryError::Unauthorized {
             registry: self.registry.clone(),
             repository: repository.to_string(),
@@ -164,11 +140,7 @@ impl RegistryClient {
         };
         let (kind, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
         if kind.eq_ignore_ascii_case("basic") {
-            return if self.creds.is_some() {
-                Ok(Auth::Basic)
-            } else {
-                Err(unauthorized())
-            };
+            return if self.creds.is_some() { Ok(Auth::Basic) } else { Err(unauthorized()) };
         }
         if !kind.eq_ignore_ascii_case("bearer") {
             return Err(unauthorized());
@@ -188,11 +160,8 @@ impl RegistryClient {
             return Err(unauthorized());
         }
         let body: serde_json::Value = resp.json().await.map_err(|e| self.transport(e))?;
-        let token = body
-            .get("token")
-            .or_else(|| body.get("access_token"))
-            .and_then(|t| t.as_str())
-            .ok_or_else(unauthorized)?;
+        let token =
+            body.get("token").or_else(|| body.get("access_token")).and_then(|t| t.as_str()).ok_or_else(unauthorized)?;
         Ok(Auth::Bearer(token.to_string()))
     }
 
@@ -205,22 +174,12 @@ impl RegistryClient {
             message.push_str(&format!(": {cause}"));
             source = cause.source();
         }
-        RegistryError::Transport {
-            registry: self.registry.clone(),
-            message,
-        }
+        RegistryError::Transport { registry: self.registry.clone(), message }
     }
 }
 
 fn retry_after(resp: &Response) -> Option<Duration> {
-    resp.headers()
-        .get(header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+    resp.headers().get(header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// `realm="https://auth.docker.io/token",service="registry.docker.io"` -> map.

@@ -15,20 +15,14 @@ pub struct Credentials {
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("password", &"[redacted]")
-            .finish()
+        f.debug_struct("Credentials").field("username", &self.username).field("password", &"[redacted]").finish()
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
     #[error("{set} is set but {unset} is not")]
-    HalfSet {
-        set: &'static str,
-        unset: &'static str,
-    },
+    HalfSet { set: &'static str, unset: &'static str },
     #[error("{path}: {problem}")]
     DockerConfig { path: PathBuf, problem: String },
 }
@@ -44,10 +38,7 @@ impl CredentialsError {
 
 /// The keys Docker's config.json may use for `registry`.
 fn auth_keys(registry: &str) -> Vec<String> {
-    if matches!(
-        registry,
-        "docker.io" | "index.docker.io" | "registry-1.docker.io"
-    ) {
+    if matches!(registry, "docker.io" | "index.docker.io" | "registry-1.docker.io") {
         return vec![
             "https://index.docker.io/v1/".into(),
             "index.docker.io".into(),
@@ -65,18 +56,11 @@ fn auth_keys(registry: &str) -> Vec<String> {
 
 /// Credentials for `registry`, or `None` to go anonymous.
 pub fn load(registry: &str) -> Result<Option<Credentials>, CredentialsError> {
-    let user = std::env::var("RELCTL_REGISTRY_USERNAME")
-        .ok()
-        .filter(|v| !v.is_empty());
-    let pass = std::env::var("RELCTL_REGISTRY_PASSWORD")
-        .ok()
-        .filter(|v| !v.is_empty());
+    let user = std::env::var("RELCTL_REGISTRY_USERNAME").ok().filter(|v| !v.is_empty());
+    let pass = std::env::var("RELCTL_REGISTRY_PASSWORD").ok().filter(|v| !v.is_empty());
     match (user, pass) {
         (Some(username), Some(password)) => {
-            return Ok(Some(Credentials {
-                username,
-                password: password.into(),
-            }));
+            return Ok(Some(Credentials { username, password: password.into() }));
         }
         (Some(_), None) => {
             return Err(CredentialsError::HalfSet {
@@ -101,13 +85,11 @@ pub fn load(registry: &str) -> Result<Option<Credentials>, CredentialsError> {
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
     };
-    from_docker_config(&text, registry)
-        .map_err(|problem| CredentialsError::DockerConfig { path, problem })
+    from_docker_config(&text, registry).map_err(|problem| CredentialsError::DockerConfig { path, problem })
 }
 
 fn from_docker_config(text: &str, registry: &str) -> Result<Option<Credentials>, String> {
-    let json: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e})"))?;
+    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e})"))?;
     let Some(auths) = json.get("auths").and_then(|a| a.as_object()) else {
         return Ok(None);
     };
@@ -115,32 +97,19 @@ fn from_docker_config(text: &str, registry: &str) -> Result<Option<Credentials>,
         let Some(entry) = auths.get(&key) else {
             continue;
         };
-        if let Some(auth) = entry
-            .get("auth")
-            .and_then(|a| a.as_str())
-            .filter(|a| !a.is_empty())
-        {
+        if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()).filter(|a| !a.is_empty()) {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(auth)
                 .map_err(|_| format!("auths.\"{key}\".auth is not base64"))?;
-            let decoded = String::from_utf8(decoded)
-                .map_err(|_| format!("auths.\"{key}\".auth is not UTF-8"))?;
-            let (username, password) = decoded
-                .split_once(':')
-                .ok_or_else(|| format!("auths.\"{key}\".auth is not user:password"))?;
-            return Ok(Some(Credentials {
-                username: username.into(),
-                password: password.to_string().into(),
-            }));
+            let decoded = String::from_utf8(decoded).map_err(|_| format!("auths.\"{key}\".auth is not UTF-8"))?;
+            let (username, password) =
+                decoded.split_once(':').ok_or_else(|| format!("auths.\"{key}\".auth is not user:password"))?;
+            return Ok(Some(Credentials { username: username.into(), password: password.to_string().into() }));
         }
-        if let (Some(u), Some(p)) = (
-            entry.get("username").and_then(|v| v.as_str()),
-            entry.get("password").and_then(|v| v.as_str()),
-        ) {
-            return Ok(Some(Credentials {
-                username: u.into(),
-                password: p.to_string().into(),
-            }));
+        if let (Some(u), Some(p)) =
+            (entry.get("username").and_then(|v| v.as_str()), entry.get("password").and_then(|v| v.as_str()))
+        {
+            return Ok(Some(Credentials { username: u.into(), password: p.to_string().into() }));
         }
     }
     Ok(None)
@@ -156,26 +125,16 @@ mod tests {
     fn docker_config_auths() {
         let text = r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dXNlcjpzM2NyZXQ="},"127.0.0.1:5000":{"username":"a","password":"b"}}}"#;
         let c = from_docker_config(text, "docker.io").unwrap().unwrap();
-        assert_eq!(
-            (c.username.as_str(), c.password.expose_secret()),
-            ("user", "s3cret")
-        );
+        assert_eq!((c.username.as_str(), c.password.expose_secret()), ("user", "s3cret"));
         let c = from_docker_config(text, "127.0.0.1:5000").unwrap().unwrap();
         assert_eq!(c.username, "a");
         assert!(from_docker_config(text, "ghcr.io").unwrap().is_none());
-        assert!(
-            from_docker_config("{", "x")
-                .unwrap_err()
-                .contains("not valid JSON")
-        );
+        assert!(from_docker_config("{", "x").unwrap_err().contains("not valid JSON"));
     }
 
     #[test]
     fn debug_never_shows_the_password() {
-        let c = Credentials {
-            username: "u".into(),
-            password: "hunter2".to_string().into(),
-        };
+        let c = Credentials { username: "u".into(), password: "hunter2".to_string().into() };
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

@@ -18,28 +18,13 @@ const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, applicati
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("registry {registry} refused {} for {repository}", user.as_deref().map_or("anonymous access".to_string(), |u| format!("the credentials of user `{u}`")))]
-    Unauthorized {
-        registry: String,
-        repository: String,
-        user: Option<String>,
-    },
+    Unauthorized { registry: String, repository: String, user: Option<String> },
     #[error("registry {registry}: cannot reach it: {message}")]
     Transport { registry: String, message: String },
     #[error("registry {registry}: {op} {repository} answered HTTP {status}: {message}")]
-    Status {
-        registry: String,
-        repository: String,
-        op: String,
-        status: u16,
-        message: String,
-    },
+    Status { registry: String, repository: String, op: String, status: u16, message: String },
     #[error("registry {registry}: {repository}:{tag} has a manifest relctl cannot read: {message}")]
-    Manifest {
-        registry: String,
-        repository: String,
-        tag: String,
-        message: String,
-    },
+    Manifest { registry: String, repository: String, tag: String, message: String },
 }
 
 impl RegistryError {
@@ -48,15 +33,9 @@ impl RegistryError {
             RegistryError::Unauthorized { registry, .. } => format!(
                 "set RELCTL_REGISTRY_USERNAME and RELCTL_REGISTRY_PASSWORD (a token for Docker Hub) or run `docker login {registry}`; check the account may push to this repository"
             ),
-            RegistryError::Transport { .. } => {
-                "check the registry host in release.yaml and the network".into()
-            }
-            RegistryError::Status { .. } => {
-                "retry later; if it persists, check the registry's status".into()
-            }
-            RegistryError::Manifest { .. } => {
-                "the tag was written by another tool; delete or re-push it".into()
-            }
+            RegistryError::Transport { .. } => "check the registry host in release.yaml and the network".into(),
+            RegistryError::Status { .. } => "retry later; if it persists, check the registry's status".into(),
+            RegistryError::Manifest { .. } => "the tag was written by another tool; delete or re-push it".into(),
         }
     }
 }
@@ -81,13 +60,7 @@ pub trait Registry: Sync {
 }
 
 impl RegistryClient {
-    fn status_error(
-        &self,
-        repository: &str,
-        op: &str,
-        status: StatusCode,
-        body: &str,
-    ) -> RegistryError {
+    fn status_error(&self, repository: &str, op: &str, status: StatusCode, body: &str) -> RegistryError {
         let message: String = body.chars().take(300).collect();
         RegistryError::Status {
             registry: self.registry.clone(),
@@ -103,9 +76,7 @@ impl RegistryClient {
         let mut out = Vec::new();
         let mut path = "tags/list?n=1000".to_string();
         loop {
-            let resp = self
-                .send(Method::GET, repository, &path, &[], None, false)
-                .await?;
+            let resp = self.send(Method::GET, repository, &path, &[], None, false).await?;
             if resp.status() == StatusCode::NOT_FOUND {
                 return Ok(out);
             }
@@ -118,16 +89,11 @@ impl RegistryClient {
                     &resp.text().await.unwrap_or_default(),
                 ));
             }
-            let next = resp
-                .headers()
-                .get(header::LINK)
-                .and_then(|l| l.to_str().ok())
-                .and_then(next_link);
-            let body: serde_json::Value =
-                resp.json().await.map_err(|e| RegistryError::Transport {
-                    registry: self.registry.clone(),
-                    message: e.to_string(),
-                })?;
+            let next = resp.headers().get(header::LINK).and_then(|l| l.to_str().ok()).and_then(next_link);
+            let body: serde_json::Value = resp
+                .json()
+                .await
+                .map_err(|e| RegistryError::Transport { registry: self.registry.clone(), message: e.to_string() })?;
             if let Some(tags) = body.get("tags").and_then(|t| t.as_array()) {
                 out.extend(tags.iter().filter_map(|t| t.as_str().map(str::to_string)));
             }
@@ -166,50 +132,29 @@ impl RegistryClient {
                 &resp.text().await.unwrap_or_default(),
             ));
         }
-        let media = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let header_digest = resp
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let media = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let header_digest =
+            resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(str::to_string);
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| RegistryError::Transport {
-                registry: self.registry.clone(),
-                message: e.to_string(),
-            })?
+            .map_err(|e| RegistryError::Transport { registry: self.registry.clone(), message: e.to_string() })?
             .to_vec();
         let digest = header_digest.unwrap_or_else(|| sha256_digest(&bytes));
         Ok(Some((bytes, media, digest)))
     }
 
     /// `org.opencontainers.image.revision` of the image behind a manifest.
-    async fn revision(
-        &self,
-        repository: &str,
-        tag: &str,
-        manifest: &[u8],
-    ) -> Result<Option<String>, RegistryError> {
+    async fn revision(&self, repository: &str, tag: &str, manifest: &[u8]) -> Result<Option<String>, RegistryError> {
         let bad = |message: String| RegistryError::Manifest {
             registry: self.registry.clone(),
             repository: repository.to_string(),
             tag: tag.to_string(),
             message,
         };
-        let mut json: serde_json::Value =
-            serde_json::from_slice(manifest).map_err(|e| bad(e.to_string()))?;
+        let mut json: serde_json::Value = serde_json::from_slice(manifest).map_err(|e| bad(e.to_string()))?;
         // An index: read the first platform image's manifest.
-        if let Some(first) = json
-            .get("manifests")
-            .and_then(|m| m.as_array())
-            .and_then(|m| m.first())
-        {
+        if let Some(first) = json.get("manifests").and_then(|m| m.as_array()).and_then(|m| m.first()) {
             let digest = first
                 .get("digest")
                 .and_then(|d| d.as_str())
@@ -221,20 +166,9 @@ impl RegistryClient {
                 .ok_or_else(|| bad(format!("index names missing manifest {digest}")))?;
             json = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
         }
-        let config = json
-            .pointer("/config/digest")
-            .and_then(|d| d.as_str())
-            .ok_or_else(|| bad("no config digest".into()))?;
-        let resp = self
-            .send(
-                Method::GET,
-                repository,
-                &format!("blobs/{config}"),
-                &[],
-                None,
-                false,
-            )
-            .await?;
+        let config =
+            json.pointer("/config/digest").and_then(|d| d.as_str()).ok_or_else(|| bad("no config digest".into()))?;
+        let resp = self.send(Method::GET, repository, &format!("blobs/{config}"), &[], None, false).await?;
         if !resp.status().is_success() {
             let status = resp.status();
             return Err(self.status_error(
@@ -245,18 +179,11 @@ impl RegistryClient {
             ));
         }
         let cfg: serde_json::Value = resp.json().await.map_err(|e| bad(e.to_string()))?;
-        Ok(cfg
-            .pointer("/config/Labels/org.opencontainers.image.revision")
-            .and_then(|r| r.as_str())
-            .map(str::to_string))
+        Ok(cfg.pointer("/config/Labels/org.opencontainers.image.revision").and_then(|r| r.as_str()).map(str::to_string))
     }
 
     /// The digest `tag` points at, or `None`.
-    pub async fn digest(
-        &self,
-        repository: &str,
-        tag: &str,
-    ) -> Result<Option<String>, RegistryError> {
+    pub async fn digest(&self, repository: &str, tag: &str) -> Result<Option<String>, RegistryError> {
         let resp = self
             .send(
                 Method::HEAD,
@@ -271,18 +198,9 @@ impl RegistryClient {
             return Ok(None);
         }
         if !resp.status().is_success() {
-            return Err(self.status_error(
-                repository,
-                &format!("read manifest {tag} of"),
-                resp.status(),
-                "",
-            ));
+            return Err(self.status_error(repository, &format!("read manifest {tag} of"), resp.status(), ""));
         }
-        match resp
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|v| v.to_str().ok())
-        {
+        match resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()) {
             Some(d) => Ok(Some(d.to_string())),
             None => Ok(self.manifest(repository, tag).await?.map(|(_, _, d)| d)),
         }
@@ -305,33 +223,19 @@ impl Registry for RegistryClient {
                     out.insert(tag.clone(), RemoteTag { digest, revision });
                 }
             } else if let Some(digest) = self.digest(repository, tag).await? {
-                out.insert(
-                    tag.clone(),
-                    RemoteTag {
-                        digest,
-                        revision: None,
-                    },
-                );
+                out.insert(tag.clone(), RemoteTag { digest, revision: None });
             }
         }
         Ok(out)
     }
 
-    async fn copy_tag(
-        &self,
-        repository: &str,
-        from: &str,
-        to: &str,
-    ) -> Result<String, RegistryError> {
-        let (bytes, media, digest) =
-            self.manifest(repository, from)
-                .await?
-                .ok_or_else(|| RegistryError::Manifest {
-                    registry: self.registry.clone(),
-                    repository: repository.to_string(),
-                    tag: from.to_string(),
-                    message: "tag disappeared before it could be copied".into(),
-                })?;
+    async fn copy_tag(&self, repository: &str, from: &str, to: &str) -> Result<String, RegistryError> {
+        let (bytes, media, digest) = self.manifest(repository, from).await?.ok_or_else(|| RegistryError::Manifest {
+            registry: self.registry.clone(),
+            repository: repository.to_string(),
+            tag: from.to_string(),
+            message: "tag disappeared before it could be copied".into(),
+        })?;
         let resp = self
             .send(
                 Method::PUT,

@@ -68,18 +68,12 @@ pub async fn build_all(
                 if running.len() >= parallelism {
                     break;
                 }
-                let ready = step
-                    .depends_on
-                    .iter()
-                    .all(|d| !planned.contains(d.as_str()) || done.contains(d.as_str()));
+                let ready = step.depends_on.iter().all(|d| !planned.contains(d.as_str()) || done.contains(d.as_str()));
                 if ready && !started.contains(step.image.as_str()) {
                     started.insert(&step.image);
                     let ctx = context(step);
                     running.push(async move {
-                        (
-                            step.image.as_str(),
-                            build_with_retries(builder, step, ctx, retries).await,
-                        )
+                        (step.image.as_str(), build_with_retries(builder, step, ctx, retries).await)
                     });
                 }
             }
@@ -124,10 +118,7 @@ mod tests {
                 r.0 += 1;
                 r.1 = r.1.max(r.0);
             }
-            self.log
-                .lock()
-                .unwrap()
-                .push(format!("start {}", step.image));
+            self.log.lock().unwrap().push(format!("start {}", step.image));
             tokio::time::sleep(Duration::from_millis(100)).await;
             self.running.lock().unwrap().0 -= 1;
             self.log.lock().unwrap().push(format!("end {}", step.image));
@@ -138,10 +129,9 @@ mod tests {
                 *n
             };
             match self.fail.get(&step.image) {
-                Some(times) if n <= *times => Err(DockerError::Build {
-                    image: step.image.clone(),
-                    message: "RUN failed".into(),
-                }),
+                Some(times) if n <= *times => {
+                    Err(DockerError::Build { image: step.image.clone(), message: "RUN failed".into() })
+                }
                 _ => Ok(()),
             }
         }
@@ -165,12 +155,7 @@ mod tests {
     }
 
     fn ctx(_: &BuildStep) -> ContextSpec {
-        ContextSpec {
-            repo: ".".into(),
-            commit: String::new(),
-            context: String::new(),
-            dockerfile: String::new(),
-        }
+        ContextSpec { repo: ".".into(), commit: String::new(), context: String::new(), dockerfile: String::new() }
     }
 
     fn five() -> Vec<BuildStep> {
@@ -194,20 +179,13 @@ mod tests {
             let at = |s: &str| log.iter().position(|l| l == s).unwrap();
             assert!(at("end server") < at("start worker"), "{log:?}");
             assert!(at("end frontend") < at("start nginx"), "{log:?}");
-            assert_eq!(
-                r.running.lock().unwrap().1,
-                parallelism,
-                "max concurrent builds"
-            );
+            assert_eq!(r.running.lock().unwrap().1, parallelism, "max concurrent builds");
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn retries_with_backoff_then_succeeds() {
-        let r = Recorder {
-            fail: BTreeMap::from([("server".into(), 2)]),
-            ..Default::default()
-        };
+        let r = Recorder { fail: BTreeMap::from([("server".into(), 2)]), ..Default::default() };
         let steps = five();
         let refs: Vec<&BuildStep> = steps.iter().collect();
         let start = tokio::time::Instant::now();
@@ -219,20 +197,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn failure_stops_dependents_and_reports_attempts() {
-        let r = Recorder {
-            fail: BTreeMap::from([("server".into(), 10)]),
-            ..Default::default()
-        };
+        let r = Recorder { fail: BTreeMap::from([("server".into(), 10)]), ..Default::default() };
         let steps = five();
         let refs: Vec<&BuildStep> = steps.iter().collect();
         let err = build_all(&r, &refs, ctx, 1, 2).await.unwrap_err();
         assert_eq!(err.attempts, 3);
         assert!(err.error.to_string().contains("image server"));
         let log = r.log.lock().unwrap().clone();
-        assert!(
-            !log.iter().any(|l| l == "start worker"),
-            "a child of a failed build never starts: {log:?}"
-        );
+        assert!(!log.iter().any(|l| l == "start worker"), "a child of a failed build never starts: {log:?}");
     }
 
     #[test]

@@ -58,8 +58,7 @@ impl ReleaseError {
             ReleaseError::Credentials(e) => e.hint(),
             ReleaseError::Docker(e) | ReleaseError::Build { error: e, .. } => e.hint(),
             ReleaseError::VersionRace { .. } => {
-                "rerun the release: the images are published and only the VERSION commit is left"
-                    .into()
+                "rerun the release: the images are published and only the VERSION commit is left".into()
             }
         }
     }
@@ -96,36 +95,14 @@ pub struct Executor<'a, G, B, R> {
 
 impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
     /// Carries out `plan` for `target`. Steps run in phase order; an error ends the release.
-    pub async fn execute(
-        &self,
-        plan: &Plan,
-        target: &ReleaseVersion,
-    ) -> Result<Report, ReleaseError> {
-        let mut report = Report {
-            tag: plan.tag.clone(),
-            commit: plan.commit.clone(),
-            ..Default::default()
-        };
+    pub async fn execute(&self, plan: &Plan, target: &ReleaseVersion) -> Result<Report, ReleaseError> {
+        let mut report = Report { tag: plan.tag.clone(), commit: plan.commit.clone(), ..Default::default() };
         let cfg = self.config;
-        let path_of = |image: &str| {
-            cfg.image(image)
-                .expect("plan names configured images")
-                .repository
-                .clone()
-        };
+        let path_of = |image: &str| cfg.image(image).expect("plan names configured images").repository.clone();
 
         // Phase 1: build everything; any failure and nothing is pushed.
-        let builds: Vec<&BuildStep> = plan
-            .steps
-            .iter()
-            .filter_map(|s| {
-                if let Step::Build(b) = s {
-                    Some(b)
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let builds: Vec<&BuildStep> =
+            plan.steps.iter().filter_map(|s| if let Step::Build(b) = s { Some(b) } else { None }).collect();
         if !builds.is_empty() {
             tracing::info!(count = builds.len(), "phase 1/4: build");
             build::build_all(
@@ -136,18 +113,12 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
                 cfg.build.retries,
             )
             .await
-            .map_err(|f| ReleaseError::Build {
-                attempts: f.attempts,
-                error: f.error,
-            })?;
+            .map_err(|f| ReleaseError::Build { attempts: f.attempts, error: f.error })?;
         }
 
         // Phase 2: version tags.
-        let pushes: Vec<_> = plan
-            .steps
-            .iter()
-            .filter_map(|s| if let Step::Push(p) = s { Some(p) } else { None })
-            .collect();
+        let pushes: Vec<_> =
+            plan.steps.iter().filter_map(|s| if let Step::Push(p) = s { Some(p) } else { None }).collect();
         if !pushes.is_empty() {
             tracing::info!(count = pushes.len(), "phase 2/4: push version tags");
         }
@@ -155,18 +126,12 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
             futures_util::stream::iter(pushes.iter().map(|p| async move {
                 let path = path_of(&p.image);
                 let (digest, rest, built) = match &p.source {
-                    PushSource::Build => (
-                        self.builder
-                            .push(&p.image, &p.repository, &p.tags[0])
-                            .await?,
-                        &p.tags[1..],
-                        true,
-                    ),
-                    PushSource::Tag(from) => (
-                        self.registry.copy_tag(&path, from, &p.tags[0]).await?,
-                        &p.tags[1..],
-                        false,
-                    ),
+                    PushSource::Build => {
+                        (self.builder.push(&p.image, &p.repository, &p.tags[0]).await?, &p.tags[1..], true)
+                    }
+                    PushSource::Tag(from) => {
+                        (self.registry.copy_tag(&path, from, &p.tags[0]).await?, &p.tags[1..], false)
+                    }
                 };
                 for tag in rest {
                     self.registry.copy_tag(&path, &p.tags[0], tag).await?;
@@ -191,9 +156,7 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
         for step in &plan.steps {
             if let Step::MoveTag(m) = step {
                 tracing::info!(image = %m.image, "phase 3/4: {} -> {}", m.tag, m.to);
-                self.registry
-                    .copy_tag(&path_of(&m.image), &m.to, &m.tag)
-                    .await?;
+                self.registry.copy_tag(&path_of(&m.image), &m.to, &m.tag).await?;
                 report.moved.push(format!("{}:{}", m.repository, m.tag));
             }
         }
@@ -202,9 +165,7 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
         for step in &plan.steps {
             if let Step::CommitVersion(v) = step {
                 tracing::info!("phase 4/4: commit {} = {}", v.path, v.to);
-                match tokio::task::block_in_place(|| {
-                    version::publish_version(cfg, self.git, v, target)
-                })? {
+                match tokio::task::block_in_place(|| version::publish_version(cfg, self.git, v, target))? {
                     VersionOutcome::Committed { commit, attempts } => {
                         tracing::info!(commit = %commit, attempts, "VERSION committed and pushed");
                         report.version_commit = Some(commit);

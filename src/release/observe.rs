@@ -11,10 +11,7 @@ use crate::registry::{Registry, RegistryError};
 use crate::version::ReleaseVersion;
 
 /// Every semver tag of the repository; other tags are skipped with a log line.
-pub fn release_tags(
-    config: &Config,
-    git: &impl GitRepo,
-) -> Result<Vec<(ReleaseVersion, String)>, GitError> {
+pub fn release_tags(config: &Config, git: &impl GitRepo) -> Result<Vec<(ReleaseVersion, String)>, GitError> {
     let mut out = Vec::new();
     for (name, commit) in git.tags()? {
         match ReleaseVersion::parse(&name, &config.git.tag_prefix) {
@@ -43,24 +40,16 @@ pub async fn observe(
     commit: &str,
     on_failure: RegistryFailure,
 ) -> Result<Observed, super::ReleaseError> {
-    let release_tags = release_tags(config, git)?
-        .into_iter()
-        .map(|(v, _)| v)
-        .collect();
+    let release_tags = release_tags(config, git)?.into_iter().map(|(v, _)| v).collect();
     let version_file = match git.branch_tip() {
-        Ok(tip) => git
-            .file_at(&tip, &config.version_file)?
-            .map(|b| String::from_utf8_lossy(&b).into_owned()),
+        Ok(tip) => git.file_at(&tip, &config.version_file)?.map(|b| String::from_utf8_lossy(&b).into_owned()),
         Err(GitError::NoBranch { .. }) => None,
         Err(e) => return Err(e.into()),
     };
     let mut missing_inputs = Vec::new();
     for image in &config.images {
         if !git.dir_exists(commit, &image.context)? {
-            missing_inputs.push((
-                image.name.clone(),
-                format!("context directory {}/", image.context),
-            ));
+            missing_inputs.push((image.name.clone(), format!("context directory {}/", image.context)));
         } else if git.file_at(commit, &image.dockerfile)?.is_none() {
             missing_inputs.push((image.name.clone(), image.dockerfile.clone()));
         }
@@ -69,10 +58,7 @@ pub async fn observe(
     let (version_tags, floating) = image_tags(config, target);
     let mut wanted = version_tags.clone();
     wanted.extend(floating.into_iter().map(|(t, _)| t));
-    let lookups = config
-        .images
-        .iter()
-        .map(|image| registry.observe(&image.repository, &wanted, &version_tags[0]));
+    let lookups = config.images.iter().map(|image| registry.observe(&image.repository, &wanted, &version_tags[0]));
     let results: Vec<Result<_, RegistryError>> = futures_util::future::join_all(lookups).await;
     let mut views = BTreeMap::new();
     for (image, result) in config.images.iter().zip(results) {

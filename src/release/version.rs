@@ -31,11 +31,7 @@ pub fn rewrite(text: &str, re: &Regex, value: &str) -> String {
     re.replace_all(text, |caps: &Captures| {
         let whole = caps.get(0).expect("group 0 always matches");
         match caps.get(1) {
-            Some(g) => format!(
-                "{}{value}{}",
-                &text[whole.start()..g.start()],
-                &text[g.end()..whole.end()]
-            ),
+            Some(g) => format!("{}{value}{}", &text[whole.start()..g.start()], &text[g.end()..whole.end()]),
             None => whole.as_str().to_string(),
         }
     })
@@ -50,21 +46,13 @@ pub fn publish_version(
 ) -> Result<VersionOutcome, ReleaseError> {
     for attempt in 1..=MAX_ATTEMPTS {
         let tip = git.branch_tip()?;
-        let current = git
-            .file_at(&tip, &step.path)?
-            .map(|b| String::from_utf8_lossy(&b).trim().to_string());
-        if let Some(cur) = current
-            .as_deref()
-            .and_then(|c| ReleaseVersion::parse(c, &config.git.tag_prefix).ok())
-        {
+        let current = git.file_at(&tip, &step.path)?.map(|b| String::from_utf8_lossy(&b).trim().to_string());
+        if let Some(cur) = current.as_deref().and_then(|c| ReleaseVersion::parse(c, &config.git.tag_prefix).ok()) {
             if cur.cmp_release(target).is_ge() {
                 return Ok(VersionOutcome::AlreadyCurrent { current: cur.raw });
             }
         }
-        let mut files = vec![FileChange {
-            path: step.path.clone(),
-            content: format!("{}\n", step.to).into_bytes(),
-        }];
+        let mut files = vec![FileChange { path: step.path.clone(), content: format!("{}\n", step.to).into_bytes() }];
         for au in &config.also_update {
             match git.file_at(&tip, &au.path)? {
                 Some(bytes) => {
@@ -73,10 +61,7 @@ pub fn publish_version(
                     if updated == text {
                         tracing::warn!(path = %au.path, regex = %au.regex, "also_update: no match, file left as is");
                     } else {
-                        files.push(FileChange {
-                            path: au.path.clone(),
-                            content: updated.into_bytes(),
-                        });
+                        files.push(FileChange { path: au.path.clone(), content: updated.into_bytes() });
                     }
                 }
                 None => {
@@ -85,31 +70,19 @@ pub fn publish_version(
             }
         }
         let message = format!("{}\n\nRelease-By: relctl\n", step.message);
-        let commit = git.commit_on(
-            &tip,
-            &files,
-            &message,
-            (&config.commit.author_name, &config.commit.author_email),
-        )?;
+        let commit =
+            git.commit_on(&tip, &files, &message, (&config.commit.author_name, &config.commit.author_email))?;
         match git.push_branch(&commit)? {
             PushOutcome::Pushed => {
-                return Ok(VersionOutcome::Committed {
-                    commit,
-                    attempts: attempt,
-                });
+                return Ok(VersionOutcome::Committed { commit, attempts: attempt });
             }
             PushOutcome::Rejected(why) => {
-                tracing::warn!(
-                    attempt,
-                    "the release branch moved while releasing ({why}); fetching and retrying"
-                );
+                tracing::warn!(attempt, "the release branch moved while releasing ({why}); fetching and retrying");
                 git.fetch()?;
             }
         }
     }
-    Err(ReleaseError::VersionRace {
-        attempts: MAX_ATTEMPTS,
-    })
+    Err(ReleaseError::VersionRace { attempts: MAX_ATTEMPTS })
 }
 
 #[cfg(test)]
@@ -120,10 +93,7 @@ mod tests {
     fn rewrites_only_the_group() {
         let re = Regex::new(r"current version: (v\S+)").unwrap();
         let text = "# App\ncurrent version: v1.0.0\nother: v1.0.0\n";
-        assert_eq!(
-            rewrite(text, &re, "v1.2.0"),
-            "# App\ncurrent version: v1.2.0\nother: v1.0.0\n"
-        );
+        assert_eq!(rewrite(text, &re, "v1.2.0"), "# App\ncurrent version: v1.2.0\nother: v1.0.0\n");
         assert_eq!(rewrite("nothing here\n", &re, "v1.2.0"), "nothing here\n");
     }
 }

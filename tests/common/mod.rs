@@ -10,7 +10,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use tempfile::TempDir;
 
 pub fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests through scripts/test.sh, which starts the Docker engine and registries"))
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run the tests through scripts/test.sh, which starts the Docker engine and registries"
+        )
+    })
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -39,11 +43,7 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -72,46 +72,28 @@ const SINGLE_DOCKERFILE: &str = "FROM scratch\nCOPY bin/busybox /bin/busybox\nRU
 
 impl Fixture {
     fn empty(tag: &str) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("relctl-test-")
-            .tempdir()
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("relctl-test-").tempdir().unwrap();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let namespace = format!(
             "t{}-{tag}-{n}-{}",
             std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
         );
         let work = dir.path().join("work");
         let remote = dir.path().join("remote.git");
         std::fs::create_dir_all(&work).unwrap();
         git(dir.path(), &["init", "-q", "--bare", "remote.git"]);
         git(&work, &["init", "-q"]);
-        git(
-            &work,
-            &["remote", "add", "origin", remote.to_str().unwrap()],
-        );
+        git(&work, &["remote", "add", "origin", remote.to_str().unwrap()]);
         std::fs::create_dir_all(work.join("bin")).unwrap();
         std::fs::copy(env("RELCTL_TEST_BUSYBOX"), work.join("bin/busybox")).unwrap();
-        Fixture {
-            dir,
-            work,
-            remote,
-            namespace,
-            registry: env("RELCTL_TEST_REGISTRY"),
-        }
+        Fixture { dir, work, remote, namespace, registry: env("RELCTL_TEST_REGISTRY") }
     }
 
     /// examples/app with the local registry and a namespace of its own, pushed to main.
     pub fn example(tag: &str) -> Self {
         let f = Self::empty(tag);
-        copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app"),
-            &f.work,
-        );
+        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app"), &f.work);
         let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap();
         let cfg = cfg
             .replace("registry: docker.io", &format!("registry: {}", f.registry))
@@ -125,12 +107,7 @@ impl Fixture {
     /// One image `app` (context `.`), for tests about one behaviour.
     pub fn single(tag: &str) -> Self {
         let f = Self::empty(tag);
-        f.write(
-            "release.yaml",
-            &SINGLE_CONFIG
-                .replace("REGISTRY", &f.registry)
-                .replace("NAMESPACE", &f.namespace),
-        );
+        f.write("release.yaml", &SINGLE_CONFIG.replace("REGISTRY", &f.registry).replace("NAMESPACE", &f.namespace));
         f.write("Dockerfile", SINGLE_DOCKERFILE);
         f.write("app.txt", "one\n");
         f.commit("single app");
@@ -179,10 +156,7 @@ impl Fixture {
         }
         let started = std::time::Instant::now();
         let out = cmd.output().expect("relctl runs");
-        Run {
-            out,
-            elapsed: started.elapsed(),
-        }
+        Run { out, elapsed: started.elapsed() }
     }
 
     pub fn remote_main(&self) -> String {
@@ -190,14 +164,9 @@ impl Fixture {
     }
 
     pub fn remote_file(&self, path: &str) -> Option<String> {
-        let out = Command::new("git")
-            .current_dir(&self.remote)
-            .args(["show", &format!("main:{path}")])
-            .output()
-            .unwrap();
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        let out =
+            Command::new("git").current_dir(&self.remote).args(["show", &format!("main:{path}")]).output().unwrap();
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     pub fn repo(&self, image: &str) -> String {
@@ -206,13 +175,7 @@ impl Fixture {
 
     fn project(&self) -> String {
         let cfg = std::fs::read_to_string(self.work.join("release.yaml")).unwrap();
-        cfg.lines()
-            .find_map(|l| l.strip_prefix("project: "))
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string()
+        cfg.lines().find_map(|l| l.strip_prefix("project: ")).unwrap().split_whitespace().next().unwrap().to_string()
     }
 
     pub fn tags(&self, image: &str) -> Vec<String> {
@@ -228,19 +191,10 @@ impl Fixture {
         let repo = self.repo(image);
         let manifest = curl_json(
             &format!("http://{}/v2/{repo}/manifests/{tag}", self.registry),
-            &[
-                "-H",
-                "Accept: application/vnd.docker.distribution.manifest.v2+json",
-            ],
+            &["-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"],
         );
-        let config = manifest["config"]["digest"]
-            .as_str()
-            .expect("manifest has a config")
-            .to_string();
-        let cfg = curl_json(
-            &format!("http://{}/v2/{repo}/blobs/{config}", self.registry),
-            &["-L"],
-        );
+        let config = manifest["config"]["digest"].as_str().expect("manifest has a config").to_string();
+        let cfg = curl_json(&format!("http://{}/v2/{repo}/blobs/{config}", self.registry), &["-L"]);
         cfg["config"]["Labels"].clone()
     }
 
@@ -250,12 +204,7 @@ impl Fixture {
 }
 
 pub fn curl_json(url: &str, extra: &[&str]) -> serde_json::Value {
-    let out = Command::new("curl")
-        .args(["-sf"])
-        .args(extra)
-        .arg(url)
-        .output()
-        .expect("curl runs");
+    let out = Command::new("curl").args(["-sf"]).args(extra).arg(url).output().expect("curl runs");
     if !out.status.success() {
         return serde_json::Value::Null;
     }
@@ -266,11 +215,7 @@ pub fn tags_at(registry: &str, repo: &str) -> Vec<String> {
     let v = curl_json(&format!("http://{registry}/v2/{repo}/tags/list"), &[]);
     let mut tags: Vec<String> = v["tags"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|t| t.as_str().map(str::to_string))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
     tags.sort();
     tags
@@ -278,11 +223,7 @@ pub fn tags_at(registry: &str, repo: &str) -> Vec<String> {
 
 pub fn digest_at(registry: &str, repo: &str, tag: &str) -> Option<String> {
     let out = Command::new("curl")
-        .args([
-            "-sfI",
-            "-H",
-            "Accept: application/vnd.docker.distribution.manifest.v2+json",
-        ])
+        .args(["-sfI", "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"])
         .arg(format!("http://{registry}/v2/{repo}/manifests/{tag}"))
         .output()
         .unwrap();
@@ -291,8 +232,7 @@ pub fn digest_at(registry: &str, repo: &str, tag: &str) -> Option<String> {
     }
     String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("docker-content-digest")
-            .then(|| v.trim().to_string())
+        k.eq_ignore_ascii_case("docker-content-digest").then(|| v.trim().to_string())
     })
 }
 
@@ -314,11 +254,7 @@ pub fn docker_run(reference: &str, cmd: &[&str]) -> String {
         .args(cmd)
         .output()
         .expect("docker CLI runs");
-    assert!(
-        out.status.success(),
-        "docker run {reference} {cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "docker run {reference} {cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -339,13 +275,7 @@ impl Run {
     }
     /// Asserts the exit code, showing the output when it differs.
     pub fn expect(self, code: i32) -> Self {
-        assert_eq!(
-            self.code(),
-            code,
-            "exit code\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout(),
-            self.stderr()
-        );
+        assert_eq!(self.code(), code, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout(), self.stderr());
         self
     }
 }
