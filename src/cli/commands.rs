@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use relctl::config::{self, Config, ConfigError};
-use relctl::docker::DockerEngine;
+use relctl::docker::LazyEngine;
 use relctl::git::{Git2Repo, GitError, GitRepo};
-use relctl::plan::{self, PlanOptions, PushSource, Step};
+use relctl::plan::{self, PlanOptions};
 use relctl::registry::{RegistryClient, credentials};
 use relctl::release::observe::{self, RegistryFailure};
 use relctl::release::{Executor, ReleaseError};
@@ -16,12 +16,12 @@ use relctl::version::ReleaseVersion;
 
 use super::{Cli, Command, Global, ReleaseArgs, output};
 
-struct Ctx {
-    config: Config,
-    git: Git2Repo,
+pub(super) struct Ctx {
+    pub config: Config,
+    pub git: Git2Repo,
 }
 
-fn load(global: &Global) -> anyhow::Result<Ctx> {
+pub(super) fn load(global: &Global) -> anyhow::Result<Ctx> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let repo = global.repo.clone().map(|r| cwd.join(r)).unwrap_or_else(|| cwd.clone());
     let path: PathBuf = match &global.config {
@@ -37,12 +37,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Plan { tag } => plan_cmd(&cli.global, tag.as_deref()).await,
         Command::Release(args) => release_cmd(&cli.global, args).await,
+        Command::Reconcile { interval, .. } => super::controller::reconcile_cmd(&cli.global, *interval).await,
+        Command::Serve { listen, interval, no_webhook } => {
+            super::controller::serve_cmd(&cli.global, *listen, *interval, *no_webhook).await
+        }
     }
 }
 
 /// The tag's version and commit; `None` tag means the highest semver tag.
 fn resolve(ctx: &Ctx, tag: Option<&str>) -> Result<(ReleaseVersion, String), ReleaseError> {
-    let tags = observe::release_tags(&ctx.config, &ctx.git)?;
+    let tags = observe::release_tags(&ctx.config, &ctx.git, false)?;
     match tag {
         Some(t) => {
             let target = ReleaseVersion::parse(t, &ctx.config.git.tag_prefix)?;
@@ -105,15 +109,7 @@ async fn release_cmd(global: &Global, args: &ReleaseArgs) -> anyhow::Result<()> 
         output::plan(&plan, global.json);
         return Ok(());
     }
-    let needs_engine = plan
-        .steps
-        .iter()
-        .any(|s| matches!(s, Step::Build(_)) || matches!(s, Step::Push(p) if p.source == PushSource::Build));
-    let builder = if needs_engine {
-        Some(DockerEngine::connect(&ctx.config.registry, creds).await.map_err(ReleaseError::from)?)
-    } else {
-        None
-    };
+    let builder = LazyEngine::new(&ctx.config.registry, creds);
     let executor = Executor { config: &ctx.config, git: &ctx.git, builder: &builder, registry: &registry };
     let report = executor.execute(&plan, &target).await?;
     tracing::debug!(requests = registry.request_count(), "registry requests");
@@ -132,6 +128,15 @@ pub fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
         }
         if let Some(e) = cause.downcast_ref::<GitError>() {
             return (e.exit_code(), Some(e.hint()));
+        }
+        if cause.downcast_ref::<super::controller::MissingSecret>().is_some() {
+            return (
+                2,
+                Some("set RELCTL_WEBHOOK_SECRET to the webhook's secret in GitHub, or pass --no-webhook".into()),
+            );
+        }
+        if cause.downcast_ref::<super::controller::NotConverged>().is_some() {
+            return (1, Some("fix the named tags (see the log); the other tags were converged".into()));
         }
     }
     (1, None)

@@ -2,6 +2,7 @@
 //! config, the adapters, the planner and the executor together.
 
 mod commands;
+mod controller;
 mod output;
 
 use std::path::PathBuf;
@@ -51,6 +52,44 @@ pub enum Command {
     },
     /// Build, push and commit VERSION for TAG
     Release(ReleaseArgs),
+    /// Converge every release tag in scope: missing images, floating tags, VERSION
+    Reconcile {
+        /// Run once and exit (the default)
+        #[arg(long, conflicts_with = "interval")]
+        once: bool,
+        /// Run forever, every DURATION (e.g. 30s, 5m, 1h) with ±10 % jitter
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        interval: Option<std::time::Duration>,
+    },
+    /// Run the controller: reconcile loop, GitHub webhook, /healthz and /metrics
+    Serve {
+        /// Address to listen on
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Also reconcile every DURATION (e.g. 5m); without it only webhooks and start-up trigger runs
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        interval: Option<std::time::Duration>,
+        /// Serve no webhook endpoint (then RELCTL_WEBHOOK_SECRET is not needed)
+        #[arg(long)]
+        no_webhook: bool,
+    },
+}
+
+/// `30s`, `5m`, `1h`, or plain seconds.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration; write e.g. 30s, 5m or 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("`{s}` has unknown unit `{unit}`; use s, m or h")),
+    };
+    if secs == 0 {
+        return Err("the interval must be at least 1s".into());
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[derive(Debug, Args)]

@@ -24,6 +24,16 @@ pub struct Config {
     pub images: Vec<ImageConfig>,
     pub also_update: Vec<AlsoUpdate>,
     pub commit: CommitConfig,
+    pub reconcile: ReconcileConfig,
+}
+
+/// Which release tags `relctl reconcile` keeps converged.
+#[derive(Debug, Clone)]
+pub struct ReconcileConfig {
+    /// Tags older than this version are left alone.
+    pub since: Option<crate::version::ReleaseVersion>,
+    /// At most this many of the newest semver tags.
+    pub max_tags: usize,
 }
 
 #[derive(Debug, Clone)]

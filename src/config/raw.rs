@@ -26,6 +26,21 @@ pub struct RawConfig {
     pub also_update: Vec<RawAlsoUpdate>,
     #[serde(default)]
     pub commit: RawCommit,
+    #[serde(default)]
+    pub reconcile: RawReconcile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawReconcile {
+    pub since: Option<String>,
+    pub max_tags: usize,
+}
+
+impl Default for RawReconcile {
+    fn default() -> Self {
+        Self { since: None, max_tags: 10 }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -52,6 +52,12 @@ fn defaults_apply() {
     assert_eq!(tags, ["{{raw}}", "latest"]);
     assert_eq!((c.build.retries, c.build.parallelism, c.build.cache, c.build.network.as_str()), (3, 2, true, "none"));
     assert_eq!(c.commit.message, "chore(release): {{raw}} [skip ci]");
+    assert!(c.reconcile.since.is_none());
+    assert_eq!(c.reconcile.max_tags, 10);
+    let c = p("namespace: n\nproject: p\nimages: { a: { context: a } }\nreconcile: { since: v1.0.0, max_tags: 3 }\n")
+        .unwrap();
+    assert_eq!(c.reconcile.since.unwrap().raw, "v1.0.0");
+    assert_eq!(c.reconcile.max_tags, 3);
 }
 
 #[test]
@@ -132,6 +138,21 @@ fn bad_configs_name_file_line_and_fix() {
         ("namespace: n\nimages: { a: { context: a } }\n", "missing field `project`", "release.yaml"),
         ("namespace: n\nproject: p\nimages:\n  a: { dockerfile: x }\n", "missing field `context`", "release.yaml:4:"),
         ("namespace: n\nproject: p\nimages: [a, b]\n", "invalid type", "release.yaml:3:"),
+        (
+            "namespace: n\nproject: p\nimages: { a: { context: a } }\nreconcile: { since: 1.0 }\n",
+            "does not start with the tag prefix",
+            "release.yaml:4",
+        ),
+        (
+            "namespace: n\nproject: p\nimages: { a: { context: a } }\nreconcile: { max_tags: 0 }\n",
+            "must be at least 1",
+            "release.yaml:4",
+        ),
+        (
+            "namespace: n\nproject: p\nimages: { a: { context: a } }\nreconcile: { every: 5m }\n",
+            "unknown field `every`",
+            "release.yaml:4:",
+        ),
     ];
     for (yaml, want, loc) in cases {
         let err = p(yaml).expect_err(yaml);

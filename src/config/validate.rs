@@ -9,7 +9,8 @@ use regex::Regex;
 
 use super::raw::{RawConfig, RawImage};
 use super::template::TagTemplate;
-use super::{AlsoUpdate, BuildConfig, CommitConfig, Config, ConfigError, GitConfig, ImageConfig};
+use super::{AlsoUpdate, BuildConfig, CommitConfig, Config, ConfigError, GitConfig, ImageConfig, ReconcileConfig};
+use crate::version::ReleaseVersion;
 
 static REGISTRY: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$").unwrap());
@@ -184,6 +185,27 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         author_email: non_empty(&cx, "author_email", "commit.author_email", raw.commit.author_email)?,
     };
 
+    let since = match &raw.reconcile.since {
+        Some(tag) => Some(ReleaseVersion::parse(tag, &git.tag_prefix).map_err(|e| {
+            cx.invalid(
+                "since",
+                "reconcile.since",
+                e.to_string(),
+                format!("name a release tag, e.g. {}1.0.0", git.tag_prefix),
+            )
+        })?),
+        None => None,
+    };
+    if raw.reconcile.max_tags == 0 {
+        return Err(cx.invalid(
+            "max_tags",
+            "reconcile.max_tags",
+            "must be at least 1",
+            "reconcile keeps the newest max_tags releases converged; 10 is the default",
+        ));
+    }
+    let reconcile = ReconcileConfig { since, max_tags: raw.reconcile.max_tags };
+
     Ok(Config {
         source: path.to_path_buf(),
         registry: raw.registry,
@@ -194,6 +216,7 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         images,
         also_update,
         commit,
+        reconcile,
     })
 }
 

@@ -219,25 +219,30 @@ impl ImageBuilder for DockerEngine {
     }
 }
 
-/// A builder that may be absent: releases that only add tags need no daemon.
-impl<T: ImageBuilder> ImageBuilder for Option<T> {
+/// Connects to the daemon on first use: releases that only add tags, and
+/// reconciles with nothing to build, never need one.
+pub struct LazyEngine {
+    registry: String,
+    creds: Option<Credentials>,
+    engine: tokio::sync::OnceCell<DockerEngine>,
+}
+
+impl LazyEngine {
+    pub fn new(registry: &str, creds: Option<Credentials>) -> Self {
+        Self { registry: registry.to_string(), creds, engine: tokio::sync::OnceCell::new() }
+    }
+
+    async fn get(&self) -> Result<&DockerEngine, DockerError> {
+        self.engine.get_or_try_init(|| DockerEngine::connect(&self.registry, self.creds.clone())).await
+    }
+}
+
+impl ImageBuilder for LazyEngine {
     async fn build(&self, step: &BuildStep, context: ContextSpec) -> Result<(), DockerError> {
-        match self {
-            Some(b) => b.build(step, context).await,
-            None => Err(DockerError::Unreachable {
-                host: "(not connected)".into(),
-                message: "this plan was not expected to build".into(),
-            }),
-        }
+        self.get().await?.build(step, context).await
     }
 
     async fn push(&self, image: &str, repository: &str, tag: &str) -> Result<String, DockerError> {
-        match self {
-            Some(b) => b.push(image, repository, tag).await,
-            None => Err(DockerError::Unreachable {
-                host: "(not connected)".into(),
-                message: "this plan was not expected to push a build".into(),
-            }),
-        }
+        self.get().await?.push(image, repository, tag).await
     }
 }

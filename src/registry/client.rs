@@ -30,6 +30,8 @@ pub struct RegistryClient {
     creds: Option<Credentials>,
     auth: Mutex<HashMap<String, Auth>>,
     requests: AtomicU64,
+    /// Tag listings of this run, so a reconcile lists each repository once.
+    pub(super) listings: Mutex<HashMap<String, Vec<String>>>,
 }
 
 /// Loopback registries speak plain HTTP, as the Docker daemon assumes; all others HTTPS.
@@ -55,7 +57,13 @@ impl RegistryClient {
             creds,
             auth: Mutex::new(HashMap::new()),
             requests: AtomicU64::new(0),
+            listings: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Forgets the cached tag listings: the next observation lists again.
+    pub fn forget_listings(&self) {
+        self.listings.lock().expect("listing cache").clear();
     }
 
     /// Requests sent so far (retries and token fetches included).

@@ -42,6 +42,8 @@ impl RegistryError {
 
 /// The registry operations a release needs. `repository` is the path under the registry.
 pub trait Registry: Sync {
+    /// Every tag of `repository`, listed once per run (see [`RegistryClient::forget_listings`]).
+    fn tags(&self, repository: &str) -> impl Future<Output = Result<Vec<String>, RegistryError>> + Send;
     /// Of `tags`, those that exist, each with its digest; the revision label is read
     /// for `label_tag` only. One tag listing plus one request per existing tag.
     fn observe(
@@ -57,6 +59,12 @@ pub trait Registry: Sync {
         from: &str,
         to: &str,
     ) -> impl Future<Output = Result<String, RegistryError>> + Send;
+    /// `org.opencontainers.image.version` of the image `tag` points at, if it exists and has one.
+    fn tag_version(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> impl Future<Output = Result<Option<String>, RegistryError>> + Send;
 }
 
 impl RegistryClient {
@@ -144,8 +152,14 @@ impl RegistryClient {
         Ok(Some((bytes, media, digest)))
     }
 
-    /// `org.opencontainers.image.revision` of the image behind a manifest.
-    async fn revision(&self, repository: &str, tag: &str, manifest: &[u8]) -> Result<Option<String>, RegistryError> {
+    /// The label `key` of the image behind a manifest.
+    async fn label(
+        &self,
+        repository: &str,
+        tag: &str,
+        manifest: &[u8],
+        key: &str,
+    ) -> Result<Option<String>, RegistryError> {
         let bad = |message: String| RegistryError::Manifest {
             registry: self.registry.clone(),
             repository: repository.to_string(),
@@ -179,7 +193,7 @@ impl RegistryClient {
             ));
         }
         let cfg: serde_json::Value = resp.json().await.map_err(|e| bad(e.to_string()))?;
-        Ok(cfg.pointer("/config/Labels/org.opencontainers.image.revision").and_then(|r| r.as_str()).map(str::to_string))
+        Ok(cfg.pointer("/config/Labels").and_then(|l| l.get(key)).and_then(|r| r.as_str()).map(str::to_string))
     }
 
     /// The digest `tag` points at, or `None`.
@@ -207,19 +221,38 @@ impl RegistryClient {
     }
 }
 
+pub const REVISION: &str = "org.opencontainers.image.revision";
+pub const VERSION: &str = "org.opencontainers.image.version";
+
 impl Registry for RegistryClient {
+    async fn tags(&self, repository: &str) -> Result<Vec<String>, RegistryError> {
+        if let Some(tags) = self.listings.lock().expect("listing cache").get(repository) {
+            return Ok(tags.clone());
+        }
+        let tags = self.list_tags(repository).await?;
+        self.listings.lock().expect("listing cache").insert(repository.to_string(), tags.clone());
+        Ok(tags)
+    }
+
+    async fn tag_version(&self, repository: &str, tag: &str) -> Result<Option<String>, RegistryError> {
+        match self.manifest(repository, tag).await? {
+            Some((bytes, _, _)) => self.label(repository, tag, &bytes, VERSION).await,
+            None => Ok(None),
+        }
+    }
+
     async fn observe(
         &self,
         repository: &str,
         tags: &[String],
         label_tag: &str,
     ) -> Result<BTreeMap<String, RemoteTag>, RegistryError> {
-        let existing = self.list_tags(repository).await?;
+        let existing = Registry::tags(self, repository).await?;
         let mut out = BTreeMap::new();
         for tag in tags.iter().filter(|t| existing.contains(t)) {
             if tag == label_tag {
                 if let Some((bytes, _, digest)) = self.manifest(repository, tag).await? {
-                    let revision = self.revision(repository, tag, &bytes).await?;
+                    let revision = self.label(repository, tag, &bytes, REVISION).await?;
                     out.insert(tag.clone(), RemoteTag { digest, revision });
                 }
             } else if let Some(digest) = self.digest(repository, tag).await? {
@@ -254,6 +287,11 @@ impl Registry for RegistryClient {
                 status,
                 &resp.text().await.unwrap_or_default(),
             ));
+        }
+        if let Some(tags) = self.listings.lock().expect("listing cache").get_mut(repository) {
+            if !tags.iter().any(|t| t == to) {
+                tags.push(to.to_string());
+            }
         }
         Ok(digest)
     }

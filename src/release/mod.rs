@@ -155,8 +155,20 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
         // Phase 3: floating tags, by manifest copy.
         for step in &plan.steps {
             if let Step::MoveTag(m) = step {
+                let path = path_of(&m.image);
+                // Re-checked right before the move: another release may have moved it higher meanwhile.
+                let holder = self.registry.tag_version(&path, &m.tag).await?;
+                if let Some(newer) = holder.as_deref().and_then(|v| semver::Version::parse(v).ok()) {
+                    if newer.cmp_precedence(&target.version).is_gt() {
+                        tracing::info!(image = %m.image, "{} now points at {newer}, newer than {}; left as is", m.tag, target.version);
+                        continue;
+                    }
+                }
+                if let Some(from) = &m.from_digest {
+                    tracing::info!(image = %m.image, "{}:{} points at {from}; moving it to {}", m.repository, m.tag, m.to);
+                }
                 tracing::info!(image = %m.image, "phase 3/4: {} -> {}", m.tag, m.to);
-                self.registry.copy_tag(&path_of(&m.image), &m.to, &m.tag).await?;
+                self.registry.copy_tag(&path, &m.to, &m.tag).await?;
                 report.moved.push(format!("{}:{}", m.repository, m.tag));
             }
         }

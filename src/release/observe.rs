@@ -10,12 +10,18 @@ use crate::plan::{Observed, RegistryView, image_tags};
 use crate::registry::{Registry, RegistryError};
 use crate::version::ReleaseVersion;
 
-/// Every semver tag of the repository; other tags are skipped with a log line.
-pub fn release_tags(config: &Config, git: &impl GitRepo) -> Result<Vec<(ReleaseVersion, String)>, GitError> {
+/// Every semver tag of the repository, oldest first, with its commit. Other
+/// tags are skipped with a log line each (at info level when `announce`).
+pub fn release_tags(
+    config: &Config,
+    git: &impl GitRepo,
+    announce: bool,
+) -> Result<Vec<(ReleaseVersion, String)>, GitError> {
     let mut out = Vec::new();
     for (name, commit) in git.tags()? {
         match ReleaseVersion::parse(&name, &config.git.tag_prefix) {
             Ok(v) => out.push((v, commit)),
+            Err(e) if announce => tracing::info!(tag = %name, "skipping non-semver tag: {e}"),
             Err(e) => tracing::debug!(tag = %name, "skipping tag: {e}"),
         }
     }
@@ -40,7 +46,7 @@ pub async fn observe(
     commit: &str,
     on_failure: RegistryFailure,
 ) -> Result<Observed, super::ReleaseError> {
-    let release_tags = release_tags(config, git)?.into_iter().map(|(v, _)| v).collect();
+    let release_tags = release_tags(config, git, false)?.into_iter().map(|(v, _)| v).collect();
     let version_file = match git.branch_tip() {
         Ok(tip) => git.file_at(&tip, &config.version_file)?.map(|b| String::from_utf8_lossy(&b).into_owned()),
         Err(GitError::NoBranch { .. }) => None,

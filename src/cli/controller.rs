@@ -1,0 +1,156 @@
+//! `relctl reconcile` and `relctl serve`: the adapters, the reconcile loop,
+//! signals, and the HTTP server wired together.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use relctl::controller::metrics::Metrics;
+use relctl::controller::server::{self, AppState};
+use relctl::controller::{self, Outcome, Shutdown, Trigger};
+use relctl::docker::LazyEngine;
+use relctl::registry::{RegistryClient, credentials};
+use relctl::release::{Executor, ReleaseError};
+use secrecy::SecretString;
+
+use super::Global;
+use super::commands::{Ctx, load};
+
+/// Raised when a reconcile could not converge some tags (exit 1).
+#[derive(Debug, thiserror::Error)]
+#[error("reconcile could not converge {}: {}", .0.len(), .0.iter().map(|(t, e)| format!("{t}: {e}")).collect::<Vec<_>>().join("; "))]
+pub struct NotConverged(pub Vec<(String, String)>);
+
+struct Controller {
+    ctx: Ctx,
+    registry: RegistryClient,
+    builder: LazyEngine,
+    metrics: Arc<Metrics>,
+}
+
+impl Controller {
+    fn new(global: &Global) -> anyhow::Result<Self> {
+        let ctx = load(global)?;
+        let creds = credentials::load(&ctx.config.registry).map_err(ReleaseError::from)?;
+        let registry = RegistryClient::new(&ctx.config.registry, creds.clone());
+        let builder = LazyEngine::new(&ctx.config.registry, creds);
+        Ok(Self { ctx, registry, builder, metrics: Arc::new(Metrics::new()) })
+    }
+
+    /// One reconcile with metrics and a summary line.
+    async fn run(&self, requested: &BTreeSet<String>, shutdown: Option<&Shutdown>) -> Result<Outcome, ReleaseError> {
+        let executor =
+            Executor { config: &self.ctx.config, git: &self.ctx.git, builder: &self.builder, registry: &self.registry };
+        self.registry.forget_listings();
+        let before = self.registry.request_count();
+        let started = Instant::now();
+        let result = controller::reconcile_once(&executor, requested, shutdown).await;
+        let took = started.elapsed();
+        self.metrics.registry_requests(self.registry.request_count());
+        match &result {
+            Ok(o) => {
+                self.metrics.reconciled(o.failed.is_empty(), took, o.released.len() as u64, o.builds, o.pushes);
+                tracing::info!(
+                    tags = o.in_scope.len(),
+                    released = o.released.len(),
+                    failed = o.failed.len(),
+                    registry_requests = self.registry.request_count() - before,
+                    ms = took.as_millis() as u64,
+                    "reconciled"
+                );
+            }
+            Err(e) => {
+                self.metrics.reconciled(false, took, 0, 0, 0);
+                tracing::error!("reconcile failed: {e}");
+            }
+        }
+        result
+    }
+}
+
+pub async fn reconcile_cmd(global: &Global, interval: Option<Duration>) -> anyhow::Result<()> {
+    let c = Controller::new(global)?;
+    let Some(interval) = interval else {
+        let outcome = c.run(&BTreeSet::new(), None).await?;
+        print_outcome(&outcome, global.json);
+        if !outcome.failed.is_empty() {
+            return Err(NotConverged(outcome.failed).into());
+        }
+        return Ok(());
+    };
+    let shutdown = Shutdown::on_signals();
+    let trigger = Trigger::default();
+    let c = &c;
+    let sd = shutdown.clone();
+    controller::run_loop(Some(interval), &trigger, shutdown, move |tags| {
+        let sd = sd.clone();
+        async move {
+            let _ = c.run(&tags, Some(&sd)).await;
+        }
+    })
+    .await;
+    Ok(())
+}
+
+pub async fn serve_cmd(
+    global: &Global,
+    listen: SocketAddr,
+    interval: Option<Duration>,
+    no_webhook: bool,
+) -> anyhow::Result<()> {
+    let secret = match (std::env::var("RELCTL_WEBHOOK_SECRET").ok().filter(|s| !s.is_empty()), no_webhook) {
+        (_, true) => None,
+        (Some(s), false) => Some(Arc::new(SecretString::from(s))),
+        (None, false) => return Err(MissingSecret.into()),
+    };
+    let c = Controller::new(global)?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(%listen, webhook = secret.is_some(), "serving /healthz, /metrics{}", if secret.is_some() { " and /webhook" } else { "" });
+    let shutdown = Shutdown::on_signals();
+    let trigger = Arc::new(Trigger::default());
+    let alive = Arc::new(AtomicBool::new(true));
+    let state = AppState {
+        secret,
+        tag_prefix: c.ctx.config.git.tag_prefix.clone(),
+        trigger: trigger.clone(),
+        metrics: c.metrics.clone(),
+        alive: alive.clone(),
+    };
+    let http = tokio::spawn(server::serve(listener, state, shutdown.clone()));
+    let c = &c;
+    let sd = shutdown.clone();
+    controller::run_loop(interval, &trigger, shutdown, move |tags| {
+        let sd = sd.clone();
+        async move {
+            let _ = c.run(&tags, Some(&sd)).await;
+        }
+    })
+    .await;
+    alive.store(false, Ordering::Relaxed);
+    http.await.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+    Ok(())
+}
+
+/// `relctl serve` without a webhook secret (exit 2).
+#[derive(Debug, thiserror::Error)]
+#[error("RELCTL_WEBHOOK_SECRET is not set, so webhooks could not be verified")]
+pub struct MissingSecret;
+
+fn print_outcome(o: &Outcome, json: bool) {
+    if json {
+        let v = serde_json::json!({
+            "in_scope": o.in_scope, "released": o.released, "builds": o.builds, "pushes": o.pushes,
+            "failed": o.failed.iter().map(|(t, e)| serde_json::json!({"tag": t, "error": e})).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+        return;
+    }
+    if o.released.is_empty() && o.failed.is_empty() {
+        println!("nothing to do: {} release tags in scope are converged", o.in_scope.len());
+    } else {
+        println!("reconciled {} release tags in scope; released: {}", o.in_scope.len(), o.released.join(", "));
+    }
+}

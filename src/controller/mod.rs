@@ -1,0 +1,12 @@
+//! The controller: `relctl reconcile` (once or on an interval) and `relctl
+//! serve` (the same loop plus a GitHub webhook endpoint, health and metrics).
+//! All triggers converge through the same reconcile.
+
+pub mod metrics;
+pub mod reconcile;
+pub mod server;
+pub mod trigger;
+pub mod webhook;
+
+pub use reconcile::{Outcome, reconcile_once};
+pub use trigger::{Shutdown, Trigger, run_loop};

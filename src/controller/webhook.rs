@@ -1,0 +1,134 @@
+//! GitHub webhooks: the `X-Hub-Signature-256` check (HMAC-SHA256, constant
+//! time) done before anything is parsed, and the reading of `push` / `create`
+//! events into "reconcile this tag" or a reason to ignore them.
+
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
+
+/// Whether `signature` (`sha256=<hex>`) is the HMAC-SHA256 of `body` under `secret`.
+pub fn verify(secret: &SecretString, body: &[u8], signature: Option<&str>) -> bool {
+    let Some(hex) = signature.and_then(|s| s.strip_prefix("sha256=")) else { return false };
+    let Some(expected) = decode_hex(hex) else { return false };
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(body);
+    // verify_slice compares in constant time.
+    mac.verify_slice(&expected).is_ok()
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() != 64 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
+}
+
+/// What a verified event asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A release tag was pushed or created.
+    Tag(String),
+    /// Nothing to do, and why (for the log).
+    Ignored(String),
+}
+
+/// Reads a verified event. `kind` is the `X-GitHub-Event` header.
+pub fn classify(kind: &str, body: &[u8], tag_prefix: &str) -> Event {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Event::Ignored(format!("{kind} event body is not JSON"));
+    };
+    let str_at = |key: &str| json.get(key).and_then(|v| v.as_str()).unwrap_or("");
+    match kind {
+        "push" => {
+            let r = str_at("ref");
+            if json.get("deleted").and_then(|d| d.as_bool()) == Some(true) {
+                return Event::Ignored(format!("push deletes {r}"));
+            }
+            match r.strip_prefix("refs/tags/") {
+                Some(tag) if tag.starts_with(tag_prefix) => Event::Tag(tag.to_string()),
+                Some(tag) => Event::Ignored(format!("tag {tag} does not start with {tag_prefix}")),
+                None => {
+                    let own = json
+                        .pointer("/head_commit/message")
+                        .and_then(|m| m.as_str())
+                        .is_some_and(|m| m.contains("Release-By: relctl"));
+                    if own {
+                        Event::Ignored(format!("push to {r} is relctl's own VERSION commit"))
+                    } else {
+                        Event::Ignored(format!("push to {r} is not a tag push"))
+                    }
+                }
+            }
+        }
+        "create" if str_at("ref_type") == "tag" => {
+            let tag = str_at("ref");
+            if tag.starts_with(tag_prefix) {
+                Event::Tag(tag.to_string())
+            } else {
+                Event::Ignored(format!("tag {tag} does not start with {tag_prefix}"))
+            }
+        }
+        "ping" => Event::Ignored("ping".into()),
+        other => Event::Ignored(format!("{other} events do not trigger releases")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(s: &str) -> SecretString {
+        s.to_string().into()
+    }
+
+    #[test]
+    fn github_documented_test_vector() {
+        let s = secret("It's a Secret to Everybody");
+        let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert!(verify(&s, b"Hello, World!", Some(sig)));
+        assert!(!verify(&s, b"Hello, World?", Some(sig)), "one changed byte fails");
+        assert!(!verify(&secret("another secret"), b"Hello, World!", Some(sig)));
+        assert!(!verify(&s, b"Hello, World!", None));
+        assert!(!verify(
+            &s,
+            b"Hello, World!",
+            Some("sha1=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
+        ));
+        assert!(!verify(&s, b"Hello, World!", Some("sha256=zz")));
+    }
+
+    #[test]
+    fn events() {
+        let cases = [
+            ("push", r#"{"ref":"refs/tags/v1.2.0"}"#, Event::Tag("v1.2.0".into())),
+            (
+                "push",
+                r#"{"ref":"refs/tags/v1.2.0","deleted":true}"#,
+                Event::Ignored("push deletes refs/tags/v1.2.0".into()),
+            ),
+            ("push", r#"{"ref":"refs/tags/nightly"}"#, Event::Ignored("tag nightly does not start with v".into())),
+            (
+                "push",
+                r#"{"ref":"refs/heads/main","head_commit":{"message":"chore(release): v1.2.0 [skip ci]\n\nRelease-By: relctl\n"}}"#,
+                Event::Ignored("push to refs/heads/main is relctl's own VERSION commit".into()),
+            ),
+            (
+                "push",
+                r#"{"ref":"refs/heads/main","head_commit":{"message":"fix"}}"#,
+                Event::Ignored("push to refs/heads/main is not a tag push".into()),
+            ),
+            ("create", r#"{"ref":"v2.0.0","ref_type":"tag"}"#, Event::Tag("v2.0.0".into())),
+            (
+                "create",
+                r#"{"ref":"feature","ref_type":"branch"}"#,
+                Event::Ignored("create events do not trigger releases".into()),
+            ),
+            ("issues", r#"{}"#, Event::Ignored("issues events do not trigger releases".into())),
+            ("push", "not json", Event::Ignored("push event body is not JSON".into())),
+        ];
+        for (kind, body, want) in cases {
+            assert_eq!(classify(kind, body.as_bytes(), "v"), want, "{kind} {body}");
+        }
+    }
+}
