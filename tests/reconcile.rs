@@ -1,0 +1,360 @@
+//! `relctl reconcile` and `relctl serve` on the real engine, registry and git
+//! remote: convergence, idempotence, drift repair, races, crashes and webhooks.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn registry_writes_since(offset: u64, namespace: &str) -> usize {
+    let log = std::fs::read(env("RELCTL_TEST_REGISTRY_LOG")).unwrap();
+    String::from_utf8_lossy(&log[offset as usize..])
+        .lines()
+        .filter(|l| l.contains(namespace) && (l.contains("\"PUT ") || l.contains("\"POST ") || l.contains("\"PATCH ")))
+        .count()
+}
+
+fn log_len() -> u64 {
+    std::fs::metadata(env("RELCTL_TEST_REGISTRY_LOG")).map(|m| m.len()).unwrap_or(0)
+}
+
+fn release_commits(f: &Fixture) -> Vec<String> {
+    git(&f.remote, &["log", "--format=%s", "main"])
+        .lines()
+        .filter(|l| l.starts_with("chore(release)"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn reconcile_releases_unreleased_tags_oldest_first_then_does_nothing() {
+    let f = Fixture::single("rec");
+    f.tag("v1.0.0");
+    f.write("app.txt", "two\n");
+    f.commit("two");
+    f.tag("v1.1.0");
+    git(&f.work, &["tag", "nightly"]);
+    git(&f.work, &["push", "-q", "origin", "nightly"]);
+
+    let run = f.relctl(&["reconcile", "--once"]).expect(0);
+    assert!(run.stdout().contains("released: v1.0.0, v1.1.0"), "{}", run.stdout());
+    assert_eq!(run.stderr().matches("skipping non-semver tag").count(), 1, "{}", run.stderr());
+    assert_eq!(f.tags("app"), ["latest", "v1.0.0", "v1.1.0"]);
+    assert_eq!(f.digest("app", "latest"), f.digest("app", "v1.1.0"));
+    assert_eq!(f.remote_file("VERSION").as_deref(), Some("v1.1.0\n"));
+    assert_eq!(release_commits(&f), ["chore(release): v1.1.0 [skip ci]", "chore(release): v1.0.0 [skip ci]"]);
+
+    let tip = f.remote_main();
+    let offset = log_len();
+    let again = f.relctl(&["reconcile", "--once"]).expect(0);
+    assert!(again.stdout().contains("nothing to do: 2 release tags in scope are converged"), "{}", again.stdout());
+    assert_eq!(f.remote_main(), tip, "no commit");
+    assert_eq!(registry_writes_since(offset, &f.namespace), 0, "no push");
+    assert!(!again.stderr().contains("phase"), "{}", again.stderr());
+}
+
+#[test]
+fn reconcile_repairs_a_deleted_tag_and_a_latest_moved_by_hand() {
+    let f = Fixture::single("drift");
+    f.tag("v1.0.0");
+    f.write("app.txt", "two\n");
+    f.commit("two");
+    f.tag("v1.1.0");
+    f.relctl(&["reconcile", "--once"]).expect(0);
+    let repo = f.repo("app");
+
+    delete_tag(&f.registry, &repo, "v1.0.0");
+    assert_eq!(f.tags("app"), ["latest", "v1.1.0"]);
+    let run = f.relctl(&["reconcile", "--once"]).expect(0);
+    assert!(run.stderr().contains("drift: app not in the registry for v1.0.0"), "{}", run.stderr());
+    assert_eq!(f.tags("app"), ["latest", "v1.0.0", "v1.1.0"]);
+    let commit = git(&f.work, &["rev-parse", "v1.0.0"]);
+    assert_eq!(
+        f.labels("app", "v1.0.0")["org.opencontainers.image.revision"],
+        commit.as_str(),
+        "rebuilt from the tag's commit"
+    );
+
+    // Someone points latest at the older release by hand.
+    let accept = "Accept: application/vnd.docker.distribution.manifest.v2+json";
+    let manifest = Command::new("curl")
+        .args(["-sf", "-H", accept])
+        .arg(format!("http://{}/v2/{repo}/manifests/v1.0.0", f.registry))
+        .output()
+        .unwrap()
+        .stdout;
+    let put = Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.docker.distribution.manifest.v2+json",
+            "--data-binary",
+            "@-",
+        ])
+        .arg(format!("http://{}/v2/{repo}/manifests/latest", f.registry))
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    put.stdin.as_ref().unwrap().write_all(&manifest).unwrap();
+    assert!(put.wait_with_output().unwrap().status.success());
+    assert_eq!(f.digest("app", "latest"), f.digest("app", "v1.0.0"));
+
+    let run = f.relctl(&["reconcile", "--once"]).expect(0);
+    assert!(
+        run.stderr().contains(&format!(
+            "drift: {}:latest points at {}",
+            format_args!("{}/{repo}", f.registry),
+            f.digest("app", "v1.0.0").unwrap()
+        )),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(f.digest("app", "latest"), f.digest("app", "v1.1.0"), "latest is back on the highest release");
+    assert_eq!(release_commits(&f).len(), 2, "VERSION was already right: no new commit");
+}
+
+#[test]
+fn two_concurrent_releases_of_one_tag_make_one_version_commit() {
+    let f = Fixture::single("concurrent");
+    f.tag("v1.0.0");
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_relctl"))
+            .current_dir(&f.work)
+            .args(["release", "v1.0.0"])
+            .env("HOME", f.dir.path())
+            .env_remove("RELCTL_REGISTRY_USERNAME")
+            .env_remove("RELCTL_REGISTRY_PASSWORD")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    assert_eq!(release_commits(&f), ["chore(release): v1.0.0 [skip ci]"], "exactly one VERSION commit");
+    assert_eq!(f.remote_file("VERSION").as_deref(), Some("v1.0.0\n"));
+    assert_eq!(f.digest("app", "latest"), f.digest("app", "v1.0.0"));
+}
+
+#[test]
+fn sigkill_during_the_push_phase_then_reconcile_completes_the_release() {
+    let f = Fixture::example("crash");
+    let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap().replace("parallelism: 2", "parallelism: 1");
+    f.write("release.yaml", &cfg);
+    // 16 MiB of random data per image makes each upload take a while.
+    let random = Command::new("head").args(["-c", "16777216", "/dev/urandom"]).output().unwrap().stdout;
+    std::fs::write(f.work.join("server/blob.bin"), &random).unwrap();
+    for (dir, df) in [("frontend", "docker/frontend/Dockerfile"), ("agent", "docker/agent/Dockerfile")] {
+        std::fs::write(f.work.join(format!("{dir}/blob.bin")), &random[..random.len() - 1]).unwrap();
+        let text = std::fs::read_to_string(f.work.join(df)).unwrap();
+        std::fs::write(f.work.join(df), format!("{text}COPY {dir}/blob.bin /blob.bin\n")).unwrap();
+    }
+    f.commit("big images");
+    git(&f.work, &["push", "-q", "origin", "main"]);
+    f.tag("v1.0.0");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relctl"))
+        .current_dir(&f.work)
+        .args(["release", "v1.0.0"])
+        .env("HOME", f.dir.path())
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        let first_push = line.contains(" pushed ");
+        seen.push(line);
+        if first_push {
+            child.kill().unwrap(); // SIGKILL
+            break;
+        }
+    }
+    child.wait().unwrap();
+    assert!(seen.iter().any(|l| l.contains(" pushed ")), "killed during the push phase: {seen:#?}");
+    let published: Vec<&str> = ["server", "frontend", "agent", "worker", "nginx"]
+        .into_iter()
+        .filter(|i| f.tags(i).contains(&"v1.0.0".to_string()))
+        .collect();
+    assert!(published.len() < 5, "the kill left the release unfinished: {published:?}");
+    assert_eq!(f.remote_file("VERSION"), None, "VERSION never names a version with missing images");
+
+    f.relctl(&["reconcile", "--once"]).expect(0);
+    for image in ["server", "frontend", "agent", "worker", "nginx"] {
+        assert_eq!(f.tags(image), ["latest", "v1.0.0"], "{image}");
+    }
+    assert_eq!(f.remote_file("VERSION").as_deref(), Some("v1.0.0\n"));
+}
+
+/// A `relctl serve` process, killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl").args(["-s", "-o", "/dev/stderr", "-w", "%{http_code}"]).args(args).output().unwrap();
+    (String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+fn post(base: &str, event: &str, body: &[u8], signature: Option<&str>, dir: &std::path::Path) -> (u16, String) {
+    let file = dir.join("body.json");
+    std::fs::write(&file, body).unwrap();
+    let event_header = format!("X-GitHub-Event: {event}");
+    let mut args = vec!["-X", "POST", "-H", event_header.as_str(), "--data-binary"];
+    let data = format!("@{}", file.display());
+    args.push(&data);
+    let sig_header;
+    if let Some(s) = signature {
+        sig_header = format!("X-Hub-Signature-256: {s}");
+        args.extend(["-H", sig_header.as_str()]);
+    }
+    let url = format!("{base}/webhook");
+    args.push(&url);
+    curl(&args)
+}
+
+#[test]
+fn serve_verifies_webhooks_and_releases_a_signed_tag_push() {
+    let f = Fixture::single("serve");
+    let secret = "It's a Secret to Everybody";
+    // Without a secret, serve refuses to start.
+    f.relctl(&["serve", "--listen", "127.0.0.1:0"]).expect(2);
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(env!("CARGO_BIN_EXE_relctl"))
+        .current_dir(&f.work)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("HOME", f.dir.path())
+        .env("RELCTL_WEBHOOK_SECRET", secret)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = Server { child, base: format!("http://127.0.0.1:{port}") };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while curl(&[&format!("{}/healthz", server.base)]).0 != 200 {
+        assert!(Instant::now() < deadline, "serve did not become healthy");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // GitHub's documented test vector verifies; one changed byte does not.
+    let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+    assert_eq!(post(&server.base, "ping", b"Hello, World!", Some(sig), f.dir.path()).0, 202);
+    assert_eq!(post(&server.base, "ping", b"Hello, World?", Some(sig), f.dir.path()).0, 401);
+    assert_eq!(post(&server.base, "push", br#"{"ref":"refs/tags/v1.0.0"}"#, None, f.dir.path()).0, 401, "unsigned");
+    let big = vec![b' '; 1024 * 1024 + 1];
+    assert_eq!(post(&server.base, "push", &big, Some(&sign(secret, &big)), f.dir.path()).0, 413);
+    let branch = br#"{"ref":"refs/heads/main","head_commit":{"message":"chore(release): v0.9.0 [skip ci]\n\nRelease-By: relctl"}}"#;
+    let (code, text) = post(&server.base, "push", branch, Some(&sign(secret, branch)), f.dir.path());
+    assert_eq!((code, text.trim()), (202, "ignored: push to refs/heads/main is relctl's own VERSION commit"));
+    assert!(f.tags("app").is_empty(), "nothing was released by rejected or ignored events");
+
+    // A maintainer pushes a tag; GitHub delivers the signed event.
+    f.tag("v1.0.0");
+    let body = br#"{"ref":"refs/tags/v1.0.0","deleted":false}"#;
+    let started = Instant::now();
+    let (code, text) = post(&server.base, "push", body, Some(&sign(secret, body)), f.dir.path());
+    assert_eq!((code, text.trim()), (202, "reconciling v1.0.0"));
+    assert!(started.elapsed() < Duration::from_secs(2), "the webhook answers at once; the work runs in the background");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while f.remote_file("VERSION").as_deref() != Some("v1.0.0\n") {
+        assert!(Instant::now() < deadline, "serve did not release v1.0.0; registry has {:?}", f.tags("app"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(f.tags("app"), ["latest", "v1.0.0"]);
+
+    let (code, text) = curl(&[&format!("{}/metrics", server.base)]);
+    assert_eq!(code, 200);
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text");
+    let value = |name: &str, label: Option<(&str, &str)>| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+            .unwrap_or_else(|| panic!("no sample {name}:\n{text}"))
+    };
+    assert!(
+        value("relctl_reconciles_total", Some(("result", "success"))) >= 2.0,
+        "start-up run plus the webhook run:\n{text}"
+    );
+    assert_eq!(value("relctl_webhooks_total", Some(("outcome", "accepted"))), 1.0);
+    assert_eq!(value("relctl_webhooks_total", Some(("outcome", "unauthorized"))), 2.0);
+    assert_eq!(value("relctl_webhooks_total", Some(("outcome", "too_large"))), 1.0);
+    assert_eq!(value("relctl_image_builds_total", None), 1.0);
+    assert!(value("relctl_registry_requests_total", None) > 0.0);
+    assert!(value("relctl_last_success_timestamp_seconds", None) > 1.7e9);
+    assert!(scrape.samples.iter().any(|s| s.metric == "relctl_reconcile_duration_seconds_count"), "histogram present");
+
+    // SIGTERM: finish what is in flight and exit 0.
+    let mut server = server;
+    Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0));
+            break;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn reconcile_interval_stops_cleanly_on_sigterm() {
+    let f = Fixture::single("interval");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_relctl"))
+        .current_dir(&f.work)
+        .args(["reconcile", "--interval", "1s"])
+        .env("HOME", f.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut runs = 0;
+    for line in stderr.lines() {
+        if line.unwrap().contains("reconciled") {
+            runs += 1;
+            if runs == 2 {
+                Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(runs >= 2);
+}
