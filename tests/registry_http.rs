@@ -1,0 +1,160 @@
+//! The registry client against a local HTTP fixture (wiremock) that speaks
+//! like Docker Hub: Bearer token challenges, throttling and pagination.
+
+use std::time::{Duration, Instant};
+
+use relctl::registry::{Credentials, Registry, RegistryClient, RegistryError};
+use wiremock::matchers::{header, method, path, query_param};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+fn host(server: &MockServer) -> String {
+    server.uri().trim_start_matches("http://").to_string()
+}
+
+#[tokio::test]
+async fn bearer_challenge_fetches_a_scoped_token_with_the_credentials() {
+    let server = MockServer::start().await;
+    let realm = format!("{}/token", server.uri());
+    Mock::given(method("GET"))
+        .and(path("/v2/acme/app/tags/list"))
+        .and(header("authorization", "Bearer tok-123"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"name": "acme/app", "tags": ["v1.0.0", "latest"]})),
+        )
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/acme/app/tags/list"))
+        .respond_with(ResponseTemplate::new(401).insert_header(
+            "WWW-Authenticate",
+            format!(r#"Bearer realm="{realm}",service="registry.test",scope="repository:acme/app:pull""#),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // "user:s3cret" in basic auth
+    Mock::given(method("GET"))
+        .and(path("/token"))
+        .and(query_param("service", "registry.test"))
+        .and(query_param("scope", "repository:acme/app:pull"))
+        .and(header("authorization", "Basic dXNlcjpzM2NyZXQ="))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"token": "tok-123"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let creds = Credentials { username: "user".into(), password: "s3cret".to_string().into() };
+    let client = RegistryClient::new(&host(&server), Some(creds));
+    let mut tags = client.list_tags("acme/app").await.unwrap();
+    tags.sort();
+    assert_eq!(tags, ["latest", "v1.0.0"]);
+    // The token is reused: no second challenge, no second token request.
+    client.list_tags("acme/app").await.unwrap();
+    assert_eq!(client.request_count(), 4, "challenge, token, retry, second listing");
+}
+
+#[tokio::test]
+async fn refused_token_is_an_auth_error_naming_registry_and_user() {
+    let server = MockServer::start().await;
+    let realm = format!("{}/token", server.uri());
+    Mock::given(method("GET"))
+        .and(path("/v2/acme/app/tags/list"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .insert_header("WWW-Authenticate", format!(r#"Bearer realm="{realm}",service="x""#)),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET")).and(path("/token")).respond_with(ResponseTemplate::new(401)).mount(&server).await;
+    let creds = Credentials { username: "user".into(), password: "nope-secret".to_string().into() };
+    let err = RegistryClient::new(&host(&server), Some(creds)).list_tags("acme/app").await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }));
+    let msg = err.to_string();
+    assert!(msg.contains(&host(&server)) && msg.contains("`user`") && !msg.contains("nope-secret"), "{msg}");
+}
+
+/// 429 with Retry-After: 1 on the first call, then the listing.
+struct ThrottleOnce(std::sync::atomic::AtomicU32);
+
+impl Respond for ThrottleOnce {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        if self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            ResponseTemplate::new(429).insert_header("Retry-After", "1")
+        } else {
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"tags": ["v1"]}))
+        }
+    }
+}
+
+#[tokio::test]
+async fn throttling_is_waited_out_as_retry_after_says() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/a/b/tags/list"))
+        .respond_with(ThrottleOnce(0.into()))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let client = RegistryClient::new(&host(&server), None);
+    let started = Instant::now();
+    assert_eq!(client.list_tags("a/b").await.unwrap(), ["v1"]);
+    assert!(started.elapsed() >= Duration::from_secs(1), "waited Retry-After");
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_a_bounded_number_of_times() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/a/b/tags/list"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("down for maintenance"))
+        .expect(4)
+        .mount(&server)
+        .await;
+    let err = RegistryClient::new(&host(&server), None).list_tags("a/b").await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("HTTP 503") && msg.contains("down for maintenance"), "{msg}");
+}
+
+#[tokio::test]
+async fn listings_follow_link_pagination_and_are_cached_per_run() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/a/b/tags/list"))
+        .and(query_param("last", "v2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"tags": ["v3"]})))
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/a/b/tags/list"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Link", r#"</v2/a/b/tags/list?last=v2&n=1000>; rel="next""#)
+                .set_body_json(serde_json::json!({"tags": ["v1", "v2"]})),
+        )
+        .expect(2)
+        .mount(&server)
+        .await;
+    let client = RegistryClient::new(&host(&server), None);
+    assert_eq!(client.tags("a/b").await.unwrap(), ["v1", "v2", "v3"]);
+    assert_eq!(client.tags("a/b").await.unwrap(), ["v1", "v2", "v3"], "served from the run's cache");
+    assert_eq!(client.request_count(), 2);
+    client.forget_listings();
+    client.tags("a/b").await.unwrap();
+    assert_eq!(client.request_count(), 4);
+}
+
+#[tokio::test]
+async fn a_missing_repository_lists_no_tags() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/a/new/tags/list"))
+        .respond_with(
+            ResponseTemplate::new(404).set_body_json(serde_json::json!({"errors": [{"code": "NAME_UNKNOWN"}]})),
+        )
+        .mount(&server)
+        .await;
+    assert!(RegistryClient::new(&host(&server), None).list_tags("a/new").await.unwrap().is_empty());
+}
