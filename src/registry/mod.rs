@@ -7,7 +7,7 @@ pub mod credentials;
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use reqwest::{Method, StatusCode, header};
+use reqwest::{Method, Response, StatusCode, header};
 
 use crate::plan::RemoteTag;
 pub use client::RegistryClient;
@@ -68,15 +68,38 @@ pub trait Registry: Sync {
 }
 
 impl RegistryClient {
-    fn status_error(&self, repository: &str, op: &str, status: StatusCode, body: &str) -> RegistryError {
-        let message: String = body.chars().take(300).collect();
-        RegistryError::Status {
+    /// The response if it succeeded, `None` on 404, else an error naming `op`.
+    async fn found(&self, resp: Response, repository: &str, op: &str) -> Result<Option<Response>, RegistryError> {
+        let status = resp.status();
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if status.is_success() {
+            return Ok(Some(resp));
+        }
+        let message: String = resp.text().await.unwrap_or_default().chars().take(300).collect();
+        Err(RegistryError::Status {
             registry: self.registry.clone(),
             repository: repository.to_string(),
             op: op.to_string(),
             status: status.as_u16(),
             message: message.trim().to_string(),
-        }
+        })
+    }
+
+    /// Like [`Self::found`], where a 404 is an error too.
+    async fn success(&self, resp: Response, repository: &str, op: &str) -> Result<Response, RegistryError> {
+        self.found(resp, repository, op).await?.ok_or_else(|| RegistryError::Status {
+            registry: self.registry.clone(),
+            repository: repository.to_string(),
+            op: op.to_string(),
+            status: 404,
+            message: "not found".into(),
+        })
+    }
+
+    fn body_error(&self, e: reqwest::Error) -> RegistryError {
+        RegistryError::Transport { registry: self.registry.clone(), message: e.without_url().to_string() }
     }
 
     /// Every tag of a repository, following `Link` pagination; empty if the repository does not exist.
@@ -85,23 +108,9 @@ impl RegistryClient {
         let mut path = "tags/list?n=1000".to_string();
         loop {
             let resp = self.send(Method::GET, repository, &path, &[], None, false).await?;
-            if resp.status() == StatusCode::NOT_FOUND {
-                return Ok(out);
-            }
-            if !resp.status().is_success() {
-                let status = resp.status();
-                return Err(self.status_error(
-                    repository,
-                    "list tags of",
-                    status,
-                    &resp.text().await.unwrap_or_default(),
-                ));
-            }
+            let Some(resp) = self.found(resp, repository, "list tags of").await? else { return Ok(out) };
             let next = resp.headers().get(header::LINK).and_then(|l| l.to_str().ok()).and_then(next_link);
-            let body: serde_json::Value = resp
-                .json()
-                .await
-                .map_err(|e| RegistryError::Transport { registry: self.registry.clone(), message: e.to_string() })?;
+            let body: serde_json::Value = resp.json().await.map_err(|e| self.body_error(e))?;
             if let Some(tags) = body.get("tags").and_then(|t| t.as_array()) {
                 out.extend(tags.iter().filter_map(|t| t.as_str().map(str::to_string)));
             }
@@ -128,26 +137,12 @@ impl RegistryClient {
                 false,
             )
             .await?;
-        if resp.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !resp.status().is_success() {
-            let status = resp.status();
-            return Err(self.status_error(
-                repository,
-                &format!("read manifest {reference} of"),
-                status,
-                &resp.text().await.unwrap_or_default(),
-            ));
-        }
+        let op = format!("read manifest {reference} of");
+        let Some(resp) = self.found(resp, repository, &op).await? else { return Ok(None) };
         let media = resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         let header_digest =
             resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| RegistryError::Transport { registry: self.registry.clone(), message: e.to_string() })?
-            .to_vec();
+        let bytes = resp.bytes().await.map_err(|e| self.body_error(e))?.to_vec();
         let digest = header_digest.unwrap_or_else(|| sha256_digest(&bytes));
         Ok(Some((bytes, media, digest)))
     }
@@ -183,15 +178,7 @@ impl RegistryClient {
         let config =
             json.pointer("/config/digest").and_then(|d| d.as_str()).ok_or_else(|| bad("no config digest".into()))?;
         let resp = self.send(Method::GET, repository, &format!("blobs/{config}"), &[], None, false).await?;
-        if !resp.status().is_success() {
-            let status = resp.status();
-            return Err(self.status_error(
-                repository,
-                "read image config of",
-                status,
-                &resp.text().await.unwrap_or_default(),
-            ));
-        }
+        let resp = self.success(resp, repository, "read image config of").await?;
         let cfg: serde_json::Value = resp.json().await.map_err(|e| bad(e.to_string()))?;
         Ok(cfg.pointer("/config/Labels").and_then(|l| l.get(key)).and_then(|r| r.as_str()).map(str::to_string))
     }
@@ -208,12 +195,8 @@ impl RegistryClient {
                 false,
             )
             .await?;
-        if resp.status() == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !resp.status().is_success() {
-            return Err(self.status_error(repository, &format!("read manifest {tag} of"), resp.status(), ""));
-        }
+        let op = format!("read manifest {tag} of");
+        let Some(resp) = self.found(resp, repository, &op).await? else { return Ok(None) };
         match resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()) {
             Some(d) => Ok(Some(d.to_string())),
             None => Ok(self.manifest(repository, tag).await?.map(|(_, _, d)| d)),
@@ -279,15 +262,7 @@ impl Registry for RegistryClient {
                 true,
             )
             .await?;
-        if !resp.status().is_success() {
-            let status = resp.status();
-            return Err(self.status_error(
-                repository,
-                &format!("tag {to} in"),
-                status,
-                &resp.text().await.unwrap_or_default(),
-            ));
-        }
+        self.success(resp, repository, &format!("tag {to} in")).await?;
         if let Some(tags) = self.listings.lock().expect("listing cache").get_mut(repository) {
             if !tags.iter().any(|t| t == to) {
                 tags.push(to.to_string());

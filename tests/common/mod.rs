@@ -115,6 +115,19 @@ impl Fixture {
         f
     }
 
+    /// [`Fixture::single`] releasing to the htpasswd-protected registry, tagged `v1.0.0`.
+    pub fn single_on_auth_registry(tag: &str) -> Self {
+        let mut f = Self::single(tag);
+        let auth = env("RELCTL_TEST_AUTH_REGISTRY");
+        let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap().replace(&f.registry, &auth);
+        f.write("release.yaml", &cfg);
+        f.commit("use the authenticated registry");
+        git(&f.work, &["push", "-q", "origin", "main"]);
+        f.tag("v1.0.0");
+        f.registry = auth;
+        f
+    }
+
     pub fn write(&self, path: &str, content: &str) {
         let p = self.work.join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -201,6 +214,33 @@ impl Fixture {
     pub fn reference(&self, image: &str, tag: &str) -> String {
         format!("{}/{}:{tag}", self.registry, self.repo(image))
     }
+}
+
+/// The registry access log's length once it has been quiet for 300 ms: the
+/// registry logs a request after answering it, so a client can finish first.
+pub fn registry_log_offset() -> u64 {
+    let len = || std::fs::metadata(env("RELCTL_TEST_REGISTRY_LOG")).map(|m| m.len()).unwrap_or(0);
+    let mut last = len();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let now = len();
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+/// Write requests (PUT, POST, PATCH) to repositories under `namespace` logged since `offset`
+/// (not other repositories' blob mounts that merely name it as their source).
+pub fn registry_writes_since(offset: u64, namespace: &str) -> Vec<String> {
+    registry_log_offset();
+    let log = std::fs::read(env("RELCTL_TEST_REGISTRY_LOG")).unwrap();
+    String::from_utf8_lossy(&log[offset as usize..])
+        .lines()
+        .filter(|l| ["PUT", "POST", "PATCH"].iter().any(|m| l.contains(&format!("\"{m} /v2/{namespace}/"))))
+        .map(str::to_string)
+        .collect()
 }
 
 pub fn curl_json(url: &str, extra: &[&str]) -> serde_json::Value {
