@@ -49,6 +49,9 @@ pub struct BuildConfig {
     pub parallelism: usize,
     pub cache: bool,
     pub network: String,
+    /// `unchanged: retag` (default): an image whose input key equals the previous
+    /// release's is retagged by manifest copy instead of rebuilt.
+    pub retag_unchanged: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -64,11 +64,19 @@ pub struct RawBuild {
     pub parallelism: usize,
     pub cache: bool,
     pub network: String,
+    pub unchanged: RawUnchanged,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawUnchanged {
+    Retag,
+    Rebuild,
 }
 
 impl Default for RawBuild {
     fn default() -> Self {
-        Self { retries: 3, parallelism: 2, cache: true, network: "none".into() }
+        Self { retries: 3, parallelism: 2, cache: true, network: "none".into(), unchanged: RawUnchanged::Retag }
     }
 }
 

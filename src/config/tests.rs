@@ -52,6 +52,13 @@ fn defaults_apply() {
     assert_eq!(tags, ["{{raw}}", "latest"]);
     assert_eq!((c.build.retries, c.build.parallelism, c.build.cache, c.build.network.as_str()), (3, 2, true, "none"));
     assert_eq!(c.commit.message, "chore(release): {{raw}} [skip ci]");
+    assert!(c.build.retag_unchanged);
+    assert!(
+        !p("namespace: n\nproject: p\nbuild: { unchanged: rebuild }\nimages: { a: { context: a } }\n")
+            .unwrap()
+            .build
+            .retag_unchanged
+    );
     assert!(c.reconcile.since.is_none());
     assert_eq!(c.reconcile.max_tags, 10);
     let c = p("namespace: n\nproject: p\nimages: { a: { context: a } }\nreconcile: { since: v1.0.0, max_tags: 3 }\n")
@@ -138,6 +145,11 @@ fn bad_configs_name_file_line_and_fix() {
         ("namespace: n\nimages: { a: { context: a } }\n", "missing field `project`", "release.yaml"),
         ("namespace: n\nproject: p\nimages:\n  a: { dockerfile: x }\n", "missing field `context`", "release.yaml:4:"),
         ("namespace: n\nproject: p\nimages: [a, b]\n", "invalid type", "release.yaml:3:"),
+        (
+            "namespace: n\nproject: p\nbuild: { unchanged: skip }\nimages: { a: { context: a } }\n",
+            "unknown variant `skip`, expected `retag` or `rebuild`",
+            "release.yaml:3:",
+        ),
         (
             "namespace: n\nproject: p\nimages: { a: { context: a } }\nreconcile: { since: 1.0 }\n",
             "does not start with the tag prefix",

@@ -137,6 +137,7 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         parallelism: raw.build.parallelism,
         cache: raw.build.cache,
         network: raw.build.network.clone(),
+        retag_unchanged: raw.build.unchanged == super::raw::RawUnchanged::Retag,
     };
 
     if raw.images.is_empty() {

@@ -66,6 +66,11 @@ pub enum ImageAction {
     Published {
         digest: String,
     },
+    /// Same inputs as an earlier release: its manifest gets this release's tags.
+    Retag {
+        from: String,
+        digest: String,
+    },
     /// Left out by `--only` and not published yet.
     NotSelected,
 }
@@ -216,15 +221,29 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
     let (mut builds, mut pushes, mut moves) = (Vec::new(), Vec::new(), Vec::new());
     // Images that carry the release after this plan, and the digest where already known.
     let mut released: BTreeMap<&str, Option<String>> = BTreeMap::new();
+    // What a child's `<PARENT>_IMAGE` build argument names for each released parent.
+    let mut parent_refs: BTreeMap<&str, String> = BTreeMap::new();
+    let mut keys: BTreeMap<&str, String> = BTreeMap::new();
 
     for image in &config.images {
         let repository = config.image_repo(image);
+        let key = input_key(observed, image, &keys);
+        if let Some(k) = &key {
+            keys.insert(&image.name, k.clone());
+        }
         let view = observed.registry.get(&image.name).cloned().unwrap_or(RegistryView::Known(BTreeMap::new()));
         if let RegistryView::Unknown(why) = &view {
             notes.push(format!("{}: registry not read ({why}); assuming nothing is published", image.name));
         }
         let existing = view.tag(&primary);
-        let published = existing.filter(|t| t.revision.as_deref() == Some(observed.commit.as_str()));
+        // Published by this release: built from this commit, or retagged from identical inputs.
+        let published = existing.filter(|t| {
+            t.revision.as_deref() == Some(observed.commit.as_str()) || (t.inputs.is_some() && t.inputs == key)
+        });
+        let unchanged = observed
+            .previous
+            .get(&image.name)
+            .filter(|(_, prev)| config.build.retag_unchanged && prev.inputs.is_some() && prev.inputs == key);
 
         let action = match (existing, published) {
             (_, Some(t)) => ImageAction::Published { digest: t.digest.clone() },
@@ -243,12 +262,17 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
                     other.revision.as_deref().unwrap_or("an unknown commit")
                 ),
             },
-            (None, None) => ImageAction::Build { reason: format!("{primary} is not in the registry") },
+            (None, None) => match unchanged {
+                Some((from, prev)) => ImageAction::Retag { from: from.clone(), digest: prev.digest.clone() },
+                None => ImageAction::Build { reason: format!("{primary} is not in the registry") },
+            },
         };
 
         match &action {
             ImageAction::Build { .. } => {
-                builds.push(build_step(config, observed, opts, image, &repository, &primary, &released)?);
+                let reference = format!("{repository}:{primary}");
+                let step = build_step(config, observed, opts, image, reference, &parent_refs, key)?;
+                builds.push(step);
                 pushes.push(PushStep {
                     image: image.name.clone(),
                     repository: repository.clone(),
@@ -256,6 +280,18 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
                     source: PushSource::Build,
                 });
                 released.insert(&image.name, None);
+                parent_refs.insert(&image.name, format!("{repository}:{primary}"));
+            }
+            ImageAction::Retag { from, digest } => {
+                pushes.push(PushStep {
+                    image: image.name.clone(),
+                    repository: repository.clone(),
+                    tags: version_tags.clone(),
+                    source: PushSource::Tag(from.clone()),
+                });
+                released.insert(&image.name, Some(digest.clone()));
+                // Children built in phase 1 use the earlier tag: the version tag appears in phase 2.
+                parent_refs.insert(&image.name, format!("{repository}:{from}"));
             }
             ImageAction::Published { digest } => {
                 let missing: Vec<String> =
@@ -269,6 +305,7 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
                     });
                 }
                 released.insert(&image.name, Some(digest.clone()));
+                parent_refs.insert(&image.name, format!("{repository}:{primary}"));
             }
             ImageAction::NotSelected => {}
         }
@@ -371,9 +408,9 @@ fn build_step(
     observed: &Observed,
     opts: &PlanOptions,
     image: &ImageConfig,
-    repository: &str,
-    primary: &str,
-    released: &BTreeMap<&str, Option<String>>,
+    reference: String,
+    parent_refs: &BTreeMap<&str, String>,
+    key: Option<String>,
 ) -> Result<BuildStep, PlanError> {
     for (name, path) in &observed.missing_inputs {
         if *name == image.name {
@@ -386,25 +423,25 @@ fn build_step(
     }
     let mut build_args = image.build_args.clone();
     for parent in &image.depends_on {
-        if !released.contains_key(parent.as_str()) {
+        let Some(reference) = parent_refs.get(parent.as_str()) else {
             return Err(PlanError::ParentUnavailable {
                 image: image.name.clone(),
                 parent: parent.clone(),
                 tag: observed.target.raw.clone(),
             });
-        }
-        let parent_cfg = config.image(parent).expect("validated depends_on");
-        build_args.insert(parent_arg(parent), format!("{}:{primary}", config.image_repo(parent_cfg)));
+        };
+        build_args.insert(parent_arg(parent), reference.clone());
     }
-    let labels = BTreeMap::from([
+    let mut labels = BTreeMap::from([
         ("org.opencontainers.image.created".to_string(), observed.created.clone()),
         ("org.opencontainers.image.revision".to_string(), observed.commit.clone()),
         ("org.opencontainers.image.source".to_string(), observed.source_url.clone()),
         ("org.opencontainers.image.version".to_string(), observed.target.version.to_string()),
     ]);
+    labels.extend(key.map(|k| (crate::registry::INPUTS.to_string(), k)));
     Ok(BuildStep {
         image: image.name.clone(),
-        reference: format!("{repository}:{primary}"),
+        reference,
         context: image.context.clone(),
         dockerfile: image.dockerfile.clone(),
         depends_on: image.depends_on.clone(),
@@ -413,6 +450,25 @@ fn build_step(
         no_cache: opts.no_cache || !config.build.cache,
         network: config.build.network.clone(),
     })
+}
+
+/// The input key of an image: SHA-256 over everything its build reads (the
+/// context's files after .dockerignore, the Dockerfile path, the build
+/// arguments from the config, the platform) and its parents' keys. Parent
+/// image references are left out: they name the release, not the content.
+/// `None` when the context could not be read.
+pub fn input_key(observed: &Observed, image: &ImageConfig, keys: &BTreeMap<&str, String>) -> Option<String> {
+    use sha2::Digest;
+    let context = observed.context_digests.get(&image.name)?;
+    let mut h = sha2::Sha256::new();
+    h.update(format!("relctl-inputs/v1\ncontext {context}\nplatform {}\n", observed.platform));
+    for (k, v) in &image.build_args {
+        h.update(format!("arg {k}={v}\n"));
+    }
+    for parent in &image.depends_on {
+        h.update(format!("parent {parent} {}\n", keys.get(parent.as_str())?));
+    }
+    Some(format!("sha256:{}", crate::git::context::hex(&h.finalize())))
 }
 
 /// The build argument a child receives for a parent: `<PARENT>_IMAGE`.

@@ -26,6 +26,13 @@ pub struct Observed {
     pub source_url: String,
     /// `org.opencontainers.image.created`, RFC 3339.
     pub created: String,
+    /// Digest of each image's build context at `commit` (see `ContextSpec::digest`).
+    pub context_digests: BTreeMap<String, String>,
+    /// For images whose version tag is missing: the newest earlier release in
+    /// the registry (tag and what it holds), a candidate to retag when unchanged.
+    pub previous: BTreeMap<String, (String, RemoteTag)>,
+    /// The platform images are built for, e.g. `linux/amd64`.
+    pub platform: String,
 }
 
 /// What the registry holds for one image repository.
@@ -43,6 +50,8 @@ pub struct RemoteTag {
     pub digest: String,
     /// `org.opencontainers.image.revision` of the image's config, when read.
     pub revision: Option<String>,
+    /// `io.relctl.inputs`: the input key the image was built from, when read.
+    pub inputs: Option<String>,
 }
 
 impl RegistryView {

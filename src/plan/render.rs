@@ -23,6 +23,7 @@ impl fmt::Display for Plan {
                 ImageAction::Published { digest } => {
                     format!("skip (already released, {})", short(digest))
                 }
+                ImageAction::Retag { from, .. } => format!("retag (unchanged since {from})"),
                 ImageAction::NotSelected => "not selected (not released yet)".to_string(),
             };
             writeln!(f, "  {:width$}  {:rwidth$}  {what}", image.name, image.repository)?;

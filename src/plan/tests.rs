@@ -40,11 +40,14 @@ fn observed(target: &str, tags: &[&str], version_file: Option<&str>) -> Observed
         registry: BTreeMap::new(),
         source_url: "https://example.test/acme/app".into(),
         created: "2026-11-22T00:00:00Z".into(),
+        context_digests: ALL.iter().map(|i| (i.to_string(), format!("ctx-{i}"))).collect(),
+        previous: BTreeMap::new(),
+        platform: "linux/amd64".into(),
     }
 }
 
 fn remote(digest: &str, revision: &str) -> RemoteTag {
-    RemoteTag { digest: digest.into(), revision: Some(revision.into()) }
+    RemoteTag { digest: digest.into(), revision: Some(revision.into()), inputs: None }
 }
 
 /// Marks `images` as published at `tag` from `revision`, with `latest` on `latest_digest`.
@@ -170,7 +173,7 @@ fn missing_revision_label_is_a_conflict() {
         "agent".into(),
         RegistryView::Known(BTreeMap::from([(
             "v1.2.0".into(),
-            RemoteTag { digest: "sha256:x".into(), revision: None },
+            RemoteTag { digest: "sha256:x".into(), revision: None, inputs: None },
         )])),
     );
     let err = plan(&cfg(CONFIG), &o, &PlanOptions::default()).unwrap_err();
@@ -324,4 +327,104 @@ fn unknown_registry_state_is_noted() {
 fn parent_build_arg_names() {
     assert_eq!(parent_arg("server"), "SERVER_IMAGE");
     assert_eq!(parent_arg("web-base"), "WEB_BASE_IMAGE");
+}
+
+/// The input keys the planner computes for `o`, by image.
+fn keys(c: &Config, o: &Observed) -> BTreeMap<String, String> {
+    let mut keys: BTreeMap<&str, String> = BTreeMap::new();
+    for image in &c.images {
+        keys.insert(&image.name, input_key(o, image, &keys).unwrap());
+    }
+    keys.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+}
+
+/// `o` with every image of v1.1.0 in the registry, built from inputs `keys`.
+fn with_previous(o: &mut Observed, keys: &BTreeMap<String, String>) {
+    for name in ALL {
+        let remote = RemoteTag {
+            digest: format!("sha256:{name}-v1.1.0"),
+            revision: Some(OTHER.into()),
+            inputs: keys.get(name).cloned(),
+        };
+        o.previous.insert(name.to_string(), ("v1.1.0".into(), remote));
+    }
+}
+
+#[test]
+fn unchanged_images_are_retagged_and_changes_rebuild_their_children() {
+    let c = cfg(CONFIG);
+    let old = observed("v1.1.0", &["v1.1.0"], Some("v1.1.0"));
+    let old_keys = keys(&c, &old);
+    // v1.2.0 changes only frontend's context.
+    let mut o = observed("v1.2.0", &["v1.1.0", "v1.2.0"], Some("v1.1.0"));
+    o.context_digests.insert("frontend".into(), "ctx-frontend-changed".into());
+    with_previous(&mut o, &old_keys);
+    let p = plan(&c, &o, &PlanOptions::default()).unwrap();
+    insta::assert_snapshot!(p.to_string());
+    let actions: BTreeMap<&str, &ImageAction> = p.images.iter().map(|i| (i.name.as_str(), &i.action)).collect();
+    assert!(matches!(actions["server"], ImageAction::Retag { from, .. } if from == "v1.1.0"));
+    assert!(matches!(actions["agent"], ImageAction::Retag { .. }));
+    assert!(matches!(actions["worker"], ImageAction::Retag { .. }), "worker and its parent are unchanged");
+    assert!(matches!(actions["frontend"], ImageAction::Build { .. }));
+    assert!(matches!(actions["nginx"], ImageAction::Build { .. }), "a changed parent rebuilds its child");
+    assert!(kinds(&p).contains(&"commit v1.2.0".to_string()));
+    let new_keys = keys(&c, &o);
+    assert_eq!(old_keys["server"], new_keys["server"]);
+    assert_ne!(old_keys["nginx"], new_keys["nginx"]);
+    let Some(Step::Build(nginx)) = p.steps.iter().find(|s| matches!(s, Step::Build(b) if b.image == "nginx")) else {
+        panic!()
+    };
+    assert_eq!(nginx.labels["io.relctl.inputs"], new_keys["nginx"]);
+}
+
+#[test]
+fn a_child_of_a_retagged_parent_builds_from_the_earlier_tag() {
+    let c = cfg(CONFIG);
+    let old_keys = keys(&c, &observed("v1.1.0", &["v1.1.0"], None));
+    let mut c2 = c.clone();
+    c2.images.iter_mut().find(|i| i.name == "worker").unwrap().build_args.insert("MODE".into(), "staging".into());
+    let mut o = observed("v1.2.0", &["v1.1.0", "v1.2.0"], None);
+    with_previous(&mut o, &old_keys);
+    let p = plan(&c2, &o, &PlanOptions::default()).unwrap();
+    let builds: Vec<&BuildStep> =
+        p.steps.iter().filter_map(|s| if let Step::Build(b) = s { Some(b) } else { None }).collect();
+    assert_eq!(builds.len(), 1, "a changed build arg rebuilds only that image: {p}");
+    assert_eq!(builds[0].image, "worker");
+    assert_eq!(
+        builds[0].build_args["SERVER_IMAGE"], "registry.test:5000/acme/app-server:v1.1.0",
+        "the retagged parent's content, which exists before phase 2"
+    );
+}
+
+#[test]
+fn rebuild_mode_and_unknown_inputs_always_build() {
+    let c = cfg(&CONFIG.replace("images:", "build: { unchanged: rebuild }\nimages:"));
+    let old_keys = keys(&c, &observed("v1.1.0", &["v1.1.0"], None));
+    let mut o = observed("v1.2.0", &["v1.1.0", "v1.2.0"], None);
+    with_previous(&mut o, &old_keys);
+    let p = plan(&c, &o, &PlanOptions::default()).unwrap();
+    assert_eq!(p.steps.iter().filter(|s| matches!(s, Step::Build(_))).count(), 5);
+
+    let c = cfg(CONFIG);
+    let mut o = observed("v1.2.0", &["v1.1.0", "v1.2.0"], None);
+    with_previous(&mut o, &BTreeMap::new()); // earlier images carry no input key
+    let p = plan(&c, &o, &PlanOptions::default()).unwrap();
+    assert_eq!(p.steps.iter().filter(|s| matches!(s, Step::Build(_))).count(), 5, "no key, no retag");
+}
+
+#[test]
+fn a_retagged_release_is_published_on_rerun() {
+    let c = cfg(CONFIG);
+    let mut o = observed("v1.2.0", &["v1.1.0", "v1.2.0"], Some("v1.2.0"));
+    let k = keys(&c, &o);
+    for name in ALL {
+        let remote =
+            RemoteTag { digest: format!("sha256:{name}"), revision: Some(OTHER.into()), inputs: Some(k[name].clone()) };
+        o.registry.insert(
+            name.into(),
+            RegistryView::Known(BTreeMap::from([("v1.2.0".into(), remote.clone()), ("latest".into(), remote)])),
+        );
+    }
+    let p = plan(&c, &o, &PlanOptions::default()).unwrap();
+    assert!(p.steps.is_empty(), "same inputs from an earlier commit count as this release: {p}");
 }

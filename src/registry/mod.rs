@@ -59,6 +59,12 @@ pub trait Registry: Sync {
         from: &str,
         to: &str,
     ) -> impl Future<Output = Result<String, RegistryError>> + Send;
+    /// Digest and labels of `tag`, or `None` if absent.
+    fn inspect_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> impl Future<Output = Result<Option<RemoteTag>, RegistryError>> + Send;
     /// `org.opencontainers.image.version` of the image `tag` points at, if it exists and has one.
     fn tag_version(
         &self,
@@ -147,14 +153,13 @@ impl RegistryClient {
         Ok(Some((bytes, media, digest)))
     }
 
-    /// The label `key` of the image behind a manifest.
-    async fn label(
+    /// The labels of the image behind a manifest.
+    async fn labels(
         &self,
         repository: &str,
         tag: &str,
         manifest: &[u8],
-        key: &str,
-    ) -> Result<Option<String>, RegistryError> {
+    ) -> Result<serde_json::Map<String, serde_json::Value>, RegistryError> {
         let bad = |message: String| RegistryError::Manifest {
             registry: self.registry.clone(),
             repository: repository.to_string(),
@@ -180,7 +185,19 @@ impl RegistryClient {
         let resp = self.send(Method::GET, repository, &format!("blobs/{config}"), &[], None, false).await?;
         let resp = self.success(resp, repository, "read image config of").await?;
         let cfg: serde_json::Value = resp.json().await.map_err(|e| bad(e.to_string()))?;
-        Ok(cfg.pointer("/config/Labels").and_then(|l| l.get(key)).and_then(|r| r.as_str()).map(str::to_string))
+        Ok(cfg.pointer("/config/Labels").and_then(|l| l.as_object()).cloned().unwrap_or_default())
+    }
+
+    /// What `tag` holds: digest and the labels relctl reads, or `None` if absent.
+    pub async fn inspect(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<(RemoteTag, Option<String>)>, RegistryError> {
+        let Some((bytes, _, digest)) = self.manifest(repository, tag).await? else { return Ok(None) };
+        let labels = self.labels(repository, tag, &bytes).await?;
+        let get = |k: &str| labels.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        Ok(Some((RemoteTag { digest, revision: get(REVISION), inputs: get(INPUTS) }, get(VERSION))))
     }
 
     /// The digest `tag` points at, or `None`.
@@ -206,6 +223,8 @@ impl RegistryClient {
 
 pub const REVISION: &str = "org.opencontainers.image.revision";
 pub const VERSION: &str = "org.opencontainers.image.version";
+/// The input key label (see `plan::input_key`).
+pub const INPUTS: &str = "io.relctl.inputs";
 
 impl Registry for RegistryClient {
     async fn tags(&self, repository: &str) -> Result<Vec<String>, RegistryError> {
@@ -217,11 +236,12 @@ impl Registry for RegistryClient {
         Ok(tags)
     }
 
+    async fn inspect_tag(&self, repository: &str, tag: &str) -> Result<Option<RemoteTag>, RegistryError> {
+        Ok(self.inspect(repository, tag).await?.map(|(remote, _)| remote))
+    }
+
     async fn tag_version(&self, repository: &str, tag: &str) -> Result<Option<String>, RegistryError> {
-        match self.manifest(repository, tag).await? {
-            Some((bytes, _, _)) => self.label(repository, tag, &bytes, VERSION).await,
-            None => Ok(None),
-        }
+        Ok(self.inspect(repository, tag).await?.and_then(|(_, version)| version))
     }
 
     async fn observe(
@@ -234,12 +254,11 @@ impl Registry for RegistryClient {
         let mut out = BTreeMap::new();
         for tag in tags.iter().filter(|t| existing.contains(t)) {
             if tag == label_tag {
-                if let Some((bytes, _, digest)) = self.manifest(repository, tag).await? {
-                    let revision = self.label(repository, tag, &bytes, REVISION).await?;
-                    out.insert(tag.clone(), RemoteTag { digest, revision });
+                if let Some((remote, _)) = self.inspect(repository, tag).await? {
+                    out.insert(tag.clone(), remote);
                 }
             } else if let Some(digest) = self.digest(repository, tag).await? {
-                out.insert(tag.clone(), RemoteTag { digest, revision: None });
+                out.insert(tag.clone(), RemoteTag { digest, revision: None, inputs: None });
             }
         }
         Ok(out)

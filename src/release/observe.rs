@@ -46,18 +46,26 @@ pub async fn observe(
     commit: &str,
     on_failure: RegistryFailure,
 ) -> Result<Observed, super::ReleaseError> {
-    let release_tags = release_tags(config, git, false)?.into_iter().map(|(v, _)| v).collect();
+    let release_tags: Vec<ReleaseVersion> = release_tags(config, git, false)?.into_iter().map(|(v, _)| v).collect();
     let version_file = match git.branch_tip() {
         Ok(tip) => git.file_at(&tip, &config.version_file)?.map(|b| String::from_utf8_lossy(&b).into_owned()),
         Err(GitError::NoBranch { .. }) => None,
         Err(e) => return Err(e.into()),
     };
     let mut missing_inputs = Vec::new();
+    let mut context_digests = BTreeMap::new();
     for image in &config.images {
         if !git.dir_exists(commit, &image.context)? {
             missing_inputs.push((image.name.clone(), format!("context directory {}/", image.context)));
         } else if git.file_at(commit, &image.dockerfile)?.is_none() {
             missing_inputs.push((image.name.clone(), image.dockerfile.clone()));
+        } else {
+            let spec = git.context(commit, &image.context, &image.dockerfile);
+            let digest = tokio::task::block_in_place(|| spec.digest()).map_err(|e| GitError::Other {
+                op: "read build context",
+                message: format!("image {}: {e}", image.name),
+            })?;
+            context_digests.insert(image.name.clone(), digest);
         }
     }
 
@@ -76,6 +84,30 @@ pub async fn observe(
         views.insert(image.name.clone(), view);
     }
 
+    // Retag candidates: for images missing this release, the newest earlier release they carry.
+    let mut previous = BTreeMap::new();
+    if config.build.retag_unchanged {
+        for image in &config.images {
+            if views
+                .get(&image.name)
+                .is_none_or(|v| v.tag(&version_tags[0]).is_some() || matches!(v, RegistryView::Unknown(_)))
+            {
+                continue;
+            }
+            let listed = registry.tags(&image.repository).await?;
+            let earlier = release_tags
+                .iter()
+                .filter(|v| v.cmp_release(target).is_lt())
+                .filter_map(|v| image_tags(config, v).0.into_iter().next())
+                .rfind(|t| listed.contains(t));
+            if let Some(tag) = earlier {
+                if let Some(remote) = registry.inspect_tag(&image.repository, &tag).await? {
+                    previous.insert(image.name.clone(), (tag, remote));
+                }
+            }
+        }
+    }
+
     Ok(Observed {
         target: target.clone(),
         commit: commit.to_string(),
@@ -85,7 +117,20 @@ pub async fn observe(
         registry: views,
         source_url: git.source_url()?,
         created: now_rfc3339(),
+        context_digests,
+        previous,
+        platform: platform(),
     })
+}
+
+/// The daemon builds for the host: `linux/<GOARCH>`.
+fn platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!("linux/{arch}")
 }
 
 fn now_rfc3339() -> String {

@@ -1,0 +1,92 @@
+//! Fast releases on the real engine and registry: only images whose inputs
+//! changed are built; the rest get the new tag by registry-side manifest copy.
+
+mod common;
+
+use common::*;
+
+const UNCHANGED: [&str; 3] = ["server", "agent", "worker"];
+
+/// Blob uploads (layer PUT/PATCH/POST) to `image`'s repository logged since `offset`.
+fn uploads(f: &Fixture, offset: u64, image: &str) -> usize {
+    registry_writes_since(offset, &f.namespace)
+        .iter()
+        .filter(|l| l.contains(&format!("/{}/blobs/uploads", f.repo(image))))
+        .count()
+}
+
+fn built(run: &Run) -> Vec<String> {
+    let json: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let mut b: Vec<String> = json["report"]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["built"] == true)
+        .map(|i| i["image"].as_str().unwrap().to_string())
+        .collect();
+    b.sort();
+    b
+}
+
+#[test]
+fn only_changed_images_and_their_children_are_rebuilt() {
+    let f = Fixture::example("incr");
+    f.tag("v1.0.0");
+    f.relctl(&["release", "v1.0.0"]).expect(0);
+
+    // A frontend change rebuilds frontend and nginx (built on it); the rest are retagged.
+    f.write("frontend/index.html", "<p>new frontend</p>\n");
+    f.commit("frontend change");
+    f.tag("v1.1.0");
+    let plan = f.relctl(&["plan", "v1.1.0"]).expect(0).stdout();
+    for image in UNCHANGED {
+        assert!(
+            plan.lines()
+                .any(|l| l.contains(&format!("example-{image} ")) && l.contains("retag (unchanged since v1.0.0)")),
+            "{image}:\n{plan}"
+        );
+    }
+    let offset = registry_log_offset();
+    let run = f.relctl(&["--json", "release", "v1.1.0"]).expect(0);
+    assert_eq!(built(&run), ["frontend", "nginx"]);
+    for image in UNCHANGED {
+        assert_eq!(f.digest(image, "v1.1.0"), f.digest(image, "v1.0.0"), "{image} is the same manifest");
+        assert_eq!(uploads(&f, offset, image), 0, "{image}: no layer uploaded");
+    }
+    assert_ne!(f.digest("nginx", "v1.1.0"), f.digest("nginx", "v1.0.0"));
+    assert!(docker_run(&f.reference("nginx", "v1.1.0"), &["cat", "/srv/www/index.html"]).contains("new frontend"));
+    assert_eq!(f.digest("server", "latest"), f.digest("server", "v1.1.0"));
+    assert_eq!(f.remote_file("VERSION").as_deref(), Some("v1.1.0\n"));
+    f.relctl(&["release", "v1.1.0"])
+        .expect(0)
+        .stdout()
+        .contains("nothing to do")
+        .then_some(())
+        .expect("a retagged release reruns as a no-op");
+
+    // A change .dockerignore excludes rebuilds nothing.
+    f.write("server/NOTES.md", "excluded by .dockerignore\n");
+    f.commit("notes");
+    f.tag("v1.1.1");
+    assert!(built(&f.relctl(&["--json", "release", "v1.1.1"]).expect(0)).is_empty());
+
+    // A changed build argument rebuilds that image only.
+    let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap().replace("MODE: prod", "MODE: staging");
+    f.write("release.yaml", &cfg);
+    f.commit("staging mode");
+    f.tag("v1.2.0");
+    assert_eq!(built(&f.relctl(&["--json", "release", "v1.2.0"]).expect(0)), ["worker"]);
+    assert_eq!(docker_run(&f.reference("worker", "v1.2.0"), &["cat", "/app/mode"]), "mode=staging\n");
+
+    // `unchanged: rebuild` rebuilds everything.
+    let cfg = std::fs::read_to_string(f.work.join("release.yaml"))
+        .unwrap()
+        .replace("network: none", "network: none, unchanged: rebuild");
+    f.write("release.yaml", &cfg);
+    f.commit("always rebuild");
+    f.tag("v1.3.0");
+    assert_eq!(
+        built(&f.relctl(&["--json", "release", "v1.3.0"]).expect(0)),
+        ["agent", "frontend", "nginx", "server", "worker"]
+    );
+}
