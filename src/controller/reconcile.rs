@@ -110,9 +110,11 @@ pub async fn reconcile_once<G: GitRepo, B: ImageBuilder, R: Registry>(
         if plan.steps.is_empty() {
             continue;
         }
+        // Drift: the release was already out, yet a floating tag points elsewhere.
         for step in &plan.steps {
             if let Step::MoveTag(m) = step {
-                if let Some(from) = &m.from_digest {
+                let released_before = !plan.steps.iter().any(|s| matches!(s, Step::Push(p) if p.image == m.image));
+                if let (Some(from), true) = (&m.from_digest, released_before) {
                     tracing::info!(tag = %tag.raw, "drift: {}:{} points at {from}, not {}", m.repository, m.tag, m.to);
                 }
             }

@@ -164,9 +164,6 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
                         continue;
                     }
                 }
-                if let Some(from) = &m.from_digest {
-                    tracing::info!(image = %m.image, "{}:{} points at {from}; moving it to {}", m.repository, m.tag, m.to);
-                }
                 tracing::info!(image = %m.image, "phase 3/4: {} -> {}", m.tag, m.to);
                 self.registry.copy_tag(&path, &m.to, &m.tag).await?;
                 report.moved.push(format!("{}:{}", m.repository, m.tag));

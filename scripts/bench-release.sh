@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Benchmark for issue 4: relctl against the sequential script it replaces, on
+# the same engine and registry. Fixture: the five-image example plus a base
+# image that server, worker and agent build on; every build has `RUN sleep 1`
+# and a 20 MB layer of random data. Prints a table (medians of RUNS); not a test.
+# Also measures relctl's peak RSS releasing a 1 GiB build context.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-5}
+MB=${MB:-20}
+GIB_FILES=${GIB_FILES:-64}   # x 16 MiB = 1 GiB context
+
+started=0
+if ! scripts/services.sh status; then scripts/services.sh start; started=1; fi
+cleanup() { if [ "$started" = 1 ]; then scripts/services.sh stop; fi; }
+trap cleanup EXIT
+eval "$(scripts/services.sh env)"
+cargo build --release --quiet --bin relctl
+relctl=$PWD/target/release/relctl
+reg=$RELCTL_TEST_REGISTRY
+log=$RELCTL_TEST_REGISTRY_LOG
+work=$(mktemp -d /tmp/relctl-bench4.XXXXXX)
+G() { git -c user.name=bench -c user.email=bench@example.invalid "$@"; }
+now() { date +%s%N; }
+ms() { echo $(( ($2 - $1) / 1000000 )); }
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# make_app DIR NS: the fixture repository with a bare remote.
+make_app() {
+  local d=$1 ns=$2
+  git init -q --bare -b main "$d/remote.git"
+  mkdir -p "$d/app" && cd "$d/app" && git init -q -b main
+  for img in base frontend; do
+    mkdir -p docker/$img && cp "$RELCTL_TEST_BUSYBOX" docker/$img/busybox
+    printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nRUN sleep 1\nCOPY %s.bin /%s.bin\n' $img $img >docker/$img/Dockerfile
+  done
+  for img in server worker agent; do
+    mkdir -p docker/$img
+    printf 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN sleep 1\nCOPY %s.bin /%s.bin\n' $img $img >docker/$img/Dockerfile
+  done
+  mkdir -p docker/nginx
+  printf 'ARG FRONTEND_IMAGE\nFROM ${FRONTEND_IMAGE}\nRUN sleep 1\nCOPY nginx.bin /nginx.bin\n' >docker/nginx/Dockerfile
+  cat >release.yaml <<YAML
+registry: $reg
+namespace: $ns
+project: bench
+build: { retries: 0, parallelism: 2, network: none }
+images:
+  base:     { context: docker/base }
+  frontend: { context: docker/frontend }
+  server:   { context: docker/server, depends_on: [base] }
+  worker:   { context: docker/worker, depends_on: [base] }
+  agent:    { context: docker/agent, depends_on: [base] }
+  nginx:    { context: docker/nginx, depends_on: [frontend] }
+YAML
+  G remote add origin "$d/remote.git"
+  cd - >/dev/null
+}
+
+# fresh_layers DIR IMAGES...: new random data, so no layer exists anywhere yet.
+fresh_layers() {
+  local d=$1; shift
+  (cd "$d/app" && G pull -q --rebase origin main 2>/dev/null || true)
+  for img in "$@"; do head -c $((MB * 1048576)) /dev/urandom >"$d/app/docker/$img/$img.bin"; done
+  (cd "$d/app" && G add -A && G commit -q -m "layers $*" && G push -q origin main)
+}
+
+# The replaced scripts: in dependency order, docker build --no-cache && docker push, then VERSION.
+baseline() {
+  local d=$1 ns=$2 tag=$3
+  (cd "$d/app"
+   for img in base frontend server worker agent nginx; do
+     ref="$reg/$ns/bench-$img"
+     docker build -q --no-cache --network none --build-arg "BASE_IMAGE=$reg/$ns/bench-base:$tag" \
+       --build-arg "FRONTEND_IMAGE=$reg/$ns/bench-frontend:$tag" -t "$ref:$tag" -t "$ref:latest" "docker/$img" >/dev/null
+     docker push -q "$ref:$tag" >/dev/null && docker push -q "$ref:latest" >/dev/null
+   done
+   echo "$tag" >VERSION && G add VERSION && G commit -q -m "chore(release): $tag" && G push -q origin main)
+}
+
+uploads_for() { # uploads_for OFFSET NS IMAGE...: blob upload requests to those repositories since OFFSET
+  local off=$1 ns=$2; shift 2
+  local n=0
+  for img in "$@"; do n=$((n + $(tail -c +"$((off + 1))" "$log" | grep -c "\"\(POST\|PUT\|PATCH\) /v2/$ns/bench-$img/blobs/uploads" || true))); done
+  echo $n
+}
+
+cold_r=(); cold_b=(); chg_r=(); chg_b=(); rerun=(); up_unchanged=()
+for i in $(seq 1 "$RUNS"); do
+  for who in relctl baseline; do
+    d="$work/$who-$i"; ns="b4$who$i$(date +%s)"
+    mkdir -p "$d"; make_app "$d" "$ns"
+    fresh_layers "$d" base frontend server worker agent nginx
+    (cd "$d/app" && git tag v1.0.0 && G push -q origin v1.0.0)
+    t0=$(now)
+    if [ $who = relctl ]; then (cd "$d/app" && "$relctl" -q release v1.0.0 --no-cache >/dev/null); else baseline "$d" "$ns" v1.0.0; fi
+    t1=$(now)
+    fresh_layers "$d" frontend
+    (cd "$d/app" && git tag v1.1.0 && G push -q origin v1.1.0)
+    off=$(stat -c %s "$log")
+    t2=$(now)
+    if [ $who = relctl ]; then (cd "$d/app" && "$relctl" -q release v1.1.0 >/dev/null); else baseline "$d" "$ns" v1.1.0; fi
+    t3=$(now)
+    if [ $who = relctl ]; then
+      cold_r+=($(ms $t0 $t1)); chg_r+=($(ms $t2 $t3))
+      sleep 0.5; up_unchanged+=($(uploads_for "$off" "$ns" base server worker agent))
+      t4=$(now); (cd "$d/app" && "$relctl" -q release v1.1.0 >/dev/null); rerun+=($(ms $t4 $(now)))
+    else
+      cold_b+=($(ms $t0 $t1)); chg_b+=($(ms $t2 $t3))
+    fi
+  done
+  echo "run $i/$RUNS: relctl cold ${cold_r[-1]} ms, changed ${chg_r[-1]} ms, rerun ${rerun[-1]} ms; baseline cold ${cold_b[-1]} ms, changed ${chg_b[-1]} ms" >&2
+done
+
+# The physical floor: the longest dependency chain of single-image builds plus the push of the largest image.
+d="$work/floor"; ns="b4floor$(date +%s)"; mkdir -p "$d"; make_app "$d" "$ns"; fresh_layers "$d" base frontend server worker agent nginx
+declare -A bt
+for img in base frontend server worker agent nginx; do
+  t0=$(now)
+  docker build -q --no-cache --network none --build-arg "BASE_IMAGE=$reg/$ns/bench-base:f" --build-arg "FRONTEND_IMAGE=$reg/$ns/bench-frontend:f" \
+    -t "$reg/$ns/bench-$img:f" "$d/app/docker/$img" >/dev/null
+  bt[$img]=$(ms $t0 $(now))
+done
+t0=$(now); docker push -q "$reg/$ns/bench-base:f" >/dev/null; push_largest=$(ms $t0 $(now))
+chain1=$(( ${bt[base]} + $(printf '%s\n' ${bt[server]} ${bt[worker]} ${bt[agent]} | sort -n | tail -1) ))
+chain2=$(( ${bt[frontend]} + ${bt[nginx]} ))
+floor=$(( (chain1 > chain2 ? chain1 : chain2) + push_largest ))
+
+# Peak RSS releasing a 1 GiB context (64 x 16 MiB files; the image copies one small file).
+d="$work/gib"; mkdir -p "$d"; git init -q --bare -b main "$d/remote.git"; mkdir -p "$d/app/big"; cd "$d/app"; git init -q -b main
+git config core.compression 0; git config core.looseCompression 0
+for f in $(seq 1 "$GIB_FILES"); do head -c 16777216 /dev/urandom >"big/part$f.bin"; done
+printf 'small\n' >small.txt
+printf 'FROM scratch\nCOPY small.txt /small.txt\n' >Dockerfile
+printf 'registry: %s\nnamespace: b4gib%s\nproject: big\nbuild: { retries: 0 }\nimages:\n  app: { context: . }\n' "$reg" "$(date +%s)" >release.yaml
+G add -A && G commit -q -m big && G remote add origin "$d/remote.git" && G push -q origin main && git tag v1.0.0 && G push -q origin v1.0.0
+"$relctl" -q release v1.0.0 >/dev/null &
+pid=$!; peak=0
+while kill -0 $pid 2>/dev/null; do
+  hwm=$(awk '/VmHWM/ {print $2}' /proc/$pid/status 2>/dev/null || echo 0); [ "${hwm:-0}" -gt "$peak" ] && peak=$hwm; sleep 0.05
+done
+wait $pid
+ctx_mib=$(( GIB_FILES * 16 ))
+cd - >/dev/null
+
+mc=$(median "${cold_r[@]}"); mcb=$(median "${cold_b[@]}"); mg=$(median "${chg_r[@]}"); mgb=$(median "${chg_b[@]}")
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+printf '\nrelctl release benchmark, %s, %s, %s cores; %s runs, %s MB random layer and RUN sleep 1 per image\n' "$(date -u +%F)" "$(uname -m)" "$(nproc)" "$RUNS" "$MB"
+printf '%-46s %-10s %-10s %-8s %s\n' "scenario (median ms)" "relctl" "baseline" "ratio" "target"
+printf '%-46s %-10s %-10s %-8s %s\n' "1. cold release (no cache, empty registry)" "$mc" "$mcb" "$(ratio "$mc" "$mcb")" "<= 0.5"
+printf '%-46s %-10s %-10s %-8s %s\n' "2. only frontend/ changed" "$mg" "$mgb" "$(ratio "$mg" "$mgb")" "<= 0.2"
+printf '%-46s %-10s %-10s %-8s %s\n' "   relctl blob uploads to unchanged images" "$(printf '%s\n' "${up_unchanged[@]}" | sort -n | tail -1)" "" "" "0"
+printf '%-46s %-10s %-10s %-8s %s\n' "3. rerun of a released tag" "$(median "${rerun[@]}")" "" "" "< 1000 ms"
+printf '%-46s %-10s %-10s %-8s %s\n' "4. cold relctl vs physical floor" "$mc" "$floor" "$(ratio "$mc" "$floor")" "<= 1.25"
+printf '   floor = longest chain (base+server %s ms, frontend+nginx %s ms) + push of largest image %s ms\n' "$chain1" "$chain2" "$push_largest"
+printf '%-46s %-10s %s\n' "peak RSS releasing a ${ctx_mib} MiB context (MiB)" "$(awk -v k="$peak" 'BEGIN {printf "%.1f", k / 1024}')" "< 150"
+printf 'all runs (ms): relctl cold %s | baseline cold %s | relctl changed %s | baseline changed %s | rerun %s\n' \
+  "${cold_r[*]}" "${cold_b[*]}" "${chg_r[*]}" "${chg_b[*]}" "${rerun[*]}"
+rm -rf "$work"
