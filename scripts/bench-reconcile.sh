@@ -19,16 +19,9 @@ relctl=$PWD/target/release/relctl
 
 work=$(mktemp -d /tmp/relctl-bench.XXXXXX)
 ns="bench$(date +%s)"
-git init -q --bare -b main "$work/remote.git"
-cp -r examples/app "$work/app"
-mkdir -p "$work/app/bin" && cp "$RELCTL_TEST_BUSYBOX" "$work/app/bin/busybox"
-sed -i "s|^registry: .*|registry: $RELCTL_TEST_REGISTRY|; s|^namespace: .*|namespace: $ns|" "$work/app/release.yaml"
-cd "$work/app"
-git init -q -b main
-git add -A
-git -c user.name=bench -c user.email=bench@example.invalid commit -q -m "example app"
-git remote add origin "$work/remote.git"
-git push -q origin main
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+example_repo "$work" "$ns"
 head=$(git rev-parse HEAD)
 last="v1.0.$((N - 1))"
 for i in $(seq 0 $((N - 1))); do echo "create refs/tags/v1.0.$i $head"; done | git update-ref --stdin

@@ -12,17 +12,9 @@ cargo build --quiet --bin relctl
 relctl=$PWD/target/debug/relctl
 
 work=$(mktemp -d /tmp/relctl-demo.XXXXXX)
-git init -q --bare -b main "$work/remote.git"
-cp -r examples/app "$work/app"
-mkdir -p "$work/app/bin" && cp "$RELCTL_TEST_BUSYBOX" "$work/app/bin/busybox"
-sed -i "s|^registry: .*|registry: $RELCTL_TEST_REGISTRY|; s|^namespace: .*|namespace: demo-$(date +%s)|" "$work/app/release.yaml"
-cd "$work/app"
-git init -q -b main
-git -c user.name=demo -c user.email=demo@example.invalid commit -q --allow-empty -m "empty root"
-git add -A
-git -c user.name=demo -c user.email=demo@example.invalid commit -q -m "example app"
-git remote add origin "$work/remote.git"
-git push -q origin main
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+example_repo "$work" "demo-$(date +%s)"
 git tag v1.0.0
 git push -q origin v1.0.0
 
@@ -35,7 +27,6 @@ ns=$(sed -n 's/^namespace: //p' release.yaml)
 for img in server frontend agent worker nginx; do
   printf '  %s/example-%s: ' "$ns" "$img"
   curl -s "http://$RELCTL_TEST_REGISTRY/v2/$ns/example-$img/tags/list"
-  echo
 done
 echo "== main on the remote"
 git --git-dir="$work/remote.git" log --format='  %h %s' -3 main
