@@ -87,6 +87,12 @@ pub async fn observe(
     // Retag candidates: for images missing this release, the newest earlier release they carry.
     let mut previous = BTreeMap::new();
     if config.build.retag_unchanged {
+        // Primary image tags of the earlier releases, oldest first.
+        let earlier: Vec<String> = release_tags
+            .iter()
+            .filter(|v| v.cmp_release(target).is_lt())
+            .filter_map(|v| image_tags(config, v).0.into_iter().next())
+            .collect();
         for image in &config.images {
             if views
                 .get(&image.name)
@@ -95,14 +101,9 @@ pub async fn observe(
                 continue;
             }
             let listed = registry.tags(&image.repository).await?;
-            let earlier = release_tags
-                .iter()
-                .filter(|v| v.cmp_release(target).is_lt())
-                .filter_map(|v| image_tags(config, v).0.into_iter().next())
-                .rfind(|t| listed.contains(t));
-            if let Some(tag) = earlier {
-                if let Some(remote) = registry.inspect_tag(&image.repository, &tag).await? {
-                    previous.insert(image.name.clone(), (tag, remote));
+            if let Some(tag) = earlier.iter().rfind(|t| listed.contains(t)) {
+                if let Some(remote) = registry.inspect_tag(&image.repository, tag).await? {
+                    previous.insert(image.name.clone(), (tag.clone(), remote));
                 }
             }
         }
