@@ -69,6 +69,19 @@ impl Controller {
         }
         result
     }
+
+    /// Reconciles at start, every `interval` and on every `trigger` request, one
+    /// run at a time, until `shutdown`. Failures are logged and counted; the loop goes on.
+    async fn run_until_shutdown(&self, interval: Option<Duration>, trigger: &Trigger, shutdown: Shutdown) {
+        let sd = shutdown.clone();
+        controller::run_loop(interval, trigger, shutdown, |tags| {
+            let sd = sd.clone();
+            async move {
+                let _ = self.run(&tags, Some(&sd)).await;
+            }
+        })
+        .await;
+    }
 }
 
 pub async fn reconcile_cmd(global: &Global, interval: Option<Duration>) -> anyhow::Result<()> {
@@ -81,17 +94,7 @@ pub async fn reconcile_cmd(global: &Global, interval: Option<Duration>) -> anyho
         }
         return Ok(());
     };
-    let shutdown = Shutdown::on_signals();
-    let trigger = Trigger::default();
-    let c = &c;
-    let sd = shutdown.clone();
-    controller::run_loop(Some(interval), &trigger, shutdown, move |tags| {
-        let sd = sd.clone();
-        async move {
-            let _ = c.run(&tags, Some(&sd)).await;
-        }
-    })
-    .await;
+    c.run_until_shutdown(Some(interval), &Trigger::default(), Shutdown::on_signals()).await;
     Ok(())
 }
 
@@ -120,15 +123,7 @@ pub async fn serve_cmd(
         alive: alive.clone(),
     };
     let http = tokio::spawn(server::serve(listener, state, shutdown.clone()));
-    let c = &c;
-    let sd = shutdown.clone();
-    controller::run_loop(interval, &trigger, shutdown, move |tags| {
-        let sd = sd.clone();
-        async move {
-            let _ = c.run(&tags, Some(&sd)).await;
-        }
-    })
-    .await;
+    c.run_until_shutdown(interval, &trigger, shutdown).await;
     alive.store(false, Ordering::Relaxed);
     http.await.context("the HTTP server task failed")?.context("the HTTP server failed")?;
     Ok(())
