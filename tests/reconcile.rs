@@ -110,18 +110,7 @@ fn reconcile_repairs_a_deleted_tag_and_a_latest_moved_by_hand() {
 fn two_concurrent_releases_of_one_tag_make_one_version_commit() {
     let f = Fixture::single("concurrent");
     f.tag("v1.0.0");
-    let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_relctl"))
-            .current_dir(&f.work)
-            .args(["release", "v1.0.0"])
-            .env("HOME", f.dir.path())
-            .env_remove("RELCTL_REGISTRY_USERNAME")
-            .env_remove("RELCTL_REGISTRY_PASSWORD")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = || f.command(&["release", "v1.0.0"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
@@ -148,15 +137,7 @@ fn sigkill_during_the_push_phase_then_reconcile_completes_the_release() {
     git(&f.work, &["push", "-q", "origin", "main"]);
     f.tag("v1.0.0");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_relctl"))
-        .current_dir(&f.work)
-        .args(["release", "v1.0.0"])
-        .env("HOME", f.dir.path())
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = f.command(&["release", "v1.0.0"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let mut seen = Vec::new();
     for line in stderr.lines() {
@@ -235,12 +216,9 @@ fn serve_verifies_webhooks_and_releases_a_signed_tag_push() {
     f.relctl(&["serve", "--listen", "127.0.0.1:0"]).expect(2);
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_relctl"))
-        .current_dir(&f.work)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("HOME", f.dir.path())
+    let child = f
+        .command(&["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("RELCTL_WEBHOOK_SECRET", secret)
-        .env("NO_COLOR", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -324,14 +302,8 @@ fn serve_verifies_webhooks_and_releases_a_signed_tag_push() {
 #[test]
 fn reconcile_interval_stops_cleanly_on_sigterm() {
     let f = Fixture::single("interval");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_relctl"))
-        .current_dir(&f.work)
-        .args(["reconcile", "--interval", "1s"])
-        .env("HOME", f.dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        f.command(&["reconcile", "--interval", "1s"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let mut runs = 0;
     for line in stderr.lines() {

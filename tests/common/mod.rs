@@ -151,7 +151,9 @@ impl Fixture {
         self.relctl_env(args, &[])
     }
 
-    pub fn relctl_env(&self, args: &[&str], envs: &[(&str, &str)]) -> Run {
+    /// The relctl command for this fixture: run in the work tree, with a HOME of
+    /// its own and no credentials or tokens from the outer environment.
+    pub fn command(&self, args: &[&str]) -> Command {
         let home = self.dir.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_relctl"));
@@ -159,11 +161,17 @@ impl Fixture {
             .args(args)
             .env_remove("RELCTL_REGISTRY_USERNAME")
             .env_remove("RELCTL_REGISTRY_PASSWORD")
+            .env_remove("RELCTL_WEBHOOK_SECRET")
             .env_remove("GITHUB_TOKEN")
             .env_remove("DOCKER_CONFIG")
             .env("HOME", &home)
             .env("NO_COLOR", "1")
             .env("RELCTL_LOG", "info");
+        cmd
+    }
+
+    pub fn relctl_env(&self, args: &[&str], envs: &[(&str, &str)]) -> Run {
+        let mut cmd = self.command(args);
         for (k, v) in envs {
             cmd.env(k, v);
         }
