@@ -90,3 +90,29 @@ fn only_changed_images_and_their_children_are_rebuilt() {
         ["agent", "frontend", "nginx", "server", "worker"]
     );
 }
+
+#[test]
+fn built_images_are_uploaded_once_under_a_staging_tag_and_promoted_by_manifest_copy() {
+    let f = Fixture::example("stage");
+    let commit = f.tag("v1.0.0");
+    let run = f.relctl(&["release", "v1.0.0", "-v"]).expect(0);
+    let stage = format!("relctl-stage-v1.0.0-{}", &commit[..12]);
+    for image in IMAGES {
+        assert_eq!(f.staging_tags(image), std::slice::from_ref(&stage), "{image}");
+        let staged = f.digest(image, &stage);
+        assert!(staged.is_some(), "{image}");
+        assert_eq!(f.digest(image, "v1.0.0"), staged, "{image}: the version tag is the staged manifest");
+        assert_eq!(f.digest(image, "latest"), staged, "{image}");
+    }
+    assert!(run.stderr().contains("staged"), "{}", run.stderr());
+
+    // `stage: false`: uploads wait for every build, and no staging tag is written.
+    let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap();
+    f.write("release.yaml", &cfg.replace("build: {", "build: { stage: false,"));
+    f.write("server/release.txt", "server two\n");
+    let commit = f.commit("server change, no staging");
+    f.tag("v1.1.0");
+    f.relctl(&["release", "v1.1.0"]).expect(0);
+    assert!(f.tags("server").contains(&"v1.1.0".to_string()));
+    assert!(!f.staging_tags("server").iter().any(|t| t.ends_with(&commit[..12])), "{:?}", f.staging_tags("server"));
+}

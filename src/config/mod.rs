@@ -52,6 +52,10 @@ pub struct BuildConfig {
     /// `unchanged: retag` (default): an image whose input key equals the previous
     /// release's is retagged by manifest copy instead of rebuilt.
     pub retag_unchanged: bool,
+    /// `stage: true` (default): each image is pushed under its staging tag as
+    /// soon as it is built, while the others still build; phase 2 then only
+    /// copies manifests. `false`: images are uploaded in phase 2.
+    pub stage: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -65,6 +65,7 @@ pub struct RawBuild {
     pub cache: bool,
     pub network: String,
     pub unchanged: RawUnchanged,
+    pub stage: bool,
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +77,14 @@ pub enum RawUnchanged {
 
 impl Default for RawBuild {
     fn default() -> Self {
-        Self { retries: 3, parallelism: 2, cache: true, network: "none".into(), unchanged: RawUnchanged::Retag }
+        Self {
+            retries: 3,
+            parallelism: 2,
+            cache: true,
+            network: "none".into(),
+            unchanged: RawUnchanged::Retag,
+            stage: true,
+        }
     }
 }
 

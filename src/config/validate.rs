@@ -138,6 +138,7 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         cache: raw.build.cache,
         network: raw.build.network.clone(),
         retag_unchanged: raw.build.unchanged == super::raw::RawUnchanged::Retag,
+        stage: raw.build.stage,
     };
 
     if raw.images.is_empty() {

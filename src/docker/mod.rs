@@ -32,7 +32,7 @@ impl DockerError {
     pub fn hint(&self) -> String {
         match self {
             DockerError::Unreachable { .. } => "start the Docker daemon, or point DOCKER_HOST at it (e.g. unix:///var/run/docker.sock)".into(),
-            DockerError::Build { .. } => "fix the Dockerfile at the tagged commit and tag a new version; nothing was pushed".into(),
+            DockerError::Build { .. } => "fix the Dockerfile at the tagged commit and tag a new version; no release tag was pushed".into(),
             DockerError::Push { message, .. } if message.contains("unauthorized") || message.contains("authentication required") || message.contains("denied") => {
                 "the registry refused the push: set RELCTL_REGISTRY_USERNAME / RELCTL_REGISTRY_PASSWORD for an account that may push".into()
             }

@@ -126,6 +126,9 @@ pub struct BuildStep {
     pub labels: BTreeMap<String, String>,
     pub no_cache: bool,
     pub network: String,
+    /// Pushed under this staging tag as soon as it is built, while other images
+    /// still build. A staging tag is never a release tag: installers never see it.
+    pub stage_tag: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -143,6 +146,8 @@ pub enum PushSource {
     Build,
     /// Copy the manifest of this tag, already in the registry.
     Tag(String),
+    /// Copy the manifest the build pushed under this staging tag in phase 1.
+    Staged(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -270,17 +275,20 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
 
         match &action {
             ImageAction::Build { .. } => {
-                let reference = format!("{repository}:{primary}");
-                let step = build_step(config, observed, opts, image, reference, &parent_refs, key)?;
+                let stage = config.build.stage.then(|| stage_tag(&primary, &observed.commit));
+                let reference = format!("{repository}:{}", stage.as_deref().unwrap_or(&primary));
+                let mut step = build_step(config, observed, opts, image, reference.clone(), &parent_refs, key)?;
+                step.stage_tag = stage.clone();
                 builds.push(step);
                 pushes.push(PushStep {
                     image: image.name.clone(),
                     repository: repository.clone(),
                     tags: version_tags.clone(),
-                    source: PushSource::Build,
+                    source: stage.map_or(PushSource::Build, PushSource::Staged),
                 });
                 released.insert(&image.name, None);
-                parent_refs.insert(&image.name, format!("{repository}:{primary}"));
+                // Children build from the local image, under the name it was built as.
+                parent_refs.insert(&image.name, reference);
             }
             ImageAction::Retag { from, digest } => {
                 pushes.push(PushStep {
@@ -449,7 +457,16 @@ fn build_step(
         labels,
         no_cache: opts.no_cache || !config.build.cache,
         network: config.build.network.clone(),
+        stage_tag: None,
     })
+}
+
+/// The staging tag of a release's image built from `commit`:
+/// `relctl-stage-<primary tag>-<commit, 12 hex>`, cut to the 128 characters a tag may have.
+pub fn stage_tag(primary: &str, commit: &str) -> String {
+    let mut tag = format!("relctl-stage-{primary}-{}", &commit[..commit.len().min(12)]);
+    tag.truncate(128);
+    tag
 }
 
 /// The input key of an image: SHA-256 over everything its build reads (the

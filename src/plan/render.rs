@@ -55,12 +55,13 @@ impl fmt::Display for Plan {
                             format!(" (after {})", b.depends_on.join(", "))
                         };
                         let cache = if b.no_cache { ", no cache" } else { "" };
-                        writeln!(f, "  {n:>2}. [{phase}] build  {} -> {}{after}{cache}", b.image, b.reference)?;
+                        let stage = if b.stage_tag.is_some() { ", uploaded as soon as built" } else { "" };
+                        writeln!(f, "  {n:>2}. [{phase}] build  {} -> {}{after}{cache}{stage}", b.image, b.reference)?;
                     }
                     Step::Push(p) => {
                         let from = match &p.source {
                             PushSource::Build => String::new(),
-                            PushSource::Tag(t) => format!(" (copy of {t})"),
+                            PushSource::Tag(t) | PushSource::Staged(t) => format!(" (copy of {t})"),
                         };
                         writeln!(f, "  {n:>2}. [{phase}] push   {} {}{from}", p.image, p.tags.join(", "))?;
                     }

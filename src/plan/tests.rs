@@ -89,7 +89,10 @@ fn first_release_builds_pushes_moves_and_commits_in_phases() {
     assert!(pos("build server") < pos("build worker"));
     assert!(pos("build frontend") < pos("build nginx"));
     let Step::Build(worker) = &p.steps[pos("build worker")] else { unreachable!() };
-    assert_eq!(worker.build_args["SERVER_IMAGE"], "registry.test:5000/acme/app-server:v1.2.0");
+    assert_eq!(
+        worker.build_args["SERVER_IMAGE"],
+        "registry.test:5000/acme/app-server:relctl-stage-v1.2.0-111111111111"
+    );
     assert_eq!(worker.build_args["MODE"], "prod");
     assert_eq!(worker.labels["org.opencontainers.image.revision"], COMMIT);
     assert_eq!(worker.labels["org.opencontainers.image.version"], "1.2.0");
@@ -145,7 +148,8 @@ fn build_metadata_becomes_dash_in_image_tags() {
     let p =
         plan(&cfg(CONFIG), &observed("v1.2.0+build.7", &["v1.2.0+build.7"], None), &PlanOptions::default()).unwrap();
     let Step::Build(b) = &p.steps[0] else { panic!() };
-    assert!(b.reference.ends_with(":v1.2.0-build.7"), "{}", b.reference);
+    assert!(b.reference.ends_with(":relctl-stage-v1.2.0-build.7-111111111111"), "{}", b.reference);
+    assert!(p.images.iter().all(|i| i.version_tags == ["v1.2.0-build.7"]), "{p}");
     assert_eq!(b.labels["org.opencontainers.image.version"], "1.2.0+build.7");
     let Some(Step::CommitVersion(v)) = p.steps.last() else { panic!("{p}") };
     assert_eq!(v.to, "v1.2.0+build.7", "VERSION keeps the raw tag");
@@ -427,4 +431,43 @@ fn a_retagged_release_is_published_on_rerun() {
     }
     let p = plan(&c, &o, &PlanOptions::default()).unwrap();
     assert!(p.steps.is_empty(), "same inputs from an earlier commit count as this release: {p}");
+}
+
+#[test]
+fn staging_names_the_build_by_tag_and_commit_and_can_be_turned_off() {
+    let p = plan(&cfg(CONFIG), &observed("v1.2.0", &["v1.2.0"], None), &PlanOptions::default()).unwrap();
+    let builds: BTreeMap<&str, &BuildStep> = p
+        .steps
+        .iter()
+        .filter_map(|s| if let Step::Build(b) = s { Some((b.image.as_str(), b)) } else { None })
+        .collect();
+    let stage = "relctl-stage-v1.2.0-111111111111";
+    assert_eq!(builds["server"].stage_tag.as_deref(), Some(stage));
+    assert_eq!(
+        builds["worker"].build_args["SERVER_IMAGE"],
+        format!("registry.test:5000/acme/app-server:{stage}"),
+        "a child builds FROM the parent's local image under the name it was built as"
+    );
+    assert!(p.steps.iter().all(|s| !matches!(s, Step::Push(PushStep { source: PushSource::Build, .. }))), "{p}");
+
+    let c = cfg(&CONFIG.replace("images:", "build: { stage: false }\nimages:"));
+    let p = plan(&c, &observed("v1.2.0", &["v1.2.0"], None), &PlanOptions::default()).unwrap();
+    for step in &p.steps {
+        match step {
+            Step::Build(b) => {
+                assert_eq!(b.stage_tag, None);
+                assert!(b.reference.ends_with(":v1.2.0"), "{}", b.reference);
+            }
+            Step::Push(push) => assert_eq!(push.source, PushSource::Build),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn staging_tag_fits_the_registry_limit() {
+    let long = format!("v1.0.0-{}", "a".repeat(140));
+    let tag = crate::plan::stage_tag(&long, &"f".repeat(40));
+    assert_eq!(tag.len(), 128);
+    assert!(tag.starts_with("relctl-stage-v1.0.0-aaa"));
 }

@@ -3,7 +3,7 @@
 //! to `build.retries` times with exponential backoff. The first failure stops
 //! new builds; the ones in flight finish, then the error is returned.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -25,22 +25,27 @@ pub fn backoff(n: u32) -> Duration {
     Duration::from_secs(1u64 << (n - 1).min(5)).min(Duration::from_secs(30))
 }
 
-async fn build_with_retries(
-    builder: &impl ImageBuilder,
-    step: &BuildStep,
-    context: ContextSpec,
-    retries: u32,
-) -> Result<(), BuildFailure> {
+/// Runs `attempt` up to `retries + 1` times with [`backoff`] between failures.
+async fn with_retries<F, Fut, T>(image: &str, what: &str, retries: u32, mut attempt: F) -> Result<T, BuildFailure>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<T, DockerError>>,
+{
     let attempts = retries + 1;
     let mut n = 1;
     loop {
-        tracing::info!(image = %step.image, attempt = n, of = attempts, "building {}", step.reference);
-        match builder.build(step, context.clone()).await {
-            Ok(()) => return Ok(()),
+        match attempt(n).await {
+            Ok(v) => return Ok(v),
             Err(error) if n >= attempts => return Err(BuildFailure { attempts: n, error }),
             Err(error) => {
                 let wait = backoff(n);
-                tracing::warn!(image = %step.image, attempt = n, of = attempts, "build failed, retrying in {}s: {error}", wait.as_secs());
+                tracing::warn!(
+                    image,
+                    attempt = n,
+                    of = attempts,
+                    "{what} failed, retrying in {}s: {error}",
+                    wait.as_secs()
+                );
                 tokio::time::sleep(wait).await;
                 n += 1;
             }
@@ -48,19 +53,33 @@ async fn build_with_retries(
     }
 }
 
+/// Pushes a built step under its staging tag; returns the manifest digest.
+async fn stage(builder: &impl ImageBuilder, step: &BuildStep, tag: &str, retries: u32) -> Result<String, BuildFailure> {
+    let repository =
+        step.reference.strip_suffix(&format!(":{tag}")).expect("a staged build is tagged with its staging tag");
+    with_retries(&step.image, "staging push", retries, |_| builder.push(&step.image, repository, tag)).await
+}
+
+/// What phase 1 produced: the digest of every image pushed under its staging tag.
+pub type Staged = BTreeMap<String, String>;
+
 /// Runs all `steps` (in dependency order) respecting `depends_on` and `parallelism`.
-/// `context` gives each step's build context.
+/// `context` gives each step's build context. A step with a staging tag is
+/// pushed under it as soon as it is built, while the remaining builds go on;
+/// staging pushes do not count against `parallelism` and do not hold back children.
 pub async fn build_all(
     builder: &impl ImageBuilder,
     steps: &[&BuildStep],
     context: impl Fn(&BuildStep) -> ContextSpec,
     parallelism: usize,
     retries: u32,
-) -> Result<(), BuildFailure> {
+) -> Result<Staged, BuildFailure> {
     let planned: BTreeSet<&str> = steps.iter().map(|s| s.image.as_str()).collect();
     let mut done: BTreeSet<&str> = BTreeSet::new();
     let mut started: BTreeSet<&str> = BTreeSet::new();
     let mut running = FuturesUnordered::new();
+    let mut staging = FuturesUnordered::new();
+    let mut staged = Staged::new();
     let mut failure = None;
     loop {
         if failure.is_none() {
@@ -73,25 +92,44 @@ pub async fn build_all(
                     started.insert(&step.image);
                     let ctx = context(step);
                     running.push(async move {
-                        (step.image.as_str(), build_with_retries(builder, step, ctx, retries).await)
+                        let result = with_retries(&step.image, "build", retries, |n| {
+                            tracing::info!(image = %step.image, attempt = n, of = retries + 1, "building {}", step.reference);
+                            builder.build(step, ctx.clone())
+                        })
+                        .await;
+                        (*step, result)
                     });
                 }
             }
         }
-        match running.next().await {
-            Some((image, Ok(()))) => {
-                tracing::info!(image, "built");
-                done.insert(image);
-            }
-            Some((_, Err(e))) => {
-                failure.get_or_insert(e);
-            }
-            None => break,
+        tokio::select! {
+            Some((step, result)) = running.next() => match result {
+                Ok(()) => {
+                    tracing::info!(image = %step.image, "built");
+                    done.insert(&step.image);
+                    if let Some(tag) = &step.stage_tag {
+                        staging.push(async move { (step.image.as_str(), stage(builder, step, tag, retries).await) });
+                    }
+                }
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            },
+            Some((image, result)) = staging.next() => match result {
+                Ok(digest) => {
+                    tracing::info!(image, digest = %digest, "staged");
+                    staged.insert(image.to_string(), digest);
+                }
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            },
+            else => break,
         }
     }
     match failure {
         Some(f) => Err(f),
-        None => Ok(()),
+        None => Ok(staged),
     }
 }
 
@@ -109,6 +147,7 @@ mod tests {
         running: Mutex<(usize, usize)>,
         fail: BTreeMap<String, u32>,
         attempts: Mutex<BTreeMap<String, u32>>,
+        fail_push: BTreeSet<String>,
     }
 
     impl ImageBuilder for Recorder {
@@ -135,8 +174,19 @@ mod tests {
                 _ => Ok(()),
             }
         }
-        async fn push(&self, _: &str, _: &str, _: &str) -> Result<String, DockerError> {
-            unreachable!("phase 1 never pushes")
+        async fn push(&self, image: &str, repository: &str, tag: &str) -> Result<String, DockerError> {
+            self.log.lock().unwrap().push(format!("stage {image}"));
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            self.log.lock().unwrap().push(format!("staged {image}"));
+            if self.fail_push.contains(image) {
+                let reference = format!("{repository}:{tag}");
+                return Err(DockerError::Push {
+                    image: image.into(),
+                    reference,
+                    message: "blob upload unknown".into(),
+                });
+            }
+            Ok(format!("sha256:{image}"))
         }
     }
 
@@ -151,7 +201,19 @@ mod tests {
             labels: BTreeMap::new(),
             no_cache: false,
             network: "none".into(),
+            stage_tag: None,
         }
+    }
+
+    fn staged(steps: Vec<BuildStep>) -> Vec<BuildStep> {
+        steps
+            .into_iter()
+            .map(|mut s| {
+                s.reference = format!("r/{}:relctl-stage-v1", s.image);
+                s.stage_tag = Some("relctl-stage-v1".into());
+                s
+            })
+            .collect()
     }
 
     fn ctx(_: &BuildStep) -> ContextSpec {
@@ -205,6 +267,39 @@ mod tests {
         assert!(err.error.to_string().contains("image server"));
         let log = r.log.lock().unwrap().clone();
         assert!(!log.iter().any(|l| l == "start worker"), "a child of a failed build never starts: {log:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn staging_pushes_overlap_later_builds_and_never_hold_back_children() {
+        let r = Recorder::default();
+        let steps = staged(five());
+        let refs: Vec<&BuildStep> = steps.iter().collect();
+        let start = tokio::time::Instant::now();
+        let digests = build_all(&r, &refs, ctx, 1, 0).await.unwrap();
+        assert_eq!(digests.len(), 5, "every image staged: {digests:?}");
+        assert_eq!(digests["server"], "sha256:server");
+        let log = r.log.lock().unwrap().clone();
+        let at = |s: &str| log.iter().position(|l| l == s).unwrap();
+        assert!(at("stage agent") < at("end frontend"), "agent uploads while frontend builds: {log:?}");
+        assert!(at("start worker") < at("staged server"), "worker needs server built, not uploaded: {log:?}");
+        // 5 sequential builds of 100 ms; the 250 ms uploads run beside them, so only the last one adds.
+        assert_eq!(start.elapsed(), Duration::from_millis(5 * 100 + 250));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_staging_push_fails_the_phase_after_retries() {
+        let r = Recorder { fail_push: BTreeSet::from(["frontend".to_string()]), ..Default::default() };
+        let steps = staged(five());
+        let refs: Vec<&BuildStep> = steps.iter().collect();
+        let err = build_all(&r, &refs, ctx, 2, 1).await.unwrap_err();
+        assert_eq!(err.attempts, 2);
+        assert!(
+            err.error.to_string().contains("image frontend: pushing r/frontend:relctl-stage-v1 failed"),
+            "{}",
+            err.error
+        );
+        let log = r.log.lock().unwrap().clone();
+        assert_eq!(log.iter().filter(|l| *l == "stage frontend").count(), 2, "retried once: {log:?}");
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub enum ReleaseError {
     Credentials(#[from] CredentialsError),
     #[error(transparent)]
     Docker(#[from] DockerError),
-    #[error("{error} (gave up after {attempts} attempts; nothing was pushed)")]
+    #[error("{error} (gave up after {attempts} attempts; no release tag was pushed)")]
     Build { attempts: u32, error: DockerError },
     #[error("the release branch kept moving: the VERSION commit was rejected {attempts} times")]
     VersionRace { attempts: u32 },
@@ -100,12 +100,13 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
         let cfg = self.config;
         let path_of = |image: &str| cfg.image(image).expect("plan names configured images").repository.clone();
 
-        // Phase 1: build everything; any failure and nothing is pushed.
+        // Phase 1: build everything, staging each image as soon as it is built.
+        // Any failure and no release tag is pushed.
         let builds: Vec<&BuildStep> =
             plan.steps.iter().filter_map(|s| if let Step::Build(b) = s { Some(b) } else { None }).collect();
         if !builds.is_empty() {
             tracing::info!(count = builds.len(), "phase 1/4: build");
-            build::build_all(
+            let staged = build::build_all(
                 self.builder,
                 &builds,
                 |b| self.git.context(&plan.commit, &b.context, &b.dockerfile),
@@ -114,6 +115,7 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
             )
             .await
             .map_err(|f| ReleaseError::Build { attempts: f.attempts, error: f.error })?;
+            tracing::debug!(count = staged.len(), "staged");
         }
 
         // Phase 2: version tags.
@@ -131,6 +133,9 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
                     }
                     PushSource::Tag(from) => {
                         (self.registry.copy_tag(&path, from, &p.tags[0]).await?, &p.tags[1..], false)
+                    }
+                    PushSource::Staged(stage) => {
+                        (self.registry.copy_tag(&path, stage, &p.tags[0]).await?, &p.tags[1..], true)
                     }
                 };
                 for tag in rest {

@@ -27,6 +27,9 @@ pub struct Fixture {
     pub registry: String,
 }
 
+/// The five images of examples/app.
+pub const IMAGES: [&str; 5] = ["server", "frontend", "agent", "worker", "nginx"];
+
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .current_dir(dir)
@@ -147,6 +150,11 @@ impl Fixture {
         git(&self.work, &["rev-parse", "HEAD"])
     }
 
+    /// The commit a tag (or any revision) names in the work tree.
+    pub fn commit_of(&self, rev: &str) -> String {
+        git(&self.work, &["rev-parse", &format!("{rev}^{{commit}}")])
+    }
+
     pub fn relctl(&self, args: &[&str]) -> Run {
         self.relctl_env(args, &[])
     }
@@ -199,8 +207,14 @@ impl Fixture {
         cfg.lines().find_map(|l| l.strip_prefix("project: ")).unwrap().split_whitespace().next().unwrap().to_string()
     }
 
+    /// The tags installers see: every tag but relctl's staging tags.
     pub fn tags(&self, image: &str) -> Vec<String> {
-        tags_at(&self.registry, &self.repo(image))
+        tags_at(&self.registry, &self.repo(image)).into_iter().filter(|t| !t.starts_with("relctl-stage-")).collect()
+    }
+
+    /// relctl's staging tags of `image` (`relctl-stage-<tag>-<commit>`).
+    pub fn staging_tags(&self, image: &str) -> Vec<String> {
+        tags_at(&self.registry, &self.repo(image)).into_iter().filter(|t| t.starts_with("relctl-stage-")).collect()
     }
 
     pub fn digest(&self, image: &str, tag: &str) -> Option<String> {
