@@ -23,7 +23,7 @@ fn init_tracing(global: &cli::Global) {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| cli::progress::LogWriter)
         .with_ansi(color)
         .with_target(false)
         .init();

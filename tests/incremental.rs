@@ -104,7 +104,7 @@ fn built_images_are_uploaded_once_under_a_staging_tag_and_promoted_by_manifest_c
         assert_eq!(f.digest(image, "v1.0.0"), staged, "{image}: the version tag is the staged manifest");
         assert_eq!(f.digest(image, "latest"), staged, "{image}");
     }
-    assert!(run.stderr().contains("staged"), "{}", run.stderr());
+    assert!(run.stderr().contains("server: uploaded sha256:"), "{}", run.stderr());
 
     // `stage: false`: uploads wait for every build, and no staging tag is written.
     let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap();
@@ -115,4 +115,31 @@ fn built_images_are_uploaded_once_under_a_staging_tag_and_promoted_by_manifest_c
     f.relctl(&["release", "v1.1.0"]).expect(0);
     assert!(f.tags("server").contains(&"v1.1.0".to_string()));
     assert!(!f.staging_tags("server").iter().any(|t| t.ends_with(&commit[..12])), "{:?}", f.staging_tags("server"));
+}
+
+#[test]
+fn progress_is_live_lines_on_a_terminal_and_plain_lines_otherwise() {
+    let f = Fixture::example("progress");
+    f.tag("v1.0.0");
+    let (ok, drawn) = f.relctl_on_terminal(&["release", "v1.0.0"]);
+    assert!(ok, "{drawn}");
+    assert!(drawn.contains("\x1b[2K"), "live lines redraw in place: {drawn}");
+    for image in IMAGES {
+        assert!(drawn.contains(&format!("{image:<12} done v1.0.0 sha256:")), "{image}: {drawn}");
+    }
+
+    f.write("frontend/index.html", "<p>progress</p>\n");
+    f.commit("frontend change");
+    f.tag("v1.1.0");
+    let err = f.relctl(&["release", "v1.1.0"]).expect(0).stderr();
+    assert!(!err.contains('\x1b'), "no escapes when stderr is not a terminal: {err}");
+    let at = |line: &str| err.find(line).unwrap_or_else(|| panic!("no `{line}` in:\n{err}"));
+    assert!(at("frontend: queued") < at("frontend: building"));
+    assert!(at("frontend: building") < at("frontend: uploaded sha256:"));
+    assert!(at("frontend: uploaded sha256:") < at("phase 2/4"));
+    assert!(at("phase 2/4") < at("frontend: done v1.1.0 sha256:"));
+    for image in UNCHANGED {
+        at(&format!("{image}: retagged (unchanged since v1.0.0)"));
+        at(&format!("{image}: done v1.1.0 sha256:"));
+    }
 }

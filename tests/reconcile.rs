@@ -120,12 +120,12 @@ fn two_concurrent_releases_of_one_tag_make_one_version_commit() {
     assert_eq!(f.digest("app", "latest"), f.digest("app", "v1.0.0"));
 }
 
-#[test]
-fn sigkill_during_the_push_phase_then_reconcile_completes_the_release() {
-    let f = Fixture::example("crash");
-    let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap().replace("parallelism: 2", "parallelism: 1");
-    f.write("release.yaml", &cfg);
-    // 16 MiB of random data per image makes each upload take a while.
+/// The example with 16 MiB of random data in three images, built one at a
+/// time, so uploads take a while; `extra` is added to the build settings.
+fn big_example(name: &str, extra: &str) -> Fixture {
+    let f = Fixture::example(name);
+    let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap();
+    f.write("release.yaml", &cfg.replace("parallelism: 2", &format!("parallelism: 1{extra}")));
     let random = Command::new("head").args(["-c", "16777216", "/dev/urandom"]).output().unwrap().stdout;
     std::fs::write(f.work.join("server/blob.bin"), &random).unwrap();
     for (dir, df) in [("frontend", "docker/frontend/Dockerfile"), ("agent", "docker/agent/Dockerfile")] {
@@ -136,33 +136,54 @@ fn sigkill_during_the_push_phase_then_reconcile_completes_the_release() {
     f.commit("big images");
     git(&f.work, &["push", "-q", "origin", "main"]);
     f.tag("v1.0.0");
+    f
+}
 
+/// SIGKILLs `relctl release v1.0.0` at its first log line containing `kill_at`;
+/// returns the images that carry v1.0.0 afterwards.
+fn kill_release_at(f: &Fixture, kill_at: &str) -> Vec<&'static str> {
     let mut child = f.command(&["release", "v1.0.0"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let mut seen = Vec::new();
     for line in stderr.lines() {
         let line = line.unwrap();
-        let first_push = line.contains(" pushed ");
+        let hit = line.contains(kill_at);
         seen.push(line);
-        if first_push {
+        if hit {
             child.kill().unwrap(); // SIGKILL
             break;
         }
     }
     child.wait().unwrap();
-    assert!(seen.iter().any(|l| l.contains(" pushed ")), "killed during the push phase: {seen:#?}");
-    let published: Vec<&str> = ["server", "frontend", "agent", "worker", "nginx"]
-        .into_iter()
-        .filter(|i| f.tags(i).contains(&"v1.0.0".to_string()))
-        .collect();
-    assert!(published.len() < 5, "the kill left the release unfinished: {published:?}");
+    assert!(seen.iter().any(|l| l.contains(kill_at)), "killed at `{kill_at}`: {seen:#?}");
     assert_eq!(f.remote_file("VERSION"), None, "VERSION never names a version with missing images");
+    IMAGES.into_iter().filter(|i| f.tags(i).contains(&"v1.0.0".to_string())).collect()
+}
 
+fn reconcile_completes(f: &Fixture) {
     f.relctl(&["reconcile", "--once"]).expect(0);
-    for image in ["server", "frontend", "agent", "worker", "nginx"] {
+    for image in IMAGES {
         assert_eq!(f.tags(image), ["latest", "v1.0.0"], "{image}");
     }
     assert_eq!(f.remote_file("VERSION").as_deref(), Some("v1.0.0\n"));
+}
+
+#[test]
+fn sigkill_while_images_upload_beside_builds_publishes_no_release_tag_and_reconcile_completes() {
+    let f = big_example("crash-stage", "");
+    let published = kill_release_at(&f, ": uploaded sha256:");
+    assert!(published.is_empty(), "phase 1 writes staging tags only: {published:?}");
+    assert!(IMAGES.iter().any(|i| !f.staging_tags(i).is_empty()), "the first image was uploaded");
+    reconcile_completes(&f);
+}
+
+#[test]
+fn sigkill_during_the_push_phase_then_reconcile_completes_the_release() {
+    // Without staging every upload happens in phase 2, so the kill lands between version tags.
+    let f = big_example("crash", ", stage: false");
+    let published = kill_release_at(&f, ": done v1.0.0");
+    assert!(!published.is_empty() && published.len() < 5, "the kill left the release half published: {published:?}");
+    reconcile_completes(&f);
 }
 
 /// A `relctl serve` process, killed on drop.

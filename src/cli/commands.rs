@@ -109,8 +109,10 @@ async fn release_cmd(global: &Global, args: &ReleaseArgs) -> anyhow::Result<()> 
         output::plan(&plan, global.json);
         return Ok(());
     }
-    let builder = LazyEngine::new(&ctx.config.registry, creds);
-    let executor = Executor { config: &ctx.config, git: &ctx.git, builder: &builder, registry: &registry };
+    let progress = super::progress::for_release(global.quiet);
+    let builder = LazyEngine::new(&ctx.config.registry, creds, progress.clone());
+    let executor =
+        Executor { config: &ctx.config, git: &ctx.git, builder: &builder, registry: &registry, progress: &*progress };
     let report = executor.execute(&plan, &target).await?;
     tracing::debug!(requests = registry.request_count(), "registry requests");
     output::report(&report, &plan, global.json);

@@ -13,6 +13,7 @@ use relctl::controller::server::{self, AppState};
 use relctl::controller::{self, Outcome, Shutdown, Trigger};
 use relctl::docker::LazyEngine;
 use relctl::registry::{RegistryClient, credentials};
+use relctl::release::progress::LogProgress;
 use relctl::release::{Executor, ReleaseError};
 use secrecy::SecretString;
 
@@ -28,6 +29,7 @@ struct Controller {
     ctx: Ctx,
     registry: RegistryClient,
     builder: LazyEngine,
+    progress: Arc<LogProgress>,
     metrics: Arc<Metrics>,
 }
 
@@ -36,14 +38,21 @@ impl Controller {
         let ctx = load(global)?;
         let creds = credentials::load(&ctx.config.registry).map_err(ReleaseError::from)?;
         let registry = RegistryClient::new(&ctx.config.registry, creds.clone());
-        let builder = LazyEngine::new(&ctx.config.registry, creds);
-        Ok(Self { ctx, registry, builder, metrics: Arc::new(Metrics::new()) })
+        // A controller's output is a log: per-image progress as plain lines.
+        let progress = Arc::new(LogProgress::default());
+        let builder = LazyEngine::new(&ctx.config.registry, creds, progress.clone());
+        Ok(Self { ctx, registry, builder, progress, metrics: Arc::new(Metrics::new()) })
     }
 
     /// One reconcile with metrics and a summary line.
     async fn run(&self, requested: &BTreeSet<String>, shutdown: Option<&Shutdown>) -> Result<Outcome, ReleaseError> {
-        let executor =
-            Executor { config: &self.ctx.config, git: &self.ctx.git, builder: &self.builder, registry: &self.registry };
+        let executor = Executor {
+            config: &self.ctx.config,
+            git: &self.ctx.git,
+            builder: &self.builder,
+            registry: &self.registry,
+            progress: &*self.progress,
+        };
         self.registry.forget_listings();
         let before = self.registry.request_count();
         let started = Instant::now();

@@ -4,6 +4,7 @@
 mod commands;
 mod controller;
 mod output;
+pub mod progress;
 
 use std::path::PathBuf;
 

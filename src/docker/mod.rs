@@ -9,6 +9,7 @@ use std::io::Write;
 
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
+use bollard::models::ProgressDetail;
 use bollard::query_parameters::{BuildImageOptionsBuilder, PushImageOptionsBuilder};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -17,6 +18,7 @@ use secrecy::ExposeSecret;
 use crate::git::ContextSpec;
 use crate::plan::BuildStep;
 use crate::registry::Credentials;
+use crate::release::progress::{self, ImageState, ProgressSink};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
@@ -60,18 +62,24 @@ pub struct DockerEngine {
     host: String,
     registry: String,
     creds: Option<Credentials>,
+    progress: ProgressSink,
 }
 
 impl DockerEngine {
     /// Connects as the docker CLI does (DOCKER_HOST, else the default socket) and negotiates the API version.
-    pub async fn connect(registry: &str, creds: Option<Credentials>) -> Result<Self, DockerError> {
+    /// Build steps and push byte counts are reported to `progress`.
+    pub async fn connect(
+        registry: &str,
+        creds: Option<Credentials>,
+        progress: ProgressSink,
+    ) -> Result<Self, DockerError> {
         let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
         let unreachable =
             |e: bollard::errors::Error| DockerError::Unreachable { host: host.clone(), message: e.to_string() };
         let docker = Docker::connect_with_defaults().map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
         docker.ping().await.map_err(unreachable)?;
-        Ok(Self { docker, host, registry: registry.to_string(), creds })
+        Ok(Self { docker, host, registry: registry.to_string(), creds, progress })
     }
 
     pub fn host(&self) -> &str {
@@ -153,6 +161,9 @@ impl ImageBuilder for DockerEngine {
                 Ok(info) => {
                     if let Some(line) = info.stream.as_deref().map(str::trim_end).filter(|l| !l.is_empty()) {
                         tracing::debug!(image = %image, "{line}");
+                        if let Some((n, of)) = progress::build_step(line) {
+                            self.progress.update(&image, &ImageState::Building { step: n, of });
+                        }
                         last_lines.push(line.to_string());
                         if last_lines.len() > 5 {
                             last_lines.remove(0);
@@ -190,6 +201,9 @@ impl ImageBuilder for DockerEngine {
         let options = PushImageOptionsBuilder::new().tag(tag).build();
         let mut stream = self.docker.push_image(repository, Some(options), self.credentials());
         let mut digest = None;
+        // Bytes sent per layer. The API model carries no layer id, so layers are
+        // told apart by size: two same-sized layers at once only undercount.
+        let mut layers: HashMap<i64, i64> = HashMap::new();
         while let Some(item) = stream.next().await {
             let fail =
                 |message: String| DockerError::Push { image: image.to_string(), reference: reference.clone(), message };
@@ -197,6 +211,12 @@ impl ImageBuilder for DockerEngine {
                 Ok(info) => {
                     if let Some(message) = info.error_detail.and_then(|d| d.message) {
                         return Err(fail(message));
+                    }
+                    if let Some(ProgressDetail { current: Some(current), total: Some(total) }) = info.progress_detail {
+                        layers.insert(total, current);
+                        let (done, total) = layers.iter().fold((0, 0), |(d, t), (total, cur)| (d + cur, t + total));
+                        let state = ImageState::Pushing { done: done.max(0) as u64, total: total.max(0) as u64 };
+                        self.progress.update(image, &state);
                     }
                     if let Some(status) = info.status.as_deref() {
                         if let Some(d) = status.split_whitespace().find(|w| w.starts_with("sha256:")) {
@@ -224,16 +244,19 @@ impl ImageBuilder for DockerEngine {
 pub struct LazyEngine {
     registry: String,
     creds: Option<Credentials>,
+    progress: ProgressSink,
     engine: tokio::sync::OnceCell<DockerEngine>,
 }
 
 impl LazyEngine {
-    pub fn new(registry: &str, creds: Option<Credentials>) -> Self {
-        Self { registry: registry.to_string(), creds, engine: tokio::sync::OnceCell::new() }
+    pub fn new(registry: &str, creds: Option<Credentials>, progress: ProgressSink) -> Self {
+        Self { registry: registry.to_string(), creds, progress, engine: tokio::sync::OnceCell::new() }
     }
 
     async fn get(&self) -> Result<&DockerEngine, DockerError> {
-        self.engine.get_or_try_init(|| DockerEngine::connect(&self.registry, self.creds.clone())).await
+        self.engine
+            .get_or_try_init(|| DockerEngine::connect(&self.registry, self.creds.clone(), self.progress.clone()))
+            .await
     }
 }
 

@@ -12,6 +12,7 @@ use futures_util::stream::FuturesUnordered;
 use crate::docker::{DockerError, ImageBuilder};
 use crate::git::ContextSpec;
 use crate::plan::BuildStep;
+use crate::release::progress::{ImageState, Progress};
 
 /// A build that failed on every attempt.
 #[derive(Debug)]
@@ -73,6 +74,7 @@ pub async fn build_all(
     context: impl Fn(&BuildStep) -> ContextSpec,
     parallelism: usize,
     retries: u32,
+    progress: &dyn Progress,
 ) -> Result<Staged, BuildFailure> {
     let planned: BTreeSet<&str> = steps.iter().map(|s| s.image.as_str()).collect();
     let mut done: BTreeSet<&str> = BTreeSet::new();
@@ -93,7 +95,8 @@ pub async fn build_all(
                     let ctx = context(step);
                     running.push(async move {
                         let result = with_retries(&step.image, "build", retries, |n| {
-                            tracing::info!(image = %step.image, attempt = n, of = retries + 1, "building {}", step.reference);
+                            tracing::debug!(image = %step.image, attempt = n, of = retries + 1, "building {}", step.reference);
+                            progress.update(&step.image, &ImageState::Building { step: 0, of: 0 });
                             builder.build(step, ctx.clone())
                         })
                         .await;
@@ -105,22 +108,24 @@ pub async fn build_all(
         tokio::select! {
             Some((step, result)) = running.next() => match result {
                 Ok(()) => {
-                    tracing::info!(image = %step.image, "built");
+                    tracing::debug!(image = %step.image, "built");
                     done.insert(&step.image);
                     if let Some(tag) = &step.stage_tag {
                         staging.push(async move { (step.image.as_str(), stage(builder, step, tag, retries).await) });
                     }
                 }
                 Err(e) => {
+                    progress.update(&step.image, &ImageState::Failed { reason: e.error.to_string() });
                     failure.get_or_insert(e);
                 }
             },
             Some((image, result)) = staging.next() => match result {
                 Ok(digest) => {
-                    tracing::info!(image, digest = %digest, "staged");
+                    progress.update(image, &ImageState::Staged { digest: digest.clone() });
                     staged.insert(image.to_string(), digest);
                 }
                 Err(e) => {
+                    progress.update(image, &ImageState::Failed { reason: e.error.to_string() });
                     failure.get_or_insert(e);
                 }
             },
@@ -139,6 +144,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
+    use crate::release::progress::NoProgress;
 
     /// Records the build order and the highest number of builds at once.
     #[derive(Default)]
@@ -236,7 +242,7 @@ mod tests {
             let r = Recorder::default();
             let steps = five();
             let refs: Vec<&BuildStep> = steps.iter().collect();
-            build_all(&r, &refs, ctx, parallelism, 0).await.unwrap();
+            build_all(&r, &refs, ctx, parallelism, 0, &NoProgress).await.unwrap();
             let log = r.log.lock().unwrap().clone();
             let at = |s: &str| log.iter().position(|l| l == s).unwrap();
             assert!(at("end server") < at("start worker"), "{log:?}");
@@ -251,7 +257,7 @@ mod tests {
         let steps = five();
         let refs: Vec<&BuildStep> = steps.iter().collect();
         let start = tokio::time::Instant::now();
-        build_all(&r, &refs, ctx, 5, 3).await.unwrap();
+        build_all(&r, &refs, ctx, 5, 3, &NoProgress).await.unwrap();
         assert_eq!(r.attempts.lock().unwrap()["server"], 3);
         // two waits: 1 s + 2 s, plus the builds themselves
         assert!(start.elapsed() >= Duration::from_secs(3));
@@ -262,7 +268,7 @@ mod tests {
         let r = Recorder { fail: BTreeMap::from([("server".into(), 10)]), ..Default::default() };
         let steps = five();
         let refs: Vec<&BuildStep> = steps.iter().collect();
-        let err = build_all(&r, &refs, ctx, 1, 2).await.unwrap_err();
+        let err = build_all(&r, &refs, ctx, 1, 2, &NoProgress).await.unwrap_err();
         assert_eq!(err.attempts, 3);
         assert!(err.error.to_string().contains("image server"));
         let log = r.log.lock().unwrap().clone();
@@ -275,7 +281,7 @@ mod tests {
         let steps = staged(five());
         let refs: Vec<&BuildStep> = steps.iter().collect();
         let start = tokio::time::Instant::now();
-        let digests = build_all(&r, &refs, ctx, 1, 0).await.unwrap();
+        let digests = build_all(&r, &refs, ctx, 1, 0, &NoProgress).await.unwrap();
         assert_eq!(digests.len(), 5, "every image staged: {digests:?}");
         assert_eq!(digests["server"], "sha256:server");
         let log = r.log.lock().unwrap().clone();
@@ -291,7 +297,7 @@ mod tests {
         let r = Recorder { fail_push: BTreeSet::from(["frontend".to_string()]), ..Default::default() };
         let steps = staged(five());
         let refs: Vec<&BuildStep> = steps.iter().collect();
-        let err = build_all(&r, &refs, ctx, 2, 1).await.unwrap_err();
+        let err = build_all(&r, &refs, ctx, 2, 1, &NoProgress).await.unwrap_err();
         assert_eq!(err.attempts, 2);
         assert!(
             err.error.to_string().contains("image frontend: pushing r/frontend:relctl-stage-v1 failed"),

@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod observe;
+pub mod progress;
 pub mod version;
 
 use futures_util::StreamExt;
@@ -12,10 +13,11 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::docker::{DockerError, ImageBuilder};
 use crate::git::{GitError, GitRepo};
-use crate::plan::{BuildStep, Plan, PlanError, PushSource, Step};
+use crate::plan::{BuildStep, ImageAction, Plan, PlanError, PushSource, Step};
 use crate::registry::credentials::CredentialsError;
 use crate::registry::{Registry, RegistryError};
 use crate::version::{ReleaseVersion, TagError};
+use progress::{ImageState, Progress};
 pub use version::VersionOutcome;
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +93,8 @@ pub struct Executor<'a, G, B, R> {
     pub git: &'a G,
     pub builder: &'a B,
     pub registry: &'a R,
+    /// Told every image's state as it changes.
+    pub progress: &'a dyn Progress,
 }
 
 impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
@@ -99,6 +103,13 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
         let mut report = Report { tag: plan.tag.clone(), commit: plan.commit.clone(), ..Default::default() };
         let cfg = self.config;
         let path_of = |image: &str| cfg.image(image).expect("plan names configured images").repository.clone();
+        for image in &plan.images {
+            match image.action {
+                ImageAction::Build { .. } => self.progress.update(&image.name, &ImageState::Queued),
+                ImageAction::Published { .. } => self.progress.update(&image.name, &ImageState::Published),
+                ImageAction::Retag { .. } | ImageAction::NotSelected => {}
+            }
+        }
 
         // Phase 1: build everything, staging each image as soon as it is built.
         // Any failure and no release tag is pushed.
@@ -112,6 +123,7 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
                 |b| self.git.context(&plan.commit, &b.context, &b.dockerfile),
                 cfg.build.parallelism,
                 cfg.build.retries,
+                self.progress,
             )
             .await
             .map_err(|f| ReleaseError::Build { attempts: f.attempts, error: f.error })?;
@@ -124,6 +136,13 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
         if !pushes.is_empty() {
             tracing::info!(count = pushes.len(), "phase 2/4: push version tags");
         }
+        let retagged: std::collections::BTreeSet<&str> = plan
+            .images
+            .iter()
+            .filter(|i| matches!(i.action, ImageAction::Retag { .. }))
+            .map(|i| i.name.as_str())
+            .collect();
+        let retagged = &retagged;
         let results: Vec<Result<Published, ReleaseError>> =
             futures_util::stream::iter(pushes.iter().map(|p| async move {
                 let path = path_of(&p.image);
@@ -132,7 +151,11 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
                         (self.builder.push(&p.image, &p.repository, &p.tags[0]).await?, &p.tags[1..], true)
                     }
                     PushSource::Tag(from) => {
-                        (self.registry.copy_tag(&path, from, &p.tags[0]).await?, &p.tags[1..], false)
+                        let digest = self.registry.copy_tag(&path, from, &p.tags[0]).await?;
+                        if retagged.contains(p.image.as_str()) {
+                            self.progress.update(&p.image, &ImageState::Retagged { from: from.clone() });
+                        }
+                        (digest, &p.tags[1..], false)
                     }
                     PushSource::Staged(stage) => {
                         (self.registry.copy_tag(&path, stage, &p.tags[0]).await?, &p.tags[1..], true)
@@ -141,7 +164,8 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
                 for tag in rest {
                     self.registry.copy_tag(&path, &p.tags[0], tag).await?;
                 }
-                tracing::info!(image = %p.image, digest = %digest, "pushed {}", p.tags.join(", "));
+                tracing::debug!(image = %p.image, digest = %digest, "pushed {}", p.tags.join(", "));
+                self.progress.update(&p.image, &ImageState::Done { tags: p.tags.clone(), digest: digest.clone() });
                 Ok(Published {
                     image: p.image.clone(),
                     repository: p.repository.clone(),
@@ -153,8 +177,14 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
             .buffered(cfg.build.parallelism)
             .collect()
             .await;
-        for r in results {
-            report.images.push(r?);
+        for (p, r) in pushes.iter().zip(results) {
+            match r {
+                Ok(published) => report.images.push(published),
+                Err(e) => {
+                    self.progress.update(&p.image, &ImageState::Failed { reason: e.to_string() });
+                    return Err(e);
+                }
+            }
         }
 
         // Phase 3: floating tags, by manifest copy.

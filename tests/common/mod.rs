@@ -178,6 +178,28 @@ impl Fixture {
         cmd
     }
 
+    /// Runs relctl as [`Fixture::command`] would, but on a pseudo-terminal
+    /// (util-linux `script`); returns everything it drew, escapes included.
+    pub fn relctl_on_terminal(&self, args: &[&str]) -> (bool, String) {
+        let inner = self.command(args);
+        let line = std::iter::once(inner.get_program())
+            .chain(inner.get_args())
+            .map(|a| format!("'{}'", a.to_str().unwrap().replace('\'', r"'\''")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let typescript = self.dir.path().join("typescript");
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &line]).arg(&typescript).current_dir(&self.work).env_remove("NO_COLOR");
+        for (k, v) in inner.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let status = cmd.stdin(std::process::Stdio::null()).output().expect("script runs").status;
+        (status.success(), std::fs::read_to_string(typescript).unwrap())
+    }
+
     pub fn relctl_env(&self, args: &[&str], envs: &[(&str, &str)]) -> Run {
         let mut cmd = self.command(args);
         for (k, v) in envs {
