@@ -9,6 +9,7 @@
 pub mod config;
 pub mod controller;
 pub mod docker;
+pub mod forge;
 pub mod git;
 pub mod plan;
 pub mod registry;

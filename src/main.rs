@@ -42,8 +42,15 @@ fn main() -> ExitCode {
             for cause in chain {
                 eprintln!("  caused by: {cause}");
             }
-            if let Some(hint) = hint {
+            if let Some(hint) = &hint {
                 eprintln!("hint: {hint}");
+            }
+            if relctl::forge::actions::active() {
+                let message = match &hint {
+                    Some(h) => format!("{err:#}\nhint: {h}"),
+                    None => format!("{err:#}"),
+                };
+                eprintln!("{}", relctl::forge::actions::error_command("relctl", &message));
             }
             ExitCode::from(code)
         }

@@ -9,8 +9,20 @@ use common::*;
 use relctl::config;
 use relctl::git::{Git2Repo, GitRepo};
 use relctl::plan::VersionStep;
-use relctl::release::version::{VersionOutcome, publish_version};
+use relctl::release::ReleaseError;
+use relctl::release::version::{GitBranch, VersionOutcome, publish_version};
 use relctl::version::ReleaseVersion;
+
+/// Writes VERSION through git (push), as the executor does, on a runtime of its own.
+fn publish(
+    cfg: &config::Config,
+    repo: &Git2Repo,
+    step: &VersionStep,
+    target: &ReleaseVersion,
+) -> Result<VersionOutcome, ReleaseError> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+    rt.block_on(publish_version(cfg, &GitBranch(repo), step, target))
+}
 
 fn setup() -> (Fixture, config::Config) {
     let f = Fixture::single("race");
@@ -47,7 +59,7 @@ fn remote_moving_between_fetch_and_push_keeps_the_other_commit() {
     // After relctl fetched, someone pushes to main.
     let theirs = push_other_commit(&f, "theirs.txt");
     let target = ReleaseVersion::parse("v1.0.0", "v").unwrap();
-    let outcome = publish_version(&cfg, &repo, &step("v1.0.0"), &target).unwrap();
+    let outcome = publish(&cfg, &repo, &step("v1.0.0"), &target).unwrap();
     let VersionOutcome::Committed { commit, attempts } = outcome else { panic!("{outcome:?}") };
     assert_eq!(attempts, 2, "the first push was rejected, the second landed");
     assert_eq!(f.remote_main(), commit);
@@ -63,10 +75,10 @@ fn a_newer_version_committed_meanwhile_wins() {
     let repo = Git2Repo::open(&f.work, "origin", "main").unwrap();
     repo.fetch().unwrap();
     let newer = ReleaseVersion::parse("v2.0.0", "v").unwrap();
-    publish_version(&cfg, &repo, &step("v2.0.0"), &newer).unwrap();
+    publish(&cfg, &repo, &step("v2.0.0"), &newer).unwrap();
     let tip = f.remote_main();
     let older = ReleaseVersion::parse("v1.5.0", "v").unwrap();
-    let outcome = publish_version(&cfg, &repo, &step("v1.5.0"), &older).unwrap();
+    let outcome = publish(&cfg, &repo, &step("v1.5.0"), &older).unwrap();
     assert_eq!(outcome, VersionOutcome::AlreadyCurrent { current: "v2.0.0".into() });
     assert_eq!(f.remote_main(), tip);
 }
@@ -87,7 +99,7 @@ fn files_in_subdirectories_are_rewritten_in_place() {
     let repo = Git2Repo::open(&f.work, "origin", "main").unwrap();
     repo.fetch().unwrap();
     let target = ReleaseVersion::parse("v1.0.0", "v").unwrap();
-    publish_version(&cfg, &repo, &step("v1.0.0"), &target).unwrap();
+    publish(&cfg, &repo, &step("v1.0.0"), &target).unwrap();
     assert_eq!(f.remote_file("docs/install.md").as_deref(), Some("# Install\n\ncurrent version: v1.0.0\n"));
     assert_eq!(git(&f.remote, &["diff", "--name-only", "main^", "main"]), "VERSION\ndocs/install.md");
     assert!(

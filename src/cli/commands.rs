@@ -1,20 +1,18 @@
 //! `relctl plan` and `relctl release`: load config and repository, observe,
 //! plan, and (for release) execute.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use relctl::config::{self, Config, ConfigError};
-use relctl::docker::LazyEngine;
 use relctl::git::{Git2Repo, GitError, GitRepo};
 use relctl::plan::{self, PlanOptions};
 use relctl::registry::{RegistryClient, credentials};
+use relctl::release::ReleaseError;
 use relctl::release::observe::{self, RegistryFailure};
-use relctl::release::{Executor, ReleaseError};
 use relctl::version::ReleaseVersion;
 
-use super::{Cli, Command, Global, ReleaseArgs, output};
+use super::{Cli, Command, Global, output};
 
 pub(super) struct Ctx {
     pub config: Config,
@@ -36,7 +34,9 @@ pub(super) fn load(global: &Global) -> anyhow::Result<Ctx> {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Plan { tag } => plan_cmd(&cli.global, tag.as_deref()).await,
-        Command::Release(args) => release_cmd(&cli.global, args).await,
+        Command::Release(args) => super::release::release_cmd(&cli.global, args).await,
+        Command::Matrix { tag } => super::release::matrix_cmd(&cli.global, tag).await,
+        Command::Finalize { tag, dry_run } => super::release::finalize_cmd(&cli.global, tag, *dry_run).await,
         Command::Reconcile { interval, .. } => super::controller::reconcile_cmd(&cli.global, *interval).await,
         Command::Serve { listen, interval, no_webhook } => {
             super::controller::serve_cmd(&cli.global, *listen, *interval, *no_webhook).await
@@ -45,7 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// The tag's version and commit; `None` tag means the highest semver tag.
-fn resolve(ctx: &Ctx, tag: Option<&str>) -> Result<(ReleaseVersion, String), ReleaseError> {
+pub(super) fn resolve(ctx: &Ctx, tag: Option<&str>) -> Result<(ReleaseVersion, String), ReleaseError> {
     let tags = observe::release_tags(&ctx.config, &ctx.git, false)?;
     match tag {
         Some(t) => {
@@ -75,7 +75,7 @@ fn resolve(ctx: &Ctx, tag: Option<&str>) -> Result<(ReleaseVersion, String), Rel
     }
 }
 
-async fn plan_cmd(global: &Global, tag: Option<&str>) -> anyhow::Result<()> {
+pub(super) async fn plan_cmd(global: &Global, tag: Option<&str>) -> anyhow::Result<()> {
     let ctx = load(global)?;
     if let Err(e) = ctx.git.fetch() {
         tracing::warn!("{e}; planning from the local refs");
@@ -84,38 +84,9 @@ async fn plan_cmd(global: &Global, tag: Option<&str>) -> anyhow::Result<()> {
     let creds = credentials::load(&ctx.config.registry).map_err(ReleaseError::from)?;
     let registry = RegistryClient::new(&ctx.config.registry, creds);
     let observed =
-        observe::observe(&ctx.config, &ctx.git, &registry, &target, &commit, RegistryFailure::Tolerate).await?;
+        observe::observe(&ctx.config, &ctx.git, &registry, &target, &commit, RegistryFailure::Tolerate, false).await?;
     let plan = plan::plan(&ctx.config, &observed, &PlanOptions::default()).map_err(ReleaseError::from)?;
     output::plan(&plan, global.json);
-    Ok(())
-}
-
-async fn release_cmd(global: &Global, args: &ReleaseArgs) -> anyhow::Result<()> {
-    let ctx = load(global)?;
-    // Bad input fails before any I/O.
-    ReleaseVersion::parse(&args.tag, &ctx.config.git.tag_prefix).map_err(ReleaseError::from)?;
-    ctx.git.fetch().map_err(ReleaseError::from)?;
-    let (target, commit) = resolve(&ctx, Some(&args.tag))?;
-    let creds = credentials::load(&ctx.config.registry).map_err(ReleaseError::from)?;
-    let registry = RegistryClient::new(&ctx.config.registry, creds.clone());
-    let observed = observe::observe(&ctx.config, &ctx.git, &registry, &target, &commit, RegistryFailure::Fatal).await?;
-    let opts = PlanOptions {
-        only: (!args.only.is_empty()).then(|| args.only.iter().map(|s| s.trim().to_string()).collect::<BTreeSet<_>>()),
-        force: args.force,
-        no_cache: args.no_cache,
-    };
-    let plan = plan::plan(&ctx.config, &observed, &opts).map_err(ReleaseError::from)?;
-    if args.dry_run || plan.steps.is_empty() {
-        output::plan(&plan, global.json);
-        return Ok(());
-    }
-    let progress = super::progress::for_release(global.quiet);
-    let builder = LazyEngine::new(&ctx.config.registry, creds, progress.clone());
-    let executor =
-        Executor { config: &ctx.config, git: &ctx.git, builder: &builder, registry: &registry, progress: &*progress };
-    let report = executor.execute(&plan, &target).await?;
-    tracing::debug!(requests = registry.request_count(), "registry requests");
-    output::report(&report, &plan, global.json);
     Ok(())
 }
 

@@ -12,6 +12,7 @@ use relctl::controller::metrics::Metrics;
 use relctl::controller::server::{self, AppState};
 use relctl::controller::{self, Outcome, Shutdown, Trigger};
 use relctl::docker::LazyEngine;
+use relctl::forge::github::GitHub;
 use relctl::registry::{RegistryClient, credentials};
 use relctl::release::progress::LogProgress;
 use relctl::release::{Executor, ReleaseError};
@@ -30,6 +31,7 @@ struct Controller {
     registry: RegistryClient,
     builder: LazyEngine,
     progress: Arc<LogProgress>,
+    github: Option<GitHub>,
     metrics: Arc<Metrics>,
 }
 
@@ -41,7 +43,8 @@ impl Controller {
         // A controller's output is a log: per-image progress as plain lines.
         let progress = Arc::new(LogProgress::default());
         let builder = LazyEngine::new(&ctx.config.registry, creds, progress.clone());
-        Ok(Self { ctx, registry, builder, progress, metrics: Arc::new(Metrics::new()) })
+        let github = super::release::github(&ctx)?;
+        Ok(Self { ctx, registry, builder, progress, github, metrics: Arc::new(Metrics::new()) })
     }
 
     /// One reconcile with metrics and a summary line.
@@ -52,6 +55,7 @@ impl Controller {
             builder: &self.builder,
             registry: &self.registry,
             progress: &*self.progress,
+            github: self.github.as_ref(),
         };
         self.registry.forget_listings();
         let before = self.registry.request_count();

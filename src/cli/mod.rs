@@ -5,6 +5,7 @@ mod commands;
 mod controller;
 mod output;
 pub mod progress;
+mod release;
 
 use std::path::PathBuf;
 
@@ -53,6 +54,19 @@ pub enum Command {
     },
     /// Build, push and commit VERSION for TAG
     Release(ReleaseArgs),
+    /// Print the fan-out matrix for TAG: the images to build, in dependency layers (JSON)
+    Matrix {
+        /// The release tag, e.g. v1.2.0
+        tag: String,
+    },
+    /// Fan-out: promote every image staged for TAG, move floating tags, commit VERSION; all or nothing
+    Finalize {
+        /// The release tag, e.g. v1.2.0
+        tag: String,
+        /// Print the plan and change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Converge every release tag in scope: missing images, floating tags, VERSION
     Reconcile {
         /// Run once and exit (the default)
@@ -109,4 +123,7 @@ pub struct ReleaseArgs {
     /// Rebuild and overwrite a version tag built from another commit
     #[arg(long)]
     pub force: bool,
+    /// Fan-out: build and push under the staging tag only; `relctl finalize` publishes
+    #[arg(long, conflicts_with = "force")]
+    pub stage: bool,
 }

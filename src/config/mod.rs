@@ -25,6 +25,9 @@ pub struct Config {
     pub also_update: Vec<AlsoUpdate>,
     pub commit: CommitConfig,
     pub reconcile: ReconcileConfig,
+    /// `github: { release: true }` (default): create or update the GitHub
+    /// Release of each released tag when GITHUB_TOKEN is set.
+    pub github_release: bool,
 }
 
 /// Which release tags `relctl reconcile` keeps converged.
@@ -83,6 +86,16 @@ pub struct CommitConfig {
     pub message: String,
     pub author_name: String,
     pub author_email: String,
+    pub via: CommitVia,
+}
+
+/// How the VERSION commit reaches the release branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitVia {
+    /// `git push` (non-forced) to the remote.
+    Git,
+    /// The GitHub Git Data API, with GITHUB_TOKEN (`commit: { via: github-api }`).
+    GithubApi,
 }
 
 impl Config {

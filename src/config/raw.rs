@@ -28,6 +28,21 @@ pub struct RawConfig {
     pub commit: RawCommit,
     #[serde(default)]
     pub reconcile: RawReconcile,
+    #[serde(default)]
+    pub github: RawGitHub,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawGitHub {
+    /// Create or update the GitHub Release of each released tag (needs GITHUB_TOKEN).
+    pub release: bool,
+}
+
+impl Default for RawGitHub {
+    fn default() -> Self {
+        Self { release: true }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -115,6 +130,15 @@ pub struct RawCommit {
     pub message: String,
     pub author_name: String,
     pub author_email: String,
+    pub via: RawVia,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawVia {
+    #[default]
+    Git,
+    GithubApi,
 }
 
 impl Default for RawCommit {
@@ -123,6 +147,7 @@ impl Default for RawCommit {
             message: "chore(release): {{raw}} [skip ci]".into(),
             author_name: "relctl".into(),
             author_email: "relctl@users.noreply.github.com".into(),
+            via: RawVia::Git,
         }
     }
 }

@@ -185,6 +185,10 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         message: raw.commit.message,
         author_name: non_empty(&cx, "author_name", "commit.author_name", raw.commit.author_name)?,
         author_email: non_empty(&cx, "author_email", "commit.author_email", raw.commit.author_email)?,
+        via: match raw.commit.via {
+            super::raw::RawVia::Git => super::CommitVia::Git,
+            super::raw::RawVia::GithubApi => super::CommitVia::GithubApi,
+        },
     };
 
     let since = match &raw.reconcile.since {
@@ -219,6 +223,7 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         also_update,
         commit,
         reconcile,
+        github_release: raw.github.release,
     })
 }
 

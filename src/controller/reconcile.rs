@@ -98,7 +98,7 @@ pub async fn reconcile_once<G: GitRepo, B: ImageBuilder, R: Registry>(
         if !missing.is_empty() {
             tracing::info!(tag = %tag.raw, "drift: {} not in the registry for {}", missing.join(", "), version_tags[0]);
         }
-        let observed = observe::observe(config, git, registry, tag, commit, RegistryFailure::Fatal).await?;
+        let observed = observe::observe(config, git, registry, tag, commit, RegistryFailure::Fatal, false).await?;
         let plan = match plan::plan(config, &observed, &PlanOptions::default()) {
             Ok(p) => p,
             Err(e) => {

@@ -5,6 +5,7 @@
 //! executor in `release` carries them out and `relctl plan` prints them.
 
 pub mod floating;
+pub mod matrix;
 pub mod observed;
 mod render;
 #[cfg(test)]
@@ -27,6 +28,12 @@ pub struct PlanOptions {
     pub force: bool,
     /// Build without the layer cache (`--no-cache`).
     pub no_cache: bool,
+    /// Fan-out: build the selected images and push them under their staging
+    /// tags only; no release tag, floating tag or VERSION (`release --stage`).
+    pub stage_only: bool,
+    /// Fan-out: build nothing; promote every image staged from this commit to
+    /// the version tags, then move floating tags and commit VERSION (`finalize`).
+    pub finalize: bool,
 }
 
 /// A release, step by step.
@@ -73,12 +80,18 @@ pub enum ImageAction {
     },
     /// Left out by `--only` and not published yet.
     NotSelected,
+    /// Already pushed under its staging tag from this commit (fan-out).
+    Staged {
+        digest: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FloatingDecision {
     pub tag: String,
     pub moves: bool,
+    /// Points at this release once the plan has run.
+    pub carried: bool,
     pub reason: String,
 }
 
@@ -179,6 +192,8 @@ pub enum PlanError {
     MissingInput { image: String, path: String, commit: String },
     #[error("image {image} depends on {parent}, which is neither selected nor published as {tag}")]
     ParentUnavailable { image: String, parent: String, tag: String },
+    #[error("cannot finalize {tag}: not staged from commit {commit}: {}", images.join(", "))]
+    NotStaged { tag: String, commit: String, images: Vec<String> },
     #[error("image {reference} already exists, built from commit {}, but tag {tag} is commit {tag_commit}; release tags are immutable", registry_commit.as_deref().unwrap_or("unknown (no revision label)"))]
     TagConflict { reference: String, tag: String, registry_commit: Option<String>, tag_commit: String },
 }
@@ -187,7 +202,7 @@ impl PlanError {
     /// 2 for bad input, 1 for a state of the world the user must resolve.
     pub fn exit_code(&self) -> u8 {
         match self {
-            PlanError::TagConflict { .. } => 1,
+            PlanError::TagConflict { .. } | PlanError::NotStaged { .. } => 1,
             _ => 2,
         }
     }
@@ -198,7 +213,13 @@ impl PlanError {
             PlanError::MissingInput { .. } => {
                 "fix images.<name>.context/dockerfile in release.yaml, or tag a commit that has the file".into()
             }
-            PlanError::ParentUnavailable { parent, .. } => format!("add {parent} to --only, or release it first"),
+            PlanError::ParentUnavailable { parent, .. } => {
+                format!("add {parent} to --only, or release or stage (`release --only {parent} --stage`) it first")
+            }
+            PlanError::NotStaged { tag, images, .. } => format!(
+                "run `relctl release {tag} --only {} --stage` (the fan-out build jobs) before finalizing; nothing was published",
+                images.join(",")
+            ),
             PlanError::TagConflict { .. } => {
                 "a published version must not change; tag a new version, or pass --force to rebuild and overwrite it"
                     .into()
@@ -224,6 +245,8 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
     let mut notes = Vec::new();
     let mut images = Vec::new();
     let (mut builds, mut pushes, mut moves) = (Vec::new(), Vec::new(), Vec::new());
+    // Images `finalize` needs but nobody staged.
+    let mut not_staged: Vec<String> = Vec::new();
     // Images that carry the release after this plan, and the digest where already known.
     let mut released: BTreeMap<&str, Option<String>> = BTreeMap::new();
     // What a child's `<PARENT>_IMAGE` build argument names for each released parent.
@@ -241,6 +264,12 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
             notes.push(format!("{}: registry not read ({why}); assuming nothing is published", image.name));
         }
         let existing = view.tag(&primary);
+        let stage_ref = stage_tag(&primary, &observed.commit);
+        // Staged by a fan-out job from this commit, with the inputs this release has.
+        let staged = view.tag(&stage_ref).filter(|t| {
+            t.revision.as_deref() == Some(observed.commit.as_str())
+                && (t.inputs.is_none() || key.is_none() || t.inputs == key)
+        });
         // Published by this release: built from this commit, or retagged from identical inputs.
         let published = existing.filter(|t| {
             t.revision.as_deref() == Some(observed.commit.as_str()) || (t.inputs.is_some() && t.inputs == key)
@@ -267,15 +296,20 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
                     other.revision.as_deref().unwrap_or("an unknown commit")
                 ),
             },
-            (None, None) => match unchanged {
-                Some((from, prev)) => ImageAction::Retag { from: from.clone(), digest: prev.digest.clone() },
-                None => ImageAction::Build { reason: format!("{primary} is not in the registry") },
+            (None, None) => match (unchanged, staged) {
+                (Some((from, prev)), _) => ImageAction::Retag { from: from.clone(), digest: prev.digest.clone() },
+                (None, Some(t)) if opts.stage_only || opts.finalize => ImageAction::Staged { digest: t.digest.clone() },
+                (None, _) if opts.finalize => {
+                    not_staged.push(image.name.clone());
+                    ImageAction::NotSelected
+                }
+                (None, _) => ImageAction::Build { reason: format!("{primary} is not in the registry") },
             },
         };
 
         match &action {
             ImageAction::Build { .. } => {
-                let stage = config.build.stage.then(|| stage_tag(&primary, &observed.commit));
+                let stage = (config.build.stage || opts.stage_only).then(|| stage_ref.clone());
                 let reference = format!("{repository}:{}", stage.as_deref().unwrap_or(&primary));
                 let mut step = build_step(config, observed, opts, image, reference.clone(), &parent_refs, key)?;
                 step.stage_tag = stage.clone();
@@ -315,7 +349,22 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
                 released.insert(&image.name, Some(digest.clone()));
                 parent_refs.insert(&image.name, format!("{repository}:{primary}"));
             }
-            ImageAction::NotSelected => {}
+            ImageAction::Staged { digest } => {
+                pushes.push(PushStep {
+                    image: image.name.clone(),
+                    repository: repository.clone(),
+                    tags: version_tags.clone(),
+                    source: PushSource::Staged(stage_ref.clone()),
+                });
+                released.insert(&image.name, Some(digest.clone()));
+                parent_refs.insert(&image.name, format!("{repository}:{stage_ref}"));
+            }
+            ImageAction::NotSelected => {
+                // A parent staged by another fan-out job: the child's build pulls it from the registry.
+                if opts.stage_only && staged.is_some() {
+                    parent_refs.insert(&image.name, format!("{repository}:{stage_ref}"));
+                }
+            }
         }
 
         let mut decisions = Vec::new();
@@ -325,6 +374,7 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
                     Err(holder) => FloatingDecision {
                         tag: tag.clone(),
                         moves: false,
+                        carried: false,
                         reason: match holder {
                             Some(h) => format!("stays: {} is higher", h.raw),
                             None => "stays: pre-releases never take floating tags".into(),
@@ -346,6 +396,7 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
                         FloatingDecision {
                             tag: tag.clone(),
                             moves: !up_to_date,
+                            carried: true,
                             reason: if up_to_date {
                                 format!("already at {primary}")
                             } else {
@@ -366,6 +417,22 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
         });
     }
 
+    if !not_staged.is_empty() {
+        return Err(PlanError::NotStaged {
+            tag: target.raw.clone(),
+            commit: observed.commit.clone(),
+            images: not_staged,
+        });
+    }
+    if opts.stage_only {
+        // Fan-out build job: the staging pushes are the whole job.
+        pushes.clear();
+        moves.clear();
+        for image in &mut images {
+            image.floating.clear();
+        }
+    }
+
     let unreleased: Vec<&str> =
         config.images.iter().map(|i| i.name.as_str()).filter(|n| !released.contains_key(n)).collect();
     let (version_file, commit) = version_decision(config, observed, &unreleased);
@@ -373,7 +440,7 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
     let mut steps: Vec<Step> = builds.into_iter().map(Step::Build).collect();
     steps.extend(pushes.into_iter().map(Step::Push));
     steps.extend(moves.into_iter().map(Step::MoveTag));
-    steps.extend(commit.map(Step::CommitVersion));
+    steps.extend(commit.filter(|_| !opts.stage_only).map(Step::CommitVersion));
 
     Ok(Plan {
         tag: target.raw.clone(),

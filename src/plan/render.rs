@@ -25,6 +25,7 @@ impl fmt::Display for Plan {
                 }
                 ImageAction::Retag { from, .. } => format!("retag (unchanged since {from})"),
                 ImageAction::NotSelected => "not selected (not released yet)".to_string(),
+                ImageAction::Staged { digest } => format!("staged ({})", short(digest)),
             };
             writeln!(f, "  {:width$}  {:rwidth$}  {what}", image.name, image.repository)?;
             for d in &image.floating {

@@ -44,13 +44,14 @@ impl RegistryError {
 pub trait Registry: Sync {
     /// Every tag of `repository`, listed once per run (see [`RegistryClient::forget_listings`]).
     fn tags(&self, repository: &str) -> impl Future<Output = Result<Vec<String>, RegistryError>> + Send;
-    /// Of `tags`, those that exist, each with its digest; the revision label is read
-    /// for `label_tag` only. One tag listing plus one request per existing tag.
+    /// Of `tags`, those that exist, each with its digest; the labels (revision,
+    /// inputs) are read for `labelled` tags only. One tag listing plus one
+    /// request per existing tag, and one more per labelled one.
     fn observe(
         &self,
         repository: &str,
         tags: &[String],
-        label_tag: &str,
+        labelled: &[&str],
     ) -> impl Future<Output = Result<BTreeMap<String, RemoteTag>, RegistryError>> + Send;
     /// Points `to` at the manifest of `from` (no layer moves); returns the digest.
     fn copy_tag(
@@ -248,12 +249,12 @@ impl Registry for RegistryClient {
         &self,
         repository: &str,
         tags: &[String],
-        label_tag: &str,
+        labelled: &[&str],
     ) -> Result<BTreeMap<String, RemoteTag>, RegistryError> {
         let existing = Registry::tags(self, repository).await?;
         let mut out = BTreeMap::new();
         for tag in tags.iter().filter(|t| existing.contains(t)) {
-            if tag == label_tag {
+            if labelled.contains(&tag.as_str()) {
                 if let Some((remote, _)) = self.inspect(repository, tag).await? {
                     out.insert(tag.clone(), remote);
                 }

@@ -10,14 +10,17 @@ pub mod version;
 use futures_util::StreamExt;
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{CommitVia, Config};
 use crate::docker::{DockerError, ImageBuilder};
+use crate::forge::github::{GitHub, GitHubBranch};
+use crate::forge::{ForgeError, ReleaseLink, ReleaseNotes};
 use crate::git::{GitError, GitRepo};
 use crate::plan::{BuildStep, ImageAction, Plan, PlanError, PushSource, Step};
 use crate::registry::credentials::CredentialsError;
 use crate::registry::{Registry, RegistryError};
 use crate::version::{ReleaseVersion, TagError};
 use progress::{ImageState, Progress};
+use version::GitBranch;
 pub use version::VersionOutcome;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,13 +41,18 @@ pub enum ReleaseError {
     Build { attempts: u32, error: DockerError },
     #[error("the release branch kept moving: the VERSION commit was rejected {attempts} times")]
     VersionRace { attempts: u32 },
+    #[error(transparent)]
+    Forge(#[from] ForgeError),
+    #[error("commit.via is github-api, but GITHUB_TOKEN is not set")]
+    NoGitHubToken,
 }
 
 impl ReleaseError {
     /// 2 for bad input, 1 for everything that failed at run time.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ReleaseError::Tag(_) | ReleaseError::Credentials(_) => 2,
+            ReleaseError::Tag(_) | ReleaseError::Credentials(_) | ReleaseError::NoGitHubToken => 2,
+            ReleaseError::Forge(ForgeError::UnknownRepository { .. }) => 2,
             ReleaseError::Plan(e) => e.exit_code(),
             ReleaseError::Git(e) => e.exit_code(),
             _ => 1,
@@ -59,6 +67,10 @@ impl ReleaseError {
             ReleaseError::Registry(e) => e.hint(),
             ReleaseError::Credentials(e) => e.hint(),
             ReleaseError::Docker(e) | ReleaseError::Build { error: e, .. } => e.hint(),
+            ReleaseError::Forge(e) => e.hint(),
+            ReleaseError::NoGitHubToken => {
+                "set GITHUB_TOKEN to a token that may write contents, or use commit.via: git".into()
+            }
             ReleaseError::VersionRace { .. } => {
                 "rerun the release: the images are published and only the VERSION commit is left".into()
             }
@@ -85,6 +97,8 @@ pub struct Report {
     pub moved: Vec<String>,
     pub version_commit: Option<String>,
     pub version_file: Option<String>,
+    /// The GitHub Release created or updated for the tag.
+    pub github_release: Option<ReleaseLink>,
 }
 
 /// The adapters a release runs through.
@@ -95,11 +109,25 @@ pub struct Executor<'a, G, B, R> {
     pub registry: &'a R,
     /// Told every image's state as it changes.
     pub progress: &'a dyn Progress,
+    /// The GitHub repository, when a token is at hand: phase 5 creates the
+    /// GitHub Release, and `commit.via: github-api` writes VERSION through it.
+    pub github: Option<&'a GitHub>,
 }
 
 impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
     /// Carries out `plan` for `target`. Steps run in phase order; an error ends the release.
     pub async fn execute(&self, plan: &Plan, target: &ReleaseVersion) -> Result<Report, ReleaseError> {
+        let result = self.run_phases(plan, target).await;
+        self.progress.finish();
+        result
+    }
+
+    fn phase(&self, title: &str) {
+        tracing::info!("{title}");
+        self.progress.phase(title);
+    }
+
+    async fn run_phases(&self, plan: &Plan, target: &ReleaseVersion) -> Result<Report, ReleaseError> {
         let mut report = Report { tag: plan.tag.clone(), commit: plan.commit.clone(), ..Default::default() };
         let cfg = self.config;
         let path_of = |image: &str| cfg.image(image).expect("plan names configured images").repository.clone();
@@ -107,7 +135,7 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
             match image.action {
                 ImageAction::Build { .. } => self.progress.update(&image.name, &ImageState::Queued),
                 ImageAction::Published { .. } => self.progress.update(&image.name, &ImageState::Published),
-                ImageAction::Retag { .. } | ImageAction::NotSelected => {}
+                ImageAction::Retag { .. } | ImageAction::Staged { .. } | ImageAction::NotSelected => {}
             }
         }
 
@@ -116,7 +144,7 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
         let builds: Vec<&BuildStep> =
             plan.steps.iter().filter_map(|s| if let Step::Build(b) = s { Some(b) } else { None }).collect();
         if !builds.is_empty() {
-            tracing::info!(count = builds.len(), "phase 1/4: build");
+            self.phase(&format!("phase 1/4: build {} image(s)", builds.len()));
             let staged = build::build_all(
                 self.builder,
                 &builds,
@@ -134,7 +162,7 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
         let pushes: Vec<_> =
             plan.steps.iter().filter_map(|s| if let Step::Push(p) = s { Some(p) } else { None }).collect();
         if !pushes.is_empty() {
-            tracing::info!(count = pushes.len(), "phase 2/4: push version tags");
+            self.phase(&format!("phase 2/4: push version tags of {} image(s)", pushes.len()));
         }
         let retagged: std::collections::BTreeSet<&str> = plan
             .images
@@ -188,6 +216,9 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
         }
 
         // Phase 3: floating tags, by manifest copy.
+        if plan.steps.iter().any(|s| matches!(s, Step::MoveTag(_))) {
+            self.phase("phase 3/4: move floating tags");
+        }
         for step in &plan.steps {
             if let Step::MoveTag(m) = step {
                 let path = path_of(&m.image);
@@ -199,7 +230,7 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
                         continue;
                     }
                 }
-                tracing::info!(image = %m.image, "phase 3/4: {} -> {}", m.tag, m.to);
+                tracing::info!(image = %m.image, "{} -> {}", m.tag, m.to);
                 self.registry.copy_tag(&path, &m.to, &m.tag).await?;
                 report.moved.push(format!("{}:{}", m.repository, m.tag));
             }
@@ -208,8 +239,16 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
         // Phase 4: VERSION, only once every image is published.
         for step in &plan.steps {
             if let Step::CommitVersion(v) = step {
-                tracing::info!("phase 4/4: commit {} = {}", v.path, v.to);
-                match tokio::task::block_in_place(|| version::publish_version(cfg, self.git, v, target))? {
+                self.phase(&format!("phase 4/4: commit {} = {}", v.path, v.to));
+                let outcome = match (cfg.commit.via, self.github) {
+                    (CommitVia::Git, _) => version::publish_version(cfg, &GitBranch(self.git), v, target).await?,
+                    (CommitVia::GithubApi, Some(gh)) => {
+                        let branch = GitHubBranch { github: gh, branch: &cfg.git.branch };
+                        version::publish_version(cfg, &branch, v, target).await?
+                    }
+                    (CommitVia::GithubApi, None) => return Err(ReleaseError::NoGitHubToken),
+                };
+                match outcome {
                     VersionOutcome::Committed { commit, attempts } => {
                         tracing::info!(commit = %commit, attempts, "VERSION committed and pushed");
                         report.version_commit = Some(commit);
@@ -219,6 +258,16 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
                         tracing::info!("VERSION already names {current}; nothing to commit")
                     }
                 }
+            }
+        }
+
+        // Phase 5: the GitHub Release, once the release is complete.
+        if let Some(gh) = self.github.filter(|_| cfg.github_release) {
+            if plan.images.iter().all(|i| i.action != ImageAction::NotSelected) {
+                self.phase(&format!("phase 5: GitHub Release {} in {}", plan.tag, gh.repo()));
+                let link = gh.upsert_release(&ReleaseNotes::new(plan, &report)).await?;
+                tracing::info!(url = %link.url, "GitHub Release {}", if link.created { "created" } else { "updated" });
+                report.github_release = Some(link);
             }
         }
         Ok(report)

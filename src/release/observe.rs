@@ -45,6 +45,7 @@ pub async fn observe(
     target: &ReleaseVersion,
     commit: &str,
     on_failure: RegistryFailure,
+    staged: bool,
 ) -> Result<Observed, super::ReleaseError> {
     let release_tags: Vec<ReleaseVersion> = release_tags(config, git, false)?.into_iter().map(|(v, _)| v).collect();
     let version_file = match git.branch_tip() {
@@ -72,7 +73,14 @@ pub async fn observe(
     let (version_tags, floating) = image_tags(config, target);
     let mut wanted = version_tags.clone();
     wanted.extend(floating.into_iter().map(|(t, _)| t));
-    let lookups = config.images.iter().map(|image| registry.observe(&image.repository, &wanted, &version_tags[0]));
+    let stage = crate::plan::stage_tag(&version_tags[0], commit);
+    let mut labelled = vec![version_tags[0].as_str()];
+    if staged {
+        // Fan-out: what the build jobs staged from this commit, and from which inputs.
+        wanted.push(stage.clone());
+        labelled.push(&stage);
+    }
+    let lookups = config.images.iter().map(|image| registry.observe(&image.repository, &wanted, &labelled));
     let results: Vec<Result<_, RegistryError>> = futures_util::future::join_all(lookups).await;
     let mut views = BTreeMap::new();
     for (image, result) in config.images.iter().zip(results) {

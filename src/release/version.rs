@@ -3,6 +3,8 @@
 //! moved, fetch, re-read VERSION (someone may have released a newer version),
 //! rebuild the commit and try again, a bounded number of times.
 
+use std::future::Future;
+
 use regex::{Captures, Regex};
 
 use crate::config::Config;
@@ -38,15 +40,80 @@ pub fn rewrite(text: &str, re: &Regex, value: &str) -> String {
     .into_owned()
 }
 
-pub fn publish_version(
+/// Where a push of the VERSION commit ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BranchUpdate {
+    Moved {
+        commit: String,
+    },
+    /// The branch moved since `tip` was read.
+    Rejected {
+        why: String,
+    },
+}
+
+/// The release branch as the VERSION commit sees it: read the tip, read files
+/// at a commit, and move the branch from an expected tip to a new commit.
+/// Implemented over git (push) and over the GitHub API (`commit.via: github-api`).
+pub trait VersionBranch {
+    fn tip(&self) -> impl Future<Output = Result<String, ReleaseError>>;
+    fn file_at(&self, commit: &str, path: &str) -> impl Future<Output = Result<Option<Vec<u8>>, ReleaseError>>;
+    /// Commits `files` on top of `tip` and moves the branch there only if it still points at `tip`.
+    fn commit_onto(
+        &self,
+        tip: &str,
+        files: &[FileChange],
+        message: &str,
+        author: (&str, &str),
+    ) -> impl Future<Output = Result<BranchUpdate, ReleaseError>>;
+    /// Called after a rejection, before the tip is read again.
+    fn refresh(&self) -> impl Future<Output = Result<(), ReleaseError>>;
+}
+
+/// [`VersionBranch`] over the git remote: a commit built from git objects, pushed without force.
+pub struct GitBranch<'a, G>(pub &'a G);
+
+impl<G: GitRepo> VersionBranch for GitBranch<'_, G> {
+    async fn tip(&self) -> Result<String, ReleaseError> {
+        Ok(tokio::task::block_in_place(|| self.0.branch_tip())?)
+    }
+
+    async fn file_at(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>, ReleaseError> {
+        Ok(tokio::task::block_in_place(|| self.0.file_at(commit, path))?)
+    }
+
+    async fn commit_onto(
+        &self,
+        tip: &str,
+        files: &[FileChange],
+        message: &str,
+        author: (&str, &str),
+    ) -> Result<BranchUpdate, ReleaseError> {
+        tokio::task::block_in_place(|| {
+            let commit = self.0.commit_on(tip, files, message, author)?;
+            Ok(match self.0.push_branch(&commit)? {
+                PushOutcome::Pushed => BranchUpdate::Moved { commit },
+                PushOutcome::Rejected(why) => BranchUpdate::Rejected { why },
+            })
+        })
+    }
+
+    async fn refresh(&self) -> Result<(), ReleaseError> {
+        Ok(tokio::task::block_in_place(|| self.0.fetch())?)
+    }
+}
+
+/// Writes VERSION (and the `also_update` files) as one commit on the release
+/// branch's newest tip, a compare-and-swap retried up to [`MAX_ATTEMPTS`] times.
+pub async fn publish_version(
     config: &Config,
-    git: &impl GitRepo,
+    branch: &impl VersionBranch,
     step: &VersionStep,
     target: &ReleaseVersion,
 ) -> Result<VersionOutcome, ReleaseError> {
     for attempt in 1..=MAX_ATTEMPTS {
-        let tip = git.branch_tip()?;
-        let current = git.file_at(&tip, &step.path)?.map(|b| String::from_utf8_lossy(&b).trim().to_string());
+        let tip = branch.tip().await?;
+        let current = branch.file_at(&tip, &step.path).await?.map(|b| String::from_utf8_lossy(&b).trim().to_string());
         if let Some(cur) = current.as_deref().and_then(|c| ReleaseVersion::parse(c, &config.git.tag_prefix).ok()) {
             if cur.cmp_release(target).is_ge() {
                 return Ok(VersionOutcome::AlreadyCurrent { current: cur.raw });
@@ -54,7 +121,7 @@ pub fn publish_version(
         }
         let mut files = vec![FileChange { path: step.path.clone(), content: format!("{}\n", step.to).into_bytes() }];
         for au in &config.also_update {
-            match git.file_at(&tip, &au.path)? {
+            match branch.file_at(&tip, &au.path).await? {
                 Some(bytes) => {
                     let text = String::from_utf8_lossy(&bytes);
                     let updated = rewrite(&text, &au.regex, &step.to);
@@ -70,15 +137,15 @@ pub fn publish_version(
             }
         }
         let message = format!("{}\n\nRelease-By: relctl\n", step.message);
-        let commit =
-            git.commit_on(&tip, &files, &message, (&config.commit.author_name, &config.commit.author_email))?;
-        match git.push_branch(&commit)? {
-            PushOutcome::Pushed => {
-                return Ok(VersionOutcome::Committed { commit, attempts: attempt });
-            }
-            PushOutcome::Rejected(why) => {
-                tracing::warn!(attempt, "the release branch moved while releasing ({why}); fetching and retrying");
-                git.fetch()?;
+        let author = (config.commit.author_name.as_str(), config.commit.author_email.as_str());
+        match branch.commit_onto(&tip, &files, &message, author).await? {
+            BranchUpdate::Moved { commit } => return Ok(VersionOutcome::Committed { commit, attempts: attempt }),
+            BranchUpdate::Rejected { why } => {
+                tracing::warn!(
+                    attempt,
+                    "the release branch moved while releasing ({why}); reading it again and retrying"
+                );
+                branch.refresh().await?;
             }
         }
     }

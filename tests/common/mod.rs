@@ -160,7 +160,7 @@ impl Fixture {
     }
 
     /// The relctl command for this fixture: run in the work tree, with a HOME of
-    /// its own and no credentials or tokens from the outer environment.
+    /// its own and no credentials, tokens or GitHub Actions files from the outer environment.
     pub fn command(&self, args: &[&str]) -> Command {
         let home = self.dir.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
@@ -171,6 +171,11 @@ impl Fixture {
             .env_remove("RELCTL_REGISTRY_PASSWORD")
             .env_remove("RELCTL_WEBHOOK_SECRET")
             .env_remove("GITHUB_TOKEN")
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("GITHUB_OUTPUT")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .env_remove("GITHUB_REPOSITORY")
+            .env_remove("GITHUB_API_URL")
             .env_remove("DOCKER_CONFIG")
             .env("HOME", &home)
             .env("NO_COLOR", "1")
@@ -253,6 +258,11 @@ impl Fixture {
         let config = manifest["config"]["digest"].as_str().expect("manifest has a config").to_string();
         let cfg = curl_json(&format!("http://{}/v2/{repo}/blobs/{config}", self.registry), &["-L"]);
         cfg["config"]["Labels"].clone()
+    }
+
+    /// `registry/namespace/project-image`, as relctl names the image.
+    pub fn repository(&self, image: &str) -> String {
+        format!("{}/{}", self.registry, self.repo(image))
     }
 
     pub fn reference(&self, image: &str, tag: &str) -> String {

@@ -1,0 +1,188 @@
+//! The forge boundary (GitHub): which repository a release belongs to, the
+//! GitHub Release that lists what a release published, and the text of that
+//! Release. The API adapter is in `github`; GitHub Actions integration
+//! (outputs, step summary, log groups, annotations) is in `actions`.
+
+pub mod actions;
+pub mod github;
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::release::Report;
+
+/// Why a forge call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ForgeError {
+    #[error(
+        "cannot tell which GitHub repository this is: GITHUB_REPOSITORY is not set and the remote URL `{url}` is not a GitHub URL"
+    )]
+    UnknownRepository { url: String },
+    #[error("the GitHub API at {api} refused the token (status {status}) for {operation}")]
+    Unauthorized { api: String, operation: String, status: u16 },
+    #[error(
+        "the GitHub API rate limit stays exhausted for {operation}: it resets in {wait_secs} s, longer than relctl waits"
+    )]
+    RateLimited { operation: String, wait_secs: u64 },
+    #[error("GitHub refused to move the protected branch {branch}: {message}")]
+    Protected { branch: String, message: String },
+    #[error("GitHub API {operation} failed with status {status}: {message}")]
+    Api { operation: String, status: u16, message: String },
+    #[error("cannot reach the GitHub API at {api} for {operation}: {message}")]
+    Unreachable { api: String, operation: String, message: String },
+}
+
+impl ForgeError {
+    pub fn hint(&self) -> String {
+        match self {
+            ForgeError::UnknownRepository { .. } => "set GITHUB_REPOSITORY=owner/repo".into(),
+            ForgeError::Unauthorized { .. } => {
+                "give the job a token with `contents: write` (GITHUB_TOKEN with `permissions: contents: write`)".into()
+            }
+            ForgeError::Protected { .. } => {
+                "let the token bypass branch protection (a GitHub App or a ruleset bypass), or set git.branch to a release branch without protection".into()
+            }
+            ForgeError::RateLimited { .. } => "rerun after the reset; the images and VERSION are already published".into(),
+            ForgeError::Api { .. } | ForgeError::Unreachable { .. } => {
+                "rerun: the release itself is published, and creating its GitHub Release is idempotent".into()
+            }
+        }
+    }
+}
+
+/// `owner/repo` on GitHub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoId {
+    pub owner: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for RepoId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.owner, self.name)
+    }
+}
+
+impl RepoId {
+    /// From `GITHUB_REPOSITORY` (`owner/repo`) when given, else from a GitHub
+    /// remote URL (https, ssh or scp-like, with or without `.git`).
+    pub fn resolve(github_repository: Option<&str>, remote_url: &str) -> Result<Self, ForgeError> {
+        let parse = |s: &str| {
+            let s = s.trim().trim_end_matches('/').trim_end_matches(".git");
+            let (owner, name) = s.split_once('/')?;
+            (!owner.is_empty() && !name.is_empty() && !name.contains('/'))
+                .then(|| RepoId { owner: owner.to_string(), name: name.to_string() })
+        };
+        if let Some(id) = github_repository.filter(|s| !s.trim().is_empty()).and_then(parse) {
+            return Ok(id);
+        }
+        let path = ["https://github.com/", "http://github.com/", "ssh://git@github.com/", "git@github.com:"]
+            .iter()
+            .find_map(|p| remote_url.strip_prefix(p))
+            .or_else(|| {
+                // https://user:token@github.com/owner/repo
+                let rest = remote_url.strip_prefix("https://")?;
+                rest.split_once("@github.com/").map(|(_, path)| path)
+            });
+        path.and_then(parse).ok_or_else(|| ForgeError::UnknownRepository { url: remote_url.to_string() })
+    }
+}
+
+/// One image as the GitHub Release lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReleasedImage {
+    pub image: String,
+    /// `registry/repository`, without tag.
+    pub repository: String,
+    pub tags: Vec<String>,
+    pub digest: String,
+    /// Built by this run; false when its manifest was copied from an earlier release.
+    pub built: bool,
+}
+
+/// What a GitHub Release says about a release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseNotes {
+    pub tag: String,
+    pub prerelease: bool,
+    pub commit: String,
+    pub images: Vec<ReleasedImage>,
+}
+
+impl ReleaseNotes {
+    /// The release's images from the executor's report; images the run did not
+    /// touch (already published) come from the plan with their digest.
+    pub fn new(plan: &crate::plan::Plan, report: &Report) -> Self {
+        let images =
+            plan.images
+                .iter()
+                .filter_map(|i| {
+                    if let Some(p) = report.images.iter().find(|p| p.image == i.name) {
+                        return Some(ReleasedImage {
+                            image: i.name.clone(),
+                            repository: i.repository.clone(),
+                            tags: i.version_tags.clone(),
+                            digest: p.digest.clone(),
+                            built: p.built,
+                        });
+                    }
+                    match &i.action {
+                        crate::plan::ImageAction::Published { digest }
+                        | crate::plan::ImageAction::Retag { digest, .. } => Some(ReleasedImage {
+                            image: i.name.clone(),
+                            repository: i.repository.clone(),
+                            tags: i.version_tags.clone(),
+                            digest: digest.clone(),
+                            built: false,
+                        }),
+                        _ => None,
+                    }
+                })
+                .map(|mut r| {
+                    let floating = carried_floating(plan, &r.image);
+                    r.tags.extend(floating);
+                    r
+                })
+                .collect();
+        Self { tag: plan.tag.clone(), prerelease: plan.prerelease, commit: plan.commit.clone(), images }
+    }
+
+    /// The Markdown body of the GitHub Release.
+    pub fn body(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "Images of {} built from {}:\n", self.tag, self.commit);
+        let _ = writeln!(s, "| image | tags | digest |");
+        let _ = writeln!(s, "|---|---|---|");
+        for i in &self.images {
+            let tags = i.tags.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(" ");
+            let _ = writeln!(s, "| {} | {tags} | `{}` |", i.image, i.digest);
+        }
+        let _ = writeln!(s, "\nPull:\n\n```sh");
+        for i in &self.images {
+            let _ = writeln!(s, "docker pull {}:{}", i.repository, i.tags.first().map_or("", String::as_str));
+        }
+        let _ = writeln!(s, "```\n\n<!-- released by relctl -->");
+        s
+    }
+}
+
+/// The floating tags an image carries after the plan: those that moved or already point at it.
+fn carried_floating(plan: &crate::plan::Plan, image: &str) -> Vec<String> {
+    plan.images
+        .iter()
+        .find(|i| i.name == image)
+        .map(|i| i.floating.iter().filter(|d| d.carried).map(|d| d.tag.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// A GitHub Release as created or updated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReleaseLink {
+    pub id: u64,
+    pub url: String,
+    pub created: bool,
+}
+
+#[cfg(test)]
+mod tests;
