@@ -22,6 +22,7 @@ log=$RELCTL_TEST_REGISTRY_LOG
 work=$(mktemp -d /tmp/relctl-bench4.XXXXXX)
 G() { git -c user.name=bench -c user.email=bench@example.invalid "$@"; }
 now() { date +%s%N; }
+busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }   # jiffies all cores spent busy
 ms() { echo $(( ($2 - $1) / 1000000 )); }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
@@ -85,16 +86,18 @@ uploads_for() { # uploads_for OFFSET NS IMAGE...: blob upload requests to those 
   echo $n
 }
 
-cold_r=(); cold_b=(); chg_r=(); chg_b=(); rerun=(); up_unchanged=()
+busy_r=(); busy_b=(); cold_r=(); cold_b=(); chg_r=(); chg_b=(); rerun=(); up_unchanged=()
 for i in $(seq 1 "$RUNS"); do
   for who in relctl baseline; do
     d="$work/$who-$i"; ns="b4$who$i$(date +%s)"
     mkdir -p "$d"; make_app "$d" "$ns"
     fresh_layers "$d" base frontend server worker agent nginx
     (cd "$d/app" && git tag v1.0.0 && G push -q origin v1.0.0)
-    t0=$(now)
+    b0=$(busy); t0=$(now)
     if [ $who = relctl ]; then (cd "$d/app" && "$relctl" -q release v1.0.0 --no-cache >/dev/null); else baseline "$d" "$ns" v1.0.0; fi
-    t1=$(now)
+    t1=$(now); b1=$(busy)
+    # average number of busy cores during the cold release (jiffies are 1/100 s)
+    cores=$(awk -v j=$((b1 - b0)) -v ms="$(ms $t0 $t1)" 'BEGIN {printf "%.2f", j * 10 / ms}')
     fresh_layers "$d" frontend
     (cd "$d/app" && git tag v1.1.0 && G push -q origin v1.1.0)
     off=$(stat -c %s "$log")
@@ -102,11 +105,11 @@ for i in $(seq 1 "$RUNS"); do
     if [ $who = relctl ]; then (cd "$d/app" && "$relctl" -q release v1.1.0 >/dev/null); else baseline "$d" "$ns" v1.1.0; fi
     t3=$(now)
     if [ $who = relctl ]; then
-      cold_r+=($(ms $t0 $t1)); chg_r+=($(ms $t2 $t3))
+      cold_r+=($(ms $t0 $t1)); chg_r+=($(ms $t2 $t3)); busy_r+=("$cores")
       sleep 0.5; up_unchanged+=($(uploads_for "$off" "$ns" base server worker agent))
       t4=$(now); (cd "$d/app" && "$relctl" -q release v1.1.0 >/dev/null); rerun+=($(ms $t4 $(now)))
     else
-      cold_b+=($(ms $t0 $t1)); chg_b+=($(ms $t2 $t3))
+      cold_b+=($(ms $t0 $t1)); chg_b+=($(ms $t2 $t3)); busy_b+=("$cores")
     fi
   done
   echo "run $i/$RUNS: relctl cold ${cold_r[-1]} ms, changed ${chg_r[-1]} ms, rerun ${rerun[-1]} ms; baseline cold ${cold_b[-1]} ms, changed ${chg_b[-1]} ms" >&2
@@ -153,6 +156,7 @@ printf '%-46s %-10s %-10s %-8s %s\n' "   relctl blob uploads to unchanged images
 printf '%-46s %-10s %-10s %-8s %s\n' "3. rerun of a released tag" "$(median "${rerun[@]}")" "" "" "< 1000 ms"
 printf '%-46s %-10s %-10s %-8s %s\n' "4. cold relctl vs physical floor" "$mc" "$floor" "$(ratio "$mc" "$floor")" "<= 1.25"
 printf '   floor = longest chain (base+server %s ms, frontend+nginx %s ms) + push of largest image %s ms\n' "$chain1" "$chain2" "$push_largest"
+printf '%-46s %-10s %-10s %-8s %s\n' "   busy cores during the cold release (of $(nproc))" "$(median "${busy_r[@]}")" "$(median "${busy_b[@]}")" "" ""
 printf '%-46s %-10s %s\n' "peak RSS releasing a ${ctx_mib} MiB context (MiB)" "$(awk -v k="$peak" 'BEGIN {printf "%.1f", k / 1024}')" "< 150"
 printf 'all runs (ms): relctl cold %s | baseline cold %s | relctl changed %s | baseline changed %s | rerun %s\n' \
   "${cold_r[*]}" "${cold_b[*]}" "${chg_r[*]}" "${chg_b[*]}" "${rerun[*]}"
