@@ -49,22 +49,23 @@ wait_for() { # wait_for DESCRIPTION COMMAND...
   return 1
 }
 
-start_dockerd() {
-  if alive "$STATE/dockerd.pid"; then return; fi
-  mkdir -p "$STATE/docker-data" "$STATE/docker-exec"
+start_dockerd() { # start_dockerd [N]: engine N ("" or 2), its own data root, exec root and socket
+  local n=${1:-}
+  if alive "$STATE/dockerd$n.pid"; then return; fi
+  mkdir -p "$STATE/docker$n-data" "$STATE/docker$n-exec"
   local driver=${RELCTL_STORAGE_DRIVER:-}
   local args=(--bridge=none --iptables=false --ip-forward=false --ip-masq=false --ip6tables=false
     --userland-proxy=false
-    --data-root "$STATE/docker-data" --exec-root "$STATE/docker-exec"
-    --pidfile "$STATE/dockerd.pid" -H "unix://$STATE/docker.sock")
+    --data-root "$STATE/docker$n-data" --exec-root "$STATE/docker$n-exec"
+    --pidfile "$STATE/dockerd$n.pid" -H "unix://$STATE/docker$n.sock")
   if [ -n "$driver" ]; then args+=(--storage-driver "$driver"); fi
-  setsid dockerd "${args[@]}" >"$STATE/dockerd.log" 2>&1 < /dev/null &
-  echo $! >"$STATE/dockerd.launcher.pid"
-  if ! wait_for dockerd curl -sf --unix-socket "$STATE/docker.sock" http://localhost/_ping; then
+  setsid dockerd "${args[@]}" >"$STATE/dockerd$n.log" 2>&1 < /dev/null &
+  echo $! >"$STATE/dockerd$n.launcher.pid"
+  if ! wait_for "dockerd$n" curl -sf --unix-socket "$STATE/docker$n.sock" http://localhost/_ping; then
     if [ -z "$driver" ]; then
-      log "retrying dockerd with the vfs storage driver"
-      stop_pid "$STATE/dockerd.launcher.pid"
-      RELCTL_STORAGE_DRIVER=vfs start_dockerd
+      log "retrying dockerd$n with the vfs storage driver"
+      stop_pid "$STATE/dockerd$n.launcher.pid"
+      RELCTL_STORAGE_DRIVER=vfs start_dockerd "$n"
       return
     fi
     return 1
@@ -92,6 +93,7 @@ start_registry() { # start_registry NAME PORT [htpasswd-file]
 write_env() {
   cat >"$STATE/env" <<ENV
 export DOCKER_HOST=unix://$STATE/docker.sock
+export RELCTL_TEST_DOCKER2_HOST=unix://$STATE/docker2.sock
 export RELCTL_TEST_REGISTRY=127.0.0.1:$REG_PORT
 export RELCTL_TEST_REGISTRY_LOG=$STATE/registry.log
 export RELCTL_TEST_AUTH_REGISTRY=127.0.0.1:$AUTH_PORT
@@ -107,6 +109,7 @@ start() {
   mkdir -p "$STATE"
   chmod 700 "$STATE"
   start_dockerd
+  start_dockerd 2       # an empty second engine: offline bundles are imported into it
   start_registry registry "$REG_PORT"
   if [ ! -f "$STATE/auth-password" ]; then
     head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$STATE/auth-password"
@@ -114,7 +117,7 @@ start() {
   htpasswd -Bbc "$STATE/htpasswd" relctl "$(cat "$STATE/auth-password")" 2>/dev/null
   start_registry auth-registry "$AUTH_PORT" "$STATE/htpasswd"
   write_env
-  log "dockerd on unix://$STATE/docker.sock, registries on 127.0.0.1:$REG_PORT and 127.0.0.1:$AUTH_PORT (auth)"
+  log "dockerd on unix://$STATE/docker.sock (and an empty one on docker2.sock), registries on 127.0.0.1:$REG_PORT and 127.0.0.1:$AUTH_PORT (auth)"
 }
 
 stop_pid() {
@@ -134,11 +137,13 @@ stop() {
   stop_pid "$STATE/registry.pid"
   stop_pid "$STATE/dockerd.pid"          # dockerd stops the containerd it started
   stop_pid "$STATE/dockerd.launcher.pid"
+  stop_pid "$STATE/dockerd2.pid"
+  stop_pid "$STATE/dockerd2.launcher.pid"
   log "stopped"
 }
 
 status() {
-  alive "$STATE/dockerd.pid" && alive "$STATE/registry.pid" && alive "$STATE/auth-registry.pid" && [ -f "$STATE/env" ]
+  alive "$STATE/dockerd.pid" && alive "$STATE/dockerd2.pid" && alive "$STATE/registry.pid" && alive "$STATE/auth-registry.pid" && [ -f "$STATE/env" ]
 }
 
 case "${1:-}" in

@@ -11,6 +11,7 @@ pub mod controller;
 pub mod docker;
 pub mod forge;
 pub mod git;
+pub mod install;
 pub mod plan;
 pub mod registry;
 pub mod release;

@@ -35,6 +35,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Plan { tag } => plan_cmd(&cli.global, tag.as_deref()).await,
         Command::Release(args) => super::release::release_cmd(&cli.global, args).await,
+        Command::Verify { tag } => super::install::verify_cmd(&cli.global, tag.as_deref()).await,
+        Command::Pin { tag, env, pull } => super::install::pin_cmd(&cli.global, tag.as_deref(), env, *pull).await,
+        Command::Export { tag, out } => super::install::export_cmd(&cli.global, tag, out).await,
+        Command::Import { dir } => super::install::import_cmd(&cli.global, dir).await,
+        Command::Init { force } => super::install::init_cmd(&cli.global, *force),
+        Command::Schema => {
+            super::install::schema_cmd();
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            super::install::completions_cmd(*shell);
+            Ok(())
+        }
+        Command::Man => super::install::man_cmd(),
         Command::Matrix { tag } => super::release::matrix_cmd(&cli.global, tag).await,
         Command::Finalize { tag, dry_run } => super::release::finalize_cmd(&cli.global, tag, *dry_run).await,
         Command::Reconcile { interval, .. } => super::controller::reconcile_cmd(&cli.global, *interval).await,
@@ -93,6 +107,9 @@ pub(super) async fn plan_cmd(global: &Global, tag: Option<&str>) -> anyhow::Resu
 /// Exit code and hint for an error: 2 for bad input, 1 otherwise.
 pub fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
     for cause in err.chain() {
+        if let Some(found) = super::install::classify(cause) {
+            return found;
+        }
         if let Some(e) = cause.downcast_ref::<ConfigError>() {
             return (2, Some(e.hint()));
         }

@@ -3,6 +3,7 @@
 
 mod commands;
 mod controller;
+mod install;
 mod output;
 pub mod progress;
 mod release;
@@ -76,6 +77,50 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         interval: Option<std::time::Duration>,
     },
+    /// Check that every image of TAG (default: VERSION) is in the registry, built from TAG's commit
+    Verify {
+        /// The release tag (default: the tag in VERSION)
+        tag: Option<String>,
+    },
+    /// Verify TAG, then set IMAGE_TAG in the env file; an older TAG is a rollback
+    Pin {
+        /// The release tag (default: the tag in VERSION)
+        tag: Option<String>,
+        /// The env file to edit, relative to the repository
+        #[arg(long, default_value = "docker/.env", value_name = "FILE")]
+        env: std::path::PathBuf,
+        /// Also pull the images through the local Docker engine
+        #[arg(long)]
+        pull: bool,
+    },
+    /// Write an offline bundle of TAG: one docker save tar per image, checksums, info, .env
+    Export {
+        /// The release tag
+        tag: String,
+        /// Directory to write the bundle into
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
+    },
+    /// Check an offline bundle's checksums, then load its images and check their ids
+    Import {
+        /// The directory `relctl export` wrote
+        dir: std::path::PathBuf,
+    },
+    /// Write release.yaml, VERSION and .github/workflows/release.yml for this repository
+    Init {
+        /// Overwrite files that exist
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the JSON Schema of release.yaml
+    Schema,
+    /// Print shell completions
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff)
+    Man,
     /// Run the controller: reconcile loop, GitHub webhook, /healthz and /metrics
     Serve {
         /// Address to listen on

@@ -32,3 +32,20 @@ pub fn report(report: &Report, plan: &Plan, json: bool) {
         _ => println!("{}: {}", plan.version_file.path, plan.version_file.reason),
     }
 }
+
+pub fn verification(v: &relctl::install::verify::Verification, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(v).expect("verifications serialize"));
+        return;
+    }
+    let width = v.images.iter().map(|i| i.image.len()).max().unwrap_or(0);
+    for i in &v.images {
+        match &i.problem {
+            None => println!("ok       {:width$}  {}  {}", i.image, i.reference, i.digest.as_deref().unwrap_or("")),
+            Some(p) => println!("MISSING  {:width$}  {p}", i.image),
+        }
+    }
+    if v.ok() {
+        println!("{}: all {} images published from {}", v.tag, v.images.len(), v.commit);
+    }
+}

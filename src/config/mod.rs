@@ -98,6 +98,14 @@ pub enum CommitVia {
     GithubApi,
 }
 
+/// The JSON Schema of release.yaml, generated from the config types.
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(raw::RawConfig)).expect("a schema serializes")
+}
+
+/// Where the committed schema is published; generated release.yaml files point editors at it.
+pub const SCHEMA_URL: &str = "https://raw.githubusercontent.com/relctl/relctl/main/schema/release.schema.json";
+
 impl Config {
     pub fn image(&self, name: &str) -> Option<&ImageConfig> {
         self.images.iter().find(|i| i.name == name)

@@ -5,34 +5,47 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// relctl's release config: which images a release tag becomes, where they go, and how VERSION is committed.
 pub struct RawConfig {
+    /// Registry host[:port]; images go to REGISTRY/NAMESPACE/PROJECT-IMAGE.
     #[serde(default = "default_registry")]
     pub registry: String,
+    /// Registry namespace (Docker Hub user or organisation).
     pub namespace: String,
+    /// Prefix of every image repository: PROJECT-IMAGE.
     pub project: String,
+    /// The git remote, release branch and tag prefix.
     #[serde(default)]
     pub git: RawGit,
+    /// The file installers read the current version from.
     #[serde(default = "default_version_file")]
     pub version_file: String,
+    /// Image tag templates: {{raw}} {{version}} {{major}} {{minor}} {{patch}}, or a fixed tag such as latest.
     #[serde(default = "default_tags")]
     pub tags: Vec<String>,
+    /// How images are built.
     #[serde(default)]
     pub build: RawBuild,
+    /// The images of a release, by name.
     #[serde(default)]
     pub images: BTreeMap<String, RawImage>,
+    /// Files rewritten in the VERSION commit: capture group 1 of `regex` becomes the new tag.
     #[serde(default)]
     pub also_update: Vec<RawAlsoUpdate>,
+    /// The VERSION commit.
     #[serde(default)]
     pub commit: RawCommit,
+    /// Which tags `relctl reconcile` keeps converged.
     #[serde(default)]
     pub reconcile: RawReconcile,
+    /// GitHub integration.
     #[serde(default)]
     pub github: RawGitHub,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawGitHub {
     /// Create or update the GitHub Release of each released tag (needs GITHUB_TOKEN).
@@ -45,7 +58,7 @@ impl Default for RawGitHub {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawReconcile {
     pub since: Option<String>,
@@ -58,7 +71,7 @@ impl Default for RawReconcile {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawGit {
     pub remote: String,
@@ -72,7 +85,7 @@ impl Default for RawGit {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawBuild {
     pub retries: u32,
@@ -83,7 +96,7 @@ pub struct RawBuild {
     pub stage: bool,
 }
 
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum RawUnchanged {
     Retag,
@@ -103,28 +116,34 @@ impl Default for RawBuild {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// One image of the release.
 pub struct RawImage {
+    /// Build context directory, relative to the repository root.
     pub context: String,
+    /// Dockerfile path relative to the repository root (default: CONTEXT/Dockerfile).
     #[serde(default)]
     pub dockerfile: Option<String>,
+    /// Images this one builds FROM; each parent is passed as build arg PARENT_IMAGE.
     #[serde(default)]
     pub depends_on: Vec<String>,
+    /// Build arguments.
     #[serde(default)]
     pub build_args: BTreeMap<String, String>,
+    /// Repository path under the registry (default: NAMESPACE/PROJECT-NAME).
     #[serde(default)]
     pub repository: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAlsoUpdate {
     pub path: String,
     pub regex: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawCommit {
     pub message: String,
@@ -133,7 +152,7 @@ pub struct RawCommit {
     pub via: RawVia,
 }
 
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum RawVia {
     #[default]

@@ -182,3 +182,16 @@ fn missing_file_is_named() {
     assert!(err.to_string().contains("/nonexistent/release.yaml"));
     assert!(err.hint().contains("--config"));
 }
+
+#[test]
+fn committed_schema_is_the_generated_one() {
+    let committed: serde_json::Value = serde_json::from_str(include_str!("../../schema/release.schema.json"))
+        .expect("schema/release.schema.json parses");
+    assert!(
+        committed == super::schema(),
+        "schema/release.schema.json is stale: run `cargo run -q -- schema > schema/release.schema.json`"
+    );
+    // The schema knows every key and refuses unknown ones, as the loader does.
+    assert_eq!(committed["additionalProperties"], false);
+    assert!(committed["properties"]["images"]["additionalProperties"]["$ref"].is_string(), "{committed}");
+}

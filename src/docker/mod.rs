@@ -3,6 +3,8 @@
 //! the daemon as they are produced; build and push streams are drained and
 //! their `error_detail` turned into errors that name the image.
 
+pub mod store;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;

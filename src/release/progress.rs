@@ -24,6 +24,15 @@ pub enum ImageState {
         done: u64,
         total: u64,
     },
+    /// Downloading layers (`relctl pin --pull`, `relctl export`).
+    Pulling {
+        done: u64,
+        total: u64,
+    },
+    /// Writing its `docker save` tar: `done` bytes so far.
+    Saving {
+        done: u64,
+    },
     /// Uploaded under its staging tag; waits for the other builds.
     Staged {
         digest: String,
@@ -55,6 +64,8 @@ impl ImageState {
             ImageState::Queued => 0,
             ImageState::Building { .. } => 1,
             ImageState::Pushing { .. } => 2,
+            ImageState::Pulling { .. } => 8,
+            ImageState::Saving { .. } => 9,
             ImageState::Staged { .. } => 3,
             ImageState::Retagged { .. } => 4,
             ImageState::Published => 5,
@@ -82,6 +93,8 @@ impl fmt::Display for ImageState {
             ImageState::Pushing { done: 0, total: 0 } => write!(f, "pushing"),
             ImageState::Pushing { done, total: 0 } => write!(f, "pushing {} MB", mb(*done)),
             ImageState::Pushing { done, total } => write!(f, "pushing {}/{} MB", mb(*done), mb(*total)),
+            ImageState::Pulling { done, total } => write!(f, "pulling {}/{} MB", mb(*done), mb(*total)),
+            ImageState::Saving { done } => write!(f, "saving {} MB", mb(*done)),
             ImageState::Staged { digest } => {
                 write!(f, "uploaded {}, waiting for the other builds", short_digest(digest))
             }
@@ -128,9 +141,13 @@ impl LogProgress {
     /// Whether `state` is worth a line, `since` the last line `last`.
     fn worth_a_line(last: Option<&ImageState>, since: Duration, state: &ImageState) -> bool {
         match (last, state) {
-            (Some(l), ImageState::Building { .. } | ImageState::Pushing { .. }) if l.kind() == state.kind() => {
-                since >= LOG_EVERY && l != state
-            }
+            (
+                Some(l),
+                ImageState::Building { .. }
+                | ImageState::Pushing { .. }
+                | ImageState::Pulling { .. }
+                | ImageState::Saving { .. },
+            ) if l.kind() == state.kind() => since >= LOG_EVERY && l != state,
             (Some(l), s) => l != s,
             (None, _) => true,
         }

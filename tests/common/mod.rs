@@ -74,7 +74,7 @@ images:
 const SINGLE_DOCKERFILE: &str = "FROM scratch\nCOPY bin/busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCOPY app.txt /app.txt\n";
 
 impl Fixture {
-    fn empty(tag: &str) -> Self {
+    pub fn empty(tag: &str) -> Self {
         let dir = tempfile::Builder::new().prefix("relctl-test-").tempdir().unwrap();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let namespace = format!(

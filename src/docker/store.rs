@@ -1,0 +1,115 @@
+//! The installer's side of the Docker engine: pull an image with progress,
+//! save it as a tar (`docker save`) streamed chunk by chunk, load a tar
+//! (`docker load`) streamed from disk, and read an image's id.
+
+use std::path::Path;
+
+use bollard::query_parameters::{CreateImageOptionsBuilder, ImportImageOptionsBuilder};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio::io::AsyncReadExt;
+
+use super::{DockerEngine, DockerError};
+use crate::release::progress::ImageState;
+
+/// Why an installer operation on the engine failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error("image {image}: pulling {reference} failed: {message}")]
+    Pull { image: String, reference: String, message: String },
+    #[error("image {image}: saving {reference} failed: {message}")]
+    Save { image: String, reference: String, message: String },
+    #[error("loading {file} failed: {message}")]
+    Load { file: String, message: String },
+}
+
+impl DockerEngine {
+    /// The id (config digest) of a local image, `None` if it is not there.
+    pub async fn image_id(&self, reference: &str) -> Result<Option<String>, DockerError> {
+        match self.docker.inspect_image(reference).await {
+            Ok(info) => Ok(info.id),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(e) => Err(DockerError::Unreachable { host: self.host.clone(), message: e.to_string() }),
+        }
+    }
+
+    /// Pulls `repository:tag`, reporting bytes downloaded to the progress sink.
+    pub async fn pull(&self, image: &str, repository: &str, tag: &str) -> Result<(), StoreError> {
+        let reference = format!("{repository}:{tag}");
+        let options = CreateImageOptionsBuilder::default().from_image(repository).tag(tag).build();
+        let mut stream = self.docker.create_image(Some(options), None, self.credentials());
+        let mut layers: std::collections::HashMap<String, (i64, i64)> = std::collections::HashMap::new();
+        while let Some(item) = stream.next().await {
+            let fail =
+                |message: String| StoreError::Pull { image: image.into(), reference: reference.clone(), message };
+            match item {
+                Ok(info) => {
+                    if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                        return Err(fail(message));
+                    }
+                    if let (Some(id), Some(detail)) = (info.id, info.progress_detail) {
+                        if let (Some(cur), Some(total)) = (detail.current, detail.total) {
+                            layers.insert(id, (cur, total));
+                            let (done, total) = layers.values().fold((0, 0), |(d, t), (c, tot)| (d + c, t + tot));
+                            let state = ImageState::Pulling { done: done.max(0) as u64, total: total.max(0) as u64 };
+                            self.progress.update(image, &state);
+                        }
+                    }
+                }
+                Err(bollard::errors::Error::DockerStreamError { error }) => return Err(fail(error)),
+                Err(e) => return Err(fail(e.to_string())),
+            }
+        }
+        Ok(())
+    }
+
+    /// `docker save reference`: the tar, as a stream of chunks.
+    pub fn save(&self, reference: &str) -> impl Stream<Item = Result<Bytes, bollard::errors::Error>> + '_ {
+        self.docker.export_image(reference)
+    }
+
+    /// `docker load` of the tar at `path`, read from disk as the daemon takes it.
+    /// Returns the images the daemon reports loaded (`Loaded image: ...` lines).
+    pub async fn load(&self, path: &Path) -> Result<Vec<String>, StoreError> {
+        let file_name = path.display().to_string();
+        let load_err = |message: String| StoreError::Load { file: file_name.clone(), message };
+        let file = tokio::fs::File::open(path).await.map_err(|e| load_err(e.to_string()))?;
+        let body = futures_util::stream::unfold(file, |mut file| async move {
+            let mut buf = vec![0u8; 256 * 1024];
+            match file.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok::<Bytes, std::io::Error>(Bytes::from(buf)), file))
+                }
+                Err(e) => Some((Err(e), file)),
+            }
+        });
+        let options = ImportImageOptionsBuilder::default().quiet(true).build();
+        let mut stream = self.docker.import_image_stream(options, body, None);
+        let mut loaded = Vec::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                        return Err(load_err(message));
+                    }
+                    for text in [info.stream, info.status].into_iter().flatten() {
+                        for line in text.lines() {
+                            if let Some(name) = line.trim().strip_prefix("Loaded image: ") {
+                                loaded.push(name.to_string());
+                            } else if let Some(id) = line.trim().strip_prefix("Loaded image ID: ") {
+                                loaded.push(id.to_string());
+                            }
+                        }
+                    }
+                }
+                Err(bollard::errors::Error::DockerStreamError { error }) => return Err(load_err(error)),
+                Err(e) => return Err(load_err(e.to_string())),
+            }
+        }
+        Ok(loaded)
+    }
+}
