@@ -1,5 +1,5 @@
-//! Bad input: every case exits 2 with a message naming what is wrong and a hint,
-//! before anything is built or pushed.
+//! The command line as a person meets it: bad input exits 2 with a message naming
+//! what is wrong and a hint, before anything is built or pushed; colours only on a terminal.
 
 mod common;
 
@@ -94,4 +94,26 @@ fn not_a_repository_exits_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a git repository"));
+}
+
+/// Whether `text` holds an SGR colour sequence (ESC [ digits m).
+fn has_colour(text: &str) -> bool {
+    text.split("\x1b[").skip(1).any(|rest| {
+        let digits = rest.find(|c: char| !c.is_ascii_digit() && c != ';').unwrap_or(rest.len());
+        digits > 0 && rest[digits..].starts_with('m')
+    })
+}
+
+#[test]
+fn colours_only_on_a_terminal_and_never_with_no_color() {
+    let f = Fixture::single("colour");
+    f.tag("v1.0.0");
+    let (_, coloured) = f.relctl_on_terminal(&["plan", "v1.0.0"], &[("RELCTL_LOG", "debug")]);
+    assert!(has_colour(&coloured), "a terminal gets colours: {coloured:?}");
+    let (_, plain) = f.relctl_on_terminal(&["plan", "v1.0.0"], &[("RELCTL_LOG", "debug"), ("NO_COLOR", "1")]);
+    assert!(!has_colour(&plain), "NO_COLOR: {plain:?}");
+    let piped = f.command(&["plan", "v1.0.0"]).env_remove("NO_COLOR").env("RELCTL_LOG", "debug").output().unwrap();
+    let err = String::from_utf8_lossy(&piped.stderr);
+    assert!(!has_colour(&err), "not a terminal: {err}");
+    assert!(err.contains("DEBUG"), "RELCTL_LOG filters: {err}");
 }

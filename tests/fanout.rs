@@ -149,3 +149,72 @@ fn parse_outputs(text: &str) -> std::collections::BTreeMap<String, String> {
     }
     out
 }
+
+#[test]
+fn version_commit_through_the_github_api_names_its_parent_and_retries_when_the_branch_moved() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let api = rt.block_on(async {
+        let api = MockServer::start().await;
+        let ok = |body: Value| ResponseTemplate::new(200).set_body_json(body);
+        // The branch moves once: p1 when first read, p2 afterwards.
+        Mock::given(method("GET"))
+            .and(path("/repos/acme/app/git/ref/heads/main"))
+            .respond_with(ok(json!({"object": {"sha": "p1"}})))
+            .up_to_n_times(1)
+            .with_priority(1)
+            .mount(&api)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/repos/acme/app/git/ref/heads/main"))
+            .respond_with(ok(json!({"object": {"sha": "p2"}})))
+            .with_priority(2)
+            .mount(&api)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/repos/acme/app/contents/VERSION"))
+            .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
+            .mount(&api)
+            .await;
+        common::github::git_data_api(&api, 422).await;
+        Mock::given(method("GET"))
+            .and(path("/repos/acme/app/releases/tags/v1.0.0"))
+            .respond_with(ok(json!({"id": 3, "html_url": "u"})))
+            .mount(&api)
+            .await;
+        Mock::given(method("PATCH"))
+            .and(path("/repos/acme/app/releases/3"))
+            .respond_with(ok(json!({"id": 3, "html_url": "u"})))
+            .expect(1)
+            .mount(&api)
+            .await;
+        api
+    });
+
+    let f = Fixture::single("apicommit");
+    let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap();
+    f.write("release.yaml", &format!("{cfg}commit: {{ via: github-api }}\n"));
+    f.commit("commit VERSION through the API");
+    git(&f.work, &["push", "-q", "origin", "main"]);
+    f.tag("v1.0.0");
+    let tip = f.remote_main();
+    let uri = api.uri();
+    let env = [("GITHUB_TOKEN", "ghs_x"), ("GITHUB_API_URL", uri.as_str()), ("GITHUB_REPOSITORY", "acme/app")];
+    let run = f.relctl_env(&["release", "v1.0.0"], &env).expect(0);
+    assert!(run.stdout().contains("VERSION = v1.0.0 committed as c2"), "{}", run.stdout());
+    assert_eq!(f.remote_main(), tip, "nothing was pushed with git");
+
+    let requests = rt.block_on(api.received_requests()).unwrap();
+    let commits: Vec<Value> = requests
+        .iter()
+        .filter(|r| r.url.path() == "/repos/acme/app/git/commits" && r.method.as_str() == "POST")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(commits.len(), 2, "rejected once, then retried on the new tip");
+    assert!(commits[1]["message"].as_str().unwrap().contains("Release-By: relctl"), "{}", commits[1]);
+    assert_eq!(commits[1]["author"]["name"], "relctl");
+    let tree: Value =
+        serde_json::from_slice(&requests.iter().find(|r| r.url.path() == "/repos/acme/app/git/trees").unwrap().body)
+            .unwrap();
+    assert_eq!(tree["tree"][0]["path"], "VERSION");
+    assert_eq!(tree["tree"][0]["content"], "v1.0.0\n");
+}

@@ -10,6 +10,9 @@ use relctl::forge::{ForgeError, ReleaseNotes, ReleasedImage, RepoId};
 use relctl::git::FileChange;
 use relctl::release::version::{BranchUpdate, VersionBranch};
 use serde_json::{Value, json};
+
+mod common;
+use common::github;
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -92,55 +95,11 @@ async fn updates_the_release_when_it_exists() {
     assert_eq!((link.id, link.created), (42, false));
 }
 
-/// A branch whose tip moves once between reading and updating: the first ref
-/// update is refused (422 "not a fast forward"), the second succeeds.
-async fn git_data_api(server: &MockServer, first_update_status: u16) {
-    for (sha, tree) in [("p1", "t1"), ("p2", "t2")] {
-        Mock::given(method("GET"))
-            .and(path(format!("/repos/acme/app/git/commits/{sha}")))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"sha": sha, "tree": {"sha": tree}})))
-            .mount(server)
-            .await;
-    }
-    Mock::given(method("POST"))
-        .and(path("/repos/acme/app/git/trees"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"sha": "newtree"})))
-        .mount(server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/repos/acme/app/git/commits"))
-        .and(body_partial_json(json!({"parents": ["p1"]})))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"sha": "c1"})))
-        .mount(server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/repos/acme/app/git/commits"))
-        .and(body_partial_json(json!({"parents": ["p2"]})))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"sha": "c2"})))
-        .mount(server)
-        .await;
-    Mock::given(method("PATCH"))
-        .and(path("/repos/acme/app/git/refs/heads/main"))
-        .and(body_partial_json(json!({"sha": "c1", "force": false})))
-        .respond_with(
-            ResponseTemplate::new(first_update_status)
-                .set_body_json(json!({"message": "Update is not a fast forward"})),
-        )
-        .mount(server)
-        .await;
-    Mock::given(method("PATCH"))
-        .and(path("/repos/acme/app/git/refs/heads/main"))
-        .and(body_partial_json(json!({"sha": "c2", "force": false})))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"object": {"sha": "c2"}})))
-        .mount(server)
-        .await;
-}
-
 #[tokio::test]
 async fn api_commit_names_its_parent_and_reports_a_moved_branch_as_a_conflict() {
     for status in [409, 422] {
         let server = MockServer::start().await;
-        git_data_api(&server, status).await;
+        github::git_data_api(&server, status).await;
         let gh = client(&server);
         let files = [FileChange { path: "VERSION".into(), content: b"v1.2.0\n".to_vec() }];
         let first = gh.commit_onto("main", "p1", &files, "chore(release): v1.2.0", ("relctl", "r@x")).await.unwrap();
@@ -178,7 +137,7 @@ async fn the_version_branch_over_the_api_reads_tip_and_file() {
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
         .mount(&server)
         .await;
-    git_data_api(&server, 422).await;
+    github::git_data_api(&server, 422).await;
     let gh = client(&server);
     let branch = GitHubBranch { github: &gh, branch: "main" };
     assert_eq!(branch.tip().await.unwrap(), "p1");
@@ -192,7 +151,7 @@ async fn the_version_branch_over_the_api_reads_tip_and_file() {
 #[tokio::test]
 async fn a_protected_branch_is_an_error_not_a_retry() {
     let server = MockServer::start().await;
-    git_data_api(&server, 200).await;
+    github::git_data_api(&server, 200).await;
     server.reset().await;
     Mock::given(method("GET"))
         .and(path("/repos/acme/app/git/commits/p1"))

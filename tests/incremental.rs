@@ -121,7 +121,7 @@ fn built_images_are_uploaded_once_under_a_staging_tag_and_promoted_by_manifest_c
 fn progress_is_live_lines_on_a_terminal_and_plain_lines_otherwise() {
     let f = Fixture::example("progress");
     f.tag("v1.0.0");
-    let (ok, drawn) = f.relctl_on_terminal(&["release", "v1.0.0"]);
+    let (ok, drawn) = f.relctl_on_terminal(&["release", "v1.0.0"], &[]);
     assert!(ok, "{drawn}");
     assert!(drawn.contains("\x1b[2K"), "live lines redraw in place: {drawn}");
     for image in IMAGES {

@@ -155,7 +155,7 @@ fn protected_branch_rejection_is_explained_and_the_images_stay_published() {
     let err = run.stderr();
     assert!(err.contains("pushing main to remote `origin` failed"), "{err}");
     assert!(err.contains("GH006: Protected branch update failed"), "the remote's own words are shown: {err}");
-    assert!(err.contains("hint: the branch looks protected"), "{err}");
+    assert!(err.contains("hint: the branch is protected: set `commit: { via: github-api }`"), "{err}");
     assert_eq!(f.remote_main(), tip, "main is unchanged");
     assert_eq!(f.tags("app"), ["latest", "v1.0.0"], "images were published before the VERSION commit");
 }

@@ -47,7 +47,7 @@ impl GitError {
             GitError::Fetch { .. } => "check the remote URL and your access (RELCTL_GIT_TOKEN or GITHUB_TOKEN for https remotes)".into(),
             GitError::NoBranch { branch, .. } => format!("push {branch} first, or set git.branch in release.yaml"),
             GitError::Push { message, .. } if message.contains("protected") || message.contains("denied") || message.contains("declined") => {
-                "the branch looks protected: allow the release identity to push to it, or release from a branch it may push to".into()
+                "the branch is protected: set `commit: { via: github-api }` with a GITHUB_TOKEN allowed to bypass the rule, let the release identity push, or release to a branch without protection (git.branch)".into()
             }
             GitError::Push { .. } => "check push access to the remote; the release's images are published, so rerunning relctl only commits VERSION".into(),
             GitError::Other { .. } => "check the repository's state (git fsck) and retry".into(),

@@ -3,6 +3,8 @@
 //! and registry/engine checks through curl and the docker CLI.
 #![allow(dead_code)]
 
+pub mod github;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -184,9 +186,14 @@ impl Fixture {
     }
 
     /// Runs relctl as [`Fixture::command`] would, but on a pseudo-terminal
-    /// (util-linux `script`); returns everything it drew, escapes included.
-    pub fn relctl_on_terminal(&self, args: &[&str]) -> (bool, String) {
-        let inner = self.command(args);
+    /// (util-linux `script`) and without NO_COLOR unless `envs` sets it;
+    /// returns everything it drew, escapes included.
+    pub fn relctl_on_terminal(&self, args: &[&str], envs: &[(&str, &str)]) -> (bool, String) {
+        let mut inner = self.command(args);
+        inner.env_remove("NO_COLOR");
+        for (k, v) in envs {
+            inner.env(k, v);
+        }
         let line = std::iter::once(inner.get_program())
             .chain(inner.get_args())
             .map(|a| format!("'{}'", a.to_str().unwrap().replace('\'', r"'\''")))
@@ -194,7 +201,7 @@ impl Fixture {
             .join(" ");
         let typescript = self.dir.path().join("typescript");
         let mut cmd = Command::new("script");
-        cmd.args(["-qec", &line]).arg(&typescript).current_dir(&self.work).env_remove("NO_COLOR");
+        cmd.args(["-qec", &line]).arg(&typescript).current_dir(&self.work);
         for (k, v) in inner.get_envs() {
             match v {
                 Some(v) => cmd.env(k, v),
