@@ -95,8 +95,19 @@ fn export_then_import_into_an_empty_engine_and_a_flipped_byte_is_refused() {
     let commit = f.tag("v1.0.0");
     f.relctl(&["release", "v1.0.0"]).expect(0);
     let reference = f.reference("app", "v1.0.0");
-    // The exporting host has not pulled it: export pulls first.
+    // The exporting host holds a stale image under that name: export pulls the registry's.
     let _ = Command::new("docker").args(["rmi", "-f", &reference]).output();
+    let stale = Command::new("docker")
+        .args(["build", "-q", "--network", "none", "-t", &reference, "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(b"FROM scratch\nLABEL stale=yes\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(stale.status.success(), "{}", String::from_utf8_lossy(&stale.stderr));
 
     let out = f.dir.path().join("bundle");
     f.relctl(&["export", "v1.0.0", "--out", out.to_str().unwrap()]).expect(0);

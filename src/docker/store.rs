@@ -35,6 +35,18 @@ impl DockerEngine {
         }
     }
 
+    /// Whether the local image `reference` is the registry manifest `digest`:
+    /// one of its RepoDigests ends in `@digest` (the daemon may shorten the
+    /// repository name, e.g. drop `docker.io/`, so only the digest is compared).
+    pub async fn has_digest(&self, reference: &str, digest: &str) -> Result<bool, DockerError> {
+        let suffix = format!("@{digest}");
+        match self.docker.inspect_image(reference).await {
+            Ok(info) => Ok(info.repo_digests.unwrap_or_default().iter().any(|d| d.ends_with(&suffix))),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+            Err(e) => Err(DockerError::Unreachable { host: self.host.clone(), message: e.to_string() }),
+        }
+    }
+
     /// Pulls `repository:tag`, reporting bytes downloaded to the progress sink.
     pub async fn pull(&self, image: &str, repository: &str, tag: &str) -> Result<(), StoreError> {
         let reference = format!("{repository}:{tag}");

@@ -125,7 +125,8 @@ pub async fn export(
     let mut checksums = String::new();
     for item in items {
         let (repository, image_tag) = item.reference.rsplit_once(':').expect("a reference has a tag");
-        if engine.image_id(&item.reference).await.map_err(StoreError::from)?.is_none() {
+        // Pulled when absent, or when the local image is not the registry's (a stale local tag).
+        if !engine.has_digest(&item.reference, &item.digest).await.map_err(StoreError::from)? {
             engine.pull(&item.image, repository, image_tag).await?;
         }
         let file = format!("{}.tar", item.image);
