@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
 MB=${MB:-20}
 GIB_FILES=${GIB_FILES:-64}   # x 16 MiB = 1 GiB context
+PARALLELISM=${PARALLELISM:-2} # relctl's build.parallelism (the default is 2)
 
 started=0
 if ! scripts/services.sh status; then scripts/services.sh start; started=1; fi
@@ -45,7 +46,7 @@ make_app() {
 registry: $reg
 namespace: $ns
 project: bench
-build: { retries: 0, parallelism: 2, network: none }
+build: { retries: 0, parallelism: $PARALLELISM, network: none }
 images:
   base:     { context: docker/base }
   frontend: { context: docker/frontend }
@@ -131,7 +132,7 @@ floor=$(( (chain1 > chain2 ? chain1 : chain2) + push_largest ))
 
 # Peak RSS releasing a 1 GiB context (64 x 16 MiB files; the image copies one small file).
 d="$work/gib"; mkdir -p "$d"; git init -q --bare -b main "$d/remote.git"; mkdir -p "$d/app/big"; cd "$d/app"; git init -q -b main
-git config core.compression 0; git config core.looseCompression 0
+git config core.compression 0; git config core.looseCompression 0; git config core.bigFileThreshold 1m
 for f in $(seq 1 "$GIB_FILES"); do head -c 16777216 /dev/urandom >"big/part$f.bin"; done
 printf 'small\n' >small.txt
 printf 'FROM scratch\nCOPY small.txt /small.txt\n' >Dockerfile
@@ -148,7 +149,7 @@ cd - >/dev/null
 
 mc=$(median "${cold_r[@]}"); mcb=$(median "${cold_b[@]}"); mg=$(median "${chg_r[@]}"); mgb=$(median "${chg_b[@]}")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
-printf '\nrelctl release benchmark, %s, %s, %s cores; %s runs, %s MB random layer and RUN sleep 1 per image\n' "$(date -u +%F)" "$(uname -m)" "$(nproc)" "$RUNS" "$MB"
+printf '\nrelctl release benchmark, %s, %s, %s cores; %s runs, %s MB random layer and RUN sleep 1 per image; parallelism %s\n' "$(date -u +%F)" "$(uname -m)" "$(nproc)" "$RUNS" "$MB" "$PARALLELISM"
 printf '%-46s %-10s %-10s %-8s %s\n' "scenario (median ms)" "relctl" "baseline" "ratio" "target"
 printf '%-46s %-10s %-10s %-8s %s\n' "1. cold release (no cache, empty registry)" "$mc" "$mcb" "$(ratio "$mc" "$mcb")" "<= 0.5"
 printf '%-46s %-10s %-10s %-8s %s\n' "2. only frontend/ changed" "$mg" "$mgb" "$(ratio "$mg" "$mgb")" "<= 0.2"

@@ -4,20 +4,25 @@
 //! takes (build, push version tags, move floating tags, commit VERSION); the
 //! executor in `release` carries them out and `relctl plan` prints them.
 
+mod build;
 pub mod floating;
 pub mod matrix;
 pub mod observed;
 mod render;
 #[cfg(test)]
 mod tests;
+mod version;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::config::{Config, ImageConfig, TagScope};
+use crate::config::{Config, TagScope};
 use crate::version::ReleaseVersion;
+use build::build_step;
+pub use build::{input_key, parent_arg, stage_tag};
 pub use observed::{Observed, RegistryView, RemoteTag};
+use version::version_decision;
 
 /// Choices the user makes on the command line.
 #[derive(Debug, Clone, Default)]
@@ -476,138 +481,4 @@ fn dedup(tags: impl Iterator<Item = String>) -> Vec<String> {
         }
     }
     out
-}
-
-fn build_step(
-    config: &Config,
-    observed: &Observed,
-    opts: &PlanOptions,
-    image: &ImageConfig,
-    reference: String,
-    parent_refs: &BTreeMap<&str, String>,
-    key: Option<String>,
-) -> Result<BuildStep, PlanError> {
-    for (name, path) in &observed.missing_inputs {
-        if *name == image.name {
-            return Err(PlanError::MissingInput {
-                image: name.clone(),
-                path: path.clone(),
-                commit: observed.commit.clone(),
-            });
-        }
-    }
-    let mut build_args = image.build_args.clone();
-    for parent in &image.depends_on {
-        let Some(reference) = parent_refs.get(parent.as_str()) else {
-            return Err(PlanError::ParentUnavailable {
-                image: image.name.clone(),
-                parent: parent.clone(),
-                tag: observed.target.raw.clone(),
-            });
-        };
-        build_args.insert(parent_arg(parent), reference.clone());
-    }
-    let mut labels = BTreeMap::from([
-        ("org.opencontainers.image.created".to_string(), observed.created.clone()),
-        ("org.opencontainers.image.revision".to_string(), observed.commit.clone()),
-        ("org.opencontainers.image.source".to_string(), observed.source_url.clone()),
-        ("org.opencontainers.image.version".to_string(), observed.target.version.to_string()),
-    ]);
-    labels.extend(key.map(|k| (crate::registry::INPUTS.to_string(), k)));
-    Ok(BuildStep {
-        image: image.name.clone(),
-        reference,
-        context: image.context.clone(),
-        dockerfile: image.dockerfile.clone(),
-        depends_on: image.depends_on.clone(),
-        build_args,
-        labels,
-        no_cache: opts.no_cache || !config.build.cache,
-        network: config.build.network.clone(),
-        stage_tag: None,
-    })
-}
-
-/// The staging tag of a release's image built from `commit`:
-/// `relctl-stage-<primary tag>-<commit, 12 hex>`, cut to the 128 characters a tag may have.
-pub fn stage_tag(primary: &str, commit: &str) -> String {
-    let mut tag = format!("relctl-stage-{primary}-{}", &commit[..commit.len().min(12)]);
-    tag.truncate(128);
-    tag
-}
-
-/// The input key of an image: SHA-256 over everything its build reads (the
-/// context's files after .dockerignore, the Dockerfile path, the build
-/// arguments from the config, the platform) and its parents' keys. Parent
-/// image references are left out: they name the release, not the content.
-/// `None` when the context could not be read.
-pub fn input_key(observed: &Observed, image: &ImageConfig, keys: &BTreeMap<&str, String>) -> Option<String> {
-    use sha2::Digest;
-    let context = observed.context_digests.get(&image.name)?;
-    let mut h = sha2::Sha256::new();
-    h.update(format!("relctl-inputs/v1\ncontext {context}\nplatform {}\n", observed.platform));
-    for (k, v) in &image.build_args {
-        h.update(format!("arg {k}={v}\n"));
-    }
-    for parent in &image.depends_on {
-        h.update(format!("parent {parent} {}\n", keys.get(parent.as_str())?));
-    }
-    Some(format!("sha256:{}", crate::git::context::hex(&h.finalize())))
-}
-
-/// The build argument a child receives for a parent: `<PARENT>_IMAGE`.
-pub fn parent_arg(parent: &str) -> String {
-    format!("{}_IMAGE", parent.to_uppercase().replace(['-', '.'], "_"))
-}
-
-fn version_decision(
-    config: &Config,
-    observed: &Observed,
-    unreleased: &[&str],
-) -> (VersionDecision, Option<VersionStep>) {
-    let target = &observed.target;
-    let current_raw = observed.version_file.as_ref().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-    let current = current_raw.as_deref().and_then(|c| ReleaseVersion::parse(c, &config.git.tag_prefix).ok());
-    let decide = |next: Option<String>, reason: String| VersionDecision {
-        path: config.version_file.clone(),
-        current: current_raw.clone(),
-        next,
-        reason,
-    };
-    if target.is_prerelease() {
-        return (decide(None, "stays: pre-releases never change VERSION".into()), None);
-    }
-    if let Some(cur) = &current {
-        if cur.cmp_release(target).is_ge() {
-            let reason = if cur.cmp_release(target).is_eq() {
-                "already current".to_string()
-            } else {
-                format!("stays: {} is higher", cur.raw)
-            };
-            return (decide(None, reason), None);
-        }
-    }
-    if !unreleased.is_empty() {
-        return (
-            decide(
-                None,
-                format!("stays: not every image carries {} yet (missing: {})", target.raw, unreleased.join(", ")),
-            ),
-            None,
-        );
-    }
-    let message =
-        config.commit.message.replace("{{raw}}", &target.raw).replace("{{version}}", &target.version.to_string());
-    let step = VersionStep {
-        path: config.version_file.clone(),
-        from: current_raw.clone(),
-        to: target.raw.clone(),
-        message,
-        also_update: config.also_update.iter().map(|a| a.path.clone()).collect(),
-    };
-    let reason = match &current_raw {
-        Some(c) if current.is_none() => format!("`{c}` is not a release version; replaced"),
-        _ => "newest stable release".into(),
-    };
-    (decide(Some(target.raw.clone()), reason), Some(step))
 }

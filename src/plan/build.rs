@@ -1,0 +1,90 @@
+//! What a build of one image reads and is called: its build step (context,
+//! Dockerfile, build args with `<PARENT>_IMAGE`, OCI labels), its input key,
+//! and its staging tag.
+
+use std::collections::BTreeMap;
+
+use super::{BuildStep, Observed, PlanError, PlanOptions};
+use crate::config::{Config, ImageConfig};
+
+pub(super) fn build_step(
+    config: &Config,
+    observed: &Observed,
+    opts: &PlanOptions,
+    image: &ImageConfig,
+    reference: String,
+    parent_refs: &BTreeMap<&str, String>,
+    key: Option<String>,
+) -> Result<BuildStep, PlanError> {
+    for (name, path) in &observed.missing_inputs {
+        if *name == image.name {
+            return Err(PlanError::MissingInput {
+                image: name.clone(),
+                path: path.clone(),
+                commit: observed.commit.clone(),
+            });
+        }
+    }
+    let mut build_args = image.build_args.clone();
+    for parent in &image.depends_on {
+        let Some(reference) = parent_refs.get(parent.as_str()) else {
+            return Err(PlanError::ParentUnavailable {
+                image: image.name.clone(),
+                parent: parent.clone(),
+                tag: observed.target.raw.clone(),
+            });
+        };
+        build_args.insert(parent_arg(parent), reference.clone());
+    }
+    let mut labels = BTreeMap::from([
+        ("org.opencontainers.image.created".to_string(), observed.created.clone()),
+        ("org.opencontainers.image.revision".to_string(), observed.commit.clone()),
+        ("org.opencontainers.image.source".to_string(), observed.source_url.clone()),
+        ("org.opencontainers.image.version".to_string(), observed.target.version.to_string()),
+    ]);
+    labels.extend(key.map(|k| (crate::registry::INPUTS.to_string(), k)));
+    Ok(BuildStep {
+        image: image.name.clone(),
+        reference,
+        context: image.context.clone(),
+        dockerfile: image.dockerfile.clone(),
+        depends_on: image.depends_on.clone(),
+        build_args,
+        labels,
+        no_cache: opts.no_cache || !config.build.cache,
+        network: config.build.network.clone(),
+        stage_tag: None,
+    })
+}
+
+/// The staging tag of a release's image built from `commit`:
+/// `relctl-stage-<primary tag>-<commit, 12 hex>`, cut to the 128 characters a tag may have.
+pub fn stage_tag(primary: &str, commit: &str) -> String {
+    let mut tag = format!("relctl-stage-{primary}-{}", &commit[..commit.len().min(12)]);
+    tag.truncate(128);
+    tag
+}
+
+/// The input key of an image: SHA-256 over everything its build reads (the
+/// context's files after .dockerignore, the Dockerfile path, the build
+/// arguments from the config, the platform) and its parents' keys. Parent
+/// image references are left out: they name the release, not the content.
+/// `None` when the context could not be read.
+pub fn input_key(observed: &Observed, image: &ImageConfig, keys: &BTreeMap<&str, String>) -> Option<String> {
+    use sha2::Digest;
+    let context = observed.context_digests.get(&image.name)?;
+    let mut h = sha2::Sha256::new();
+    h.update(format!("relctl-inputs/v1\ncontext {context}\nplatform {}\n", observed.platform));
+    for (k, v) in &image.build_args {
+        h.update(format!("arg {k}={v}\n"));
+    }
+    for parent in &image.depends_on {
+        h.update(format!("parent {parent} {}\n", keys.get(parent.as_str())?));
+    }
+    Some(format!("sha256:{}", crate::git::context::hex(&h.finalize())))
+}
+
+/// The build argument a child receives for a parent: `<PARENT>_IMAGE`.
+pub fn parent_arg(parent: &str) -> String {
+    format!("{}_IMAGE", parent.to_uppercase().replace(['-', '.'], "_"))
+}
