@@ -16,6 +16,7 @@ use relctl::plan::{self, PlanOptions};
 use relctl::registry::{RegistryClient, credentials};
 use relctl::release::ReleaseError;
 use relctl::release::observe::{self, RegistryFailure};
+use relctl::release::progress::ProgressSink;
 use relctl::version::ReleaseVersion;
 
 use super::commands::{Ctx, load, resolve};
@@ -103,7 +104,7 @@ pub async fn pin_cmd(global: &Global, tag: Option<&str>, env: &Path, pull: bool)
         println!("rollback: {} is older than {} in {}", target.raw, cur.raw, ctx.config.version_file);
     }
     if pull {
-        let engine = engine(&ctx, global).await?;
+        let engine = engine(&ctx, super::progress::for_release(global.quiet)).await?;
         for image in &v.images {
             let (repository, tag) = image.reference.rsplit_once(':').expect("a reference has a tag");
             engine.pull(&image.image, repository, tag).await?;
@@ -113,9 +114,9 @@ pub async fn pin_cmd(global: &Global, tag: Option<&str>, env: &Path, pull: bool)
     Ok(())
 }
 
-async fn engine(ctx: &Ctx, global: &Global) -> anyhow::Result<DockerEngine> {
+/// The Docker engine, reporting pulls and saves to `progress`.
+async fn engine(ctx: &Ctx, progress: ProgressSink) -> anyhow::Result<DockerEngine> {
     let creds = credentials::load(&ctx.config.registry).map_err(ReleaseError::from)?;
-    let progress = super::progress::for_release(global.quiet);
     Ok(DockerEngine::connect(&ctx.config.registry, creds, progress).await.map_err(ReleaseError::from)?)
 }
 
@@ -133,8 +134,9 @@ pub async fn export_cmd(global: &Global, tag: &str, out: &Path) -> anyhow::Resul
             revision: i.revision.clone().unwrap_or_default(),
         })
         .collect();
-    let engine = engine(&ctx, global).await?;
+    // One sink for pulls and saves, so each image keeps one progress line.
     let progress = super::progress::for_release(global.quiet);
+    let engine = engine(&ctx, progress.clone()).await?;
     let cwd = std::env::current_dir()?;
     let out = cwd.join(out);
     let images = bundle::export(&engine, &items, &target.raw, &out, &*progress).await?;

@@ -58,21 +58,6 @@ impl ImageState {
     pub fn is_final(&self) -> bool {
         matches!(self, ImageState::Done { .. } | ImageState::Published | ImageState::Failed { .. })
     }
-
-    fn kind(&self) -> u8 {
-        match self {
-            ImageState::Queued => 0,
-            ImageState::Building { .. } => 1,
-            ImageState::Pushing { .. } => 2,
-            ImageState::Pulling { .. } => 8,
-            ImageState::Saving { .. } => 9,
-            ImageState::Staged { .. } => 3,
-            ImageState::Retagged { .. } => 4,
-            ImageState::Published => 5,
-            ImageState::Done { .. } => 6,
-            ImageState::Failed { .. } => 7,
-        }
-    }
 }
 
 /// `sha256:0123456789ab`: enough of a digest to recognise it.
@@ -147,7 +132,7 @@ impl LogProgress {
                 | ImageState::Pushing { .. }
                 | ImageState::Pulling { .. }
                 | ImageState::Saving { .. },
-            ) if l.kind() == state.kind() => since >= LOG_EVERY && l != state,
+            ) if std::mem::discriminant(l) == std::mem::discriminant(state) => since >= LOG_EVERY && l != state,
             (Some(l), s) => l != s,
             (None, _) => true,
         }
