@@ -10,6 +10,7 @@ RUNS=${RUNS:-5}
 MB=${MB:-20}
 GIB_FILES=${GIB_FILES:-64}   # x 16 MiB = 1 GiB context
 PARALLELISM=${PARALLELISM:-2} # relctl's build.parallelism (the default is 2)
+BUILDER=${BUILDER:-auto}      # relctl's build.builder: auto (BuildKit here), buildkit or classic
 
 started=0
 if ! scripts/services.sh status; then scripts/services.sh start; started=1; fi
@@ -46,7 +47,7 @@ make_app() {
 registry: $reg
 namespace: $ns
 project: bench
-build: { retries: 0, parallelism: $PARALLELISM, network: none }
+build: { retries: 0, parallelism: $PARALLELISM, network: none, builder: $BUILDER }
 images:
   base:     { context: docker/base }
   frontend: { context: docker/frontend }
@@ -116,18 +117,35 @@ for i in $(seq 1 "$RUNS"); do
   echo "run $i/$RUNS: relctl cold ${cold_r[-1]} ms, changed ${chg_r[-1]} ms, rerun ${rerun[-1]} ms; baseline cold ${cold_b[-1]} ms, changed ${chg_b[-1]} ms" >&2
 done
 
-# The physical floor: the longest dependency chain of single-image builds plus the push of the largest image.
-d="$work/floor"; ns="b4floor$(date +%s)"; mkdir -p "$d"; make_app "$d" "$ns"; fresh_layers "$d" base frontend server worker agent nginx
+# The physical floor: the longest dependency chain of single-image builds plus
+# the push of the largest image, with the builder relctl used (BuildKit through
+# the Engine API unless BUILDER=classic), each build alone on the engine.
+# bk_build DIR REF: one BuildKit build exactly as relctl sends it (POST
+# /build?version=2 with the context tar as the body).
+bk_build() {
+  local out
+  out=$(tar -C "$1" -cf - . | curl -sS --unix-socket "${DOCKER_HOST#unix://}" -X POST -H 'Content-Type: application/x-tar' \
+    --data-binary @- --url-query version=2 --url-query nocache=1 --url-query networkmode=none --url-query "t=$2" \
+    --url-query "buildargs={\"BASE_IMAGE\":\"$reg/$ns/bench-base:f\",\"FRONTEND_IMAGE\":\"$reg/$ns/bench-frontend:f\"}" \
+    http://docker/v1.41/build)
+  if grep -q errorDetail <<<"$out"; then echo "bench: BuildKit build of $1 failed: $out" >&2; exit 1; fi
+}
+classic_build() {
+  docker build -q --no-cache --network none --build-arg "BASE_IMAGE=$reg/$ns/bench-base:f" \
+    --build-arg "FRONTEND_IMAGE=$reg/$ns/bench-frontend:f" -t "$2" "$1" >/dev/null
+}
+floor_for() { # floor_for BUILD_FUNCTION: sets bt[image], chain1, chain2
+  d="$work/floor-$1"; ns="b4floor$1$(date +%s)"; mkdir -p "$d"; make_app "$d" "$ns"; fresh_layers "$d" base frontend server worker agent nginx
+  for img in base frontend server worker agent nginx; do
+    t0=$(now); "$1" "$d/app/docker/$img" "$reg/$ns/bench-$img:f"; bt[$img]=$(ms $t0 $(now))
+  done
+  chain1=$(( ${bt[base]} + $(printf '%s\n' ${bt[server]} ${bt[worker]} ${bt[agent]} | sort -n | tail -1) ))
+  chain2=$(( ${bt[frontend]} + ${bt[nginx]} ))
+}
 declare -A bt
-for img in base frontend server worker agent nginx; do
-  t0=$(now)
-  docker build -q --no-cache --network none --build-arg "BASE_IMAGE=$reg/$ns/bench-base:f" --build-arg "FRONTEND_IMAGE=$reg/$ns/bench-frontend:f" \
-    -t "$reg/$ns/bench-$img:f" "$d/app/docker/$img" >/dev/null
-  bt[$img]=$(ms $t0 $(now))
-done
+floor_for classic_build; classic_chain=$(( chain1 > chain2 ? chain1 : chain2 ))
+if [ "$BUILDER" = classic ]; then floor_for classic_build; else floor_for bk_build; fi
 t0=$(now); docker push -q "$reg/$ns/bench-base:f" >/dev/null; push_largest=$(ms $t0 $(now))
-chain1=$(( ${bt[base]} + $(printf '%s\n' ${bt[server]} ${bt[worker]} ${bt[agent]} | sort -n | tail -1) ))
-chain2=$(( ${bt[frontend]} + ${bt[nginx]} ))
 floor=$(( (chain1 > chain2 ? chain1 : chain2) + push_largest ))
 
 # Peak RSS releasing a 1 GiB context (64 x 16 MiB files; the image copies one small file).
@@ -149,14 +167,15 @@ cd - >/dev/null
 
 mc=$(median "${cold_r[@]}"); mcb=$(median "${cold_b[@]}"); mg=$(median "${chg_r[@]}"); mgb=$(median "${chg_b[@]}")
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
-printf '\nrelctl release benchmark, %s, %s, %s cores; %s runs, %s MB random layer and RUN sleep 1 per image; parallelism %s\n' "$(date -u +%F)" "$(uname -m)" "$(nproc)" "$RUNS" "$MB" "$PARALLELISM"
+printf '\nrelctl release benchmark, %s, %s, %s cores; %s runs, %s MB random layer and RUN sleep 1 per image; parallelism %s, builder %s\n' "$(date -u +%F)" "$(uname -m)" "$(nproc)" "$RUNS" "$MB" "$PARALLELISM" "$BUILDER"
 printf '%-46s %-10s %-10s %-8s %s\n' "scenario (median ms)" "relctl" "baseline" "ratio" "target"
 printf '%-46s %-10s %-10s %-8s %s\n' "1. cold release (no cache, empty registry)" "$mc" "$mcb" "$(ratio "$mc" "$mcb")" "<= 0.5"
 printf '%-46s %-10s %-10s %-8s %s\n' "2. only frontend/ changed" "$mg" "$mgb" "$(ratio "$mg" "$mgb")" "<= 0.2"
 printf '%-46s %-10s %-10s %-8s %s\n' "   relctl blob uploads to unchanged images" "$(printf '%s\n' "${up_unchanged[@]}" | sort -n | tail -1)" "" "" "0"
 printf '%-46s %-10s %-10s %-8s %s\n' "3. rerun of a released tag" "$(median "${rerun[@]}")" "" "" "< 1000 ms"
 printf '%-46s %-10s %-10s %-8s %s\n' "4. cold relctl vs physical floor" "$mc" "$floor" "$(ratio "$mc" "$floor")" "<= 1.25"
-printf '   floor = longest chain (base+server %s ms, frontend+nginx %s ms) + push of largest image %s ms\n' "$chain1" "$chain2" "$push_largest"
+printf '   floor = longest chain (base+server %s ms, frontend+nginx %s ms) + push of largest image %s ms; builder %s\n' "$chain1" "$chain2" "$push_largest" "$([ "$BUILDER" = classic ] && echo classic || echo BuildKit)"
+printf '   (the same chains with the classic builder, which the baseline uses: %s ms)\n' "$classic_chain"
 printf '%-46s %-10s %-10s %-8s %s\n' "   busy cores during the cold release (of $(nproc))" "$(median "${busy_r[@]}")" "$(median "${busy_b[@]}")" "" ""
 printf '%-46s %-10s %s\n' "peak RSS releasing a ${ctx_mib} MiB context (MiB)" "$(awk -v k="$peak" 'BEGIN {printf "%.1f", k / 1024}')" "< 150"
 printf 'all runs (ms): relctl cold %s | baseline cold %s | relctl changed %s | baseline changed %s | rerun %s\n' \

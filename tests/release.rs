@@ -120,13 +120,42 @@ fn failing_build_pushes_nothing_anywhere_and_commits_nothing() {
     let run = f.relctl(&["release", "v2.0.0"]).expect(1);
     let err = run.stderr();
     assert!(err.contains("image agent: build failed"), "{err}");
-    assert!(err.contains("returned a non-zero code: 3"), "{err}");
+    assert!(err.contains("exit code: 3") || err.contains("returned a non-zero code: 3"), "{err}");
     assert!(err.contains("gave up after 2 attempts"), "build.retries: 1 retried once: {err}");
     assert!(err.contains("no release tag was pushed"), "{err}");
     for image in IMAGES {
         assert!(f.tags(image).is_empty(), "{image} has no release tag: {:?}", f.tags(image));
     }
     assert_eq!(f.remote_main(), tip);
+}
+
+/// BuildKit (the default where the engine offers it, as here) and the classic
+/// builder each publish the release, say which built it in the image's
+/// history, and report a failing step with what it printed.
+#[test]
+fn each_builder_releases_and_reports_a_failing_step_with_its_output() {
+    for (builder, buildkit) in [("auto", true), ("buildkit", true), ("classic", false)] {
+        let f = Fixture::single(builder);
+        let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap();
+        f.write("release.yaml", &cfg.replace("build: {", &format!("build: {{ builder: {builder},")));
+        f.commit("builder");
+        f.tag("v1.0.0");
+        f.relctl(&["release", "v1.0.0"]).expect(0);
+        assert_eq!(f.tags("app"), ["latest", "v1.0.0"], "{builder}");
+        assert_eq!(docker_run(&f.reference("app", "v1.0.0"), &["cat", "/app.txt"]), "one\n", "{builder}");
+        assert!(f.labels("app", "v1.0.0")["io.relctl.inputs"].is_string(), "{builder}: input key label");
+        let history = f.image_config("app", "v1.0.0")["history"].to_string();
+        assert_eq!(history.contains("buildkit.dockerfile.v0"), buildkit, "{builder}: {history}");
+
+        f.write("Dockerfile", "FROM scratch\nCOPY bin/busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo $((6 * 7)) tests failed; exit 3\"]\n");
+        f.commit("failing step");
+        f.tag("v1.1.0");
+        let err = f.relctl(&["release", "v1.1.0"]).expect(1).stderr();
+        assert!(err.contains("image app: build failed"), "{builder}: {err}");
+        assert!(err.contains("exit code: 3") || err.contains("non-zero code: 3"), "{builder}: {err}");
+        assert!(err.contains("last output: 42 tests failed"), "{builder}: the step's output: {err}");
+        assert_eq!(f.tags("app"), ["latest", "v1.0.0"], "{builder}: nothing of v1.1.0 was pushed");
+    }
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::CommandFactory;
+use relctl::config::Builder;
 use relctl::docker::DockerEngine;
 use relctl::forge::RepoId;
 use relctl::git::GitRepo;
@@ -117,7 +118,9 @@ pub async fn pin_cmd(global: &Global, tag: Option<&str>, env: &Path, pull: bool)
 /// The Docker engine, reporting pulls and saves to `progress`.
 async fn engine(ctx: &Ctx, progress: ProgressSink) -> anyhow::Result<DockerEngine> {
     let creds = credentials::load(&ctx.config.registry).map_err(ReleaseError::from)?;
-    Ok(DockerEngine::connect(&ctx.config.registry, creds, progress).await.map_err(ReleaseError::from)?)
+    Ok(DockerEngine::connect(&ctx.config.registry, creds, progress, Builder::Classic)
+        .await
+        .map_err(ReleaseError::from)?)
 }
 
 pub async fn export_cmd(global: &Global, tag: &str, out: &Path) -> anyhow::Result<()> {
@@ -153,7 +156,8 @@ pub async fn import_cmd(global: &Global, dir: &Path) -> anyhow::Result<()> {
     let dir = cwd.join(dir);
     // No release.yaml needed on the air-gapped host: the bundle says everything.
     let progress = super::progress::for_release(global.quiet);
-    let engine = DockerEngine::connect("", None, progress.clone()).await.map_err(ReleaseError::from)?;
+    let engine =
+        DockerEngine::connect("", None, progress.clone(), Builder::Classic).await.map_err(ReleaseError::from)?;
     let images = bundle::import(&engine, &dir, &*progress).await?;
     for i in &images {
         println!("loaded {}  {}", i.reference, i.id);

@@ -59,6 +59,19 @@ pub struct BuildConfig {
     /// soon as it is built, while the others still build; phase 2 then only
     /// copies manifests. `false`: images are uploaded in phase 2.
     pub stage: bool,
+    pub builder: Builder,
+}
+
+/// Which of the engine's builders runs the builds (`build.builder`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builder {
+    /// BuildKit where the engine offers it (Linux, API 1.39+, reachable over
+    /// a unix socket or plain TCP), else the classic builder. The default.
+    Auto,
+    /// BuildKit, or an error that says why the engine cannot.
+    BuildKit,
+    /// The classic builder: a container and a committed layer per step.
+    Classic,
 }
 
 #[derive(Debug, Clone)]

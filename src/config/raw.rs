@@ -94,6 +94,16 @@ pub struct RawBuild {
     pub network: String,
     pub unchanged: RawUnchanged,
     pub stage: bool,
+    /// The engine's builder: auto (BuildKit where the engine offers it), buildkit, or classic.
+    pub builder: RawBuilder,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawBuilder {
+    Auto,
+    Buildkit,
+    Classic,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +122,7 @@ impl Default for RawBuild {
             network: "none".into(),
             unchanged: RawUnchanged::Retag,
             stage: true,
+            builder: RawBuilder::Auto,
         }
     }
 }

@@ -53,6 +53,12 @@ fn defaults_apply() {
     assert_eq!((c.build.retries, c.build.parallelism, c.build.cache, c.build.network.as_str()), (3, 2, true, "none"));
     assert_eq!(c.commit.message, "chore(release): {{raw}} [skip ci]");
     assert!(c.build.retag_unchanged);
+    assert_eq!(c.build.builder, crate::config::Builder::Auto);
+    let builder = |b: &str| {
+        p(&format!("namespace: n\nproject: p\nbuild: {{ builder: {b} }}\nimages: {{ a: {{ context: a }} }}\n"))
+    };
+    assert_eq!(builder("classic").unwrap().build.builder, crate::config::Builder::Classic);
+    assert_eq!(builder("buildkit").unwrap().build.builder, crate::config::Builder::BuildKit);
     assert!(
         !p("namespace: n\nproject: p\nbuild: { unchanged: rebuild }\nimages: { a: { context: a } }\n")
             .unwrap()
@@ -148,6 +154,11 @@ fn bad_configs_name_file_line_and_fix() {
         (
             "namespace: n\nproject: p\nbuild: { unchanged: skip }\nimages: { a: { context: a } }\n",
             "unknown variant `skip`, expected `retag` or `rebuild`",
+            "release.yaml:3:",
+        ),
+        (
+            "namespace: n\nproject: p\nbuild: { builder: buildx }\nimages: { a: { context: a } }\n",
+            "unknown variant `buildx`, expected one of `auto`, `buildkit`, `classic`",
             "release.yaml:3:",
         ),
         (

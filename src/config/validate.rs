@@ -139,6 +139,11 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         network: raw.build.network.clone(),
         retag_unchanged: raw.build.unchanged == super::raw::RawUnchanged::Retag,
         stage: raw.build.stage,
+        builder: match raw.build.builder {
+            super::raw::RawBuilder::Auto => super::Builder::Auto,
+            super::raw::RawBuilder::Buildkit => super::Builder::BuildKit,
+            super::raw::RawBuilder::Classic => super::Builder::Classic,
+        },
     };
 
     if raw.images.is_empty() {

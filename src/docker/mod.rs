@@ -3,29 +3,33 @@
 //! the daemon as they are produced; build and push streams are drained and
 //! their `error_detail` turned into errors that name the image.
 
+mod build;
+mod buildkit;
 pub mod store;
+mod trace;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::Write;
 
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::models::ProgressDetail;
-use bollard::query_parameters::{BuildImageOptionsBuilder, PushImageOptionsBuilder};
-use bytes::Bytes;
+use bollard::query_parameters::PushImageOptionsBuilder;
 use futures_util::StreamExt;
 use secrecy::ExposeSecret;
 
+use crate::config::Builder;
 use crate::git::ContextSpec;
 use crate::plan::BuildStep;
 use crate::registry::Credentials;
-use crate::release::progress::{self, ImageState, ProgressSink};
+use crate::release::progress::{ImageState, ProgressSink};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
     #[error("cannot reach the Docker daemon at {host}: {message}")]
     Unreachable { host: String, message: String },
+    #[error("build.builder: buildkit is not available with the Docker daemon at {host}: {reason}")]
+    NoBuildKit { host: String, reason: String },
     #[error("image {image}: build failed: {message}")]
     Build { image: String, message: String },
     #[error("image {image}: pushing {reference} failed: {message}")]
@@ -33,16 +37,32 @@ pub enum DockerError {
 }
 
 impl DockerError {
+    /// Whether trying again can help: not when the registry refused the
+    /// credentials, nor when the engine has no BuildKit.
+    pub fn retryable(&self) -> bool {
+        match self {
+            DockerError::Push { message, .. } => !refused(message),
+            DockerError::NoBuildKit { .. } => false,
+            DockerError::Unreachable { .. } | DockerError::Build { .. } => true,
+        }
+    }
+
     pub fn hint(&self) -> String {
         match self {
             DockerError::Unreachable { .. } => "start the Docker daemon, or point DOCKER_HOST at it (e.g. unix:///var/run/docker.sock)".into(),
+            DockerError::NoBuildKit { .. } => "set build.builder: auto (BuildKit where the engine offers it) or classic".into(),
             DockerError::Build { .. } => "fix the Dockerfile at the tagged commit and tag a new version; no release tag was pushed".into(),
-            DockerError::Push { message, .. } if message.contains("unauthorized") || message.contains("authentication required") || message.contains("denied") => {
+            DockerError::Push { message, .. } if refused(message) => {
                 "the registry refused the push: set RELCTL_REGISTRY_USERNAME / RELCTL_REGISTRY_PASSWORD for an account that may push".into()
             }
             DockerError::Push { .. } => "check the registry and retry; rerunning the release resumes where it stopped".into(),
         }
     }
+}
+
+/// The registry refused the credentials (or their absence).
+fn refused(message: &str) -> bool {
+    message.contains("unauthorized") || message.contains("authentication required") || message.contains("denied")
 }
 
 /// What builds and uploads images.
@@ -65,15 +85,19 @@ pub struct DockerEngine {
     registry: String,
     creds: Option<Credentials>,
     progress: ProgressSink,
+    /// Set when builds go to BuildKit; `None` builds with the classic builder.
+    buildkit: Option<buildkit::BuildKit>,
 }
 
 impl DockerEngine {
     /// Connects as the docker CLI does (DOCKER_HOST, else the default socket) and negotiates the API version.
-    /// Build steps and push byte counts are reported to `progress`.
+    /// Build steps and push byte counts are reported to `progress`; `builder`
+    /// picks the engine's builder (see [`Builder`]).
     pub async fn connect(
         registry: &str,
         creds: Option<Credentials>,
         progress: ProgressSink,
+        builder: Builder,
     ) -> Result<Self, DockerError> {
         let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
         let unreachable =
@@ -81,7 +105,26 @@ impl DockerEngine {
         let docker = Docker::connect_with_defaults().map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
         docker.ping().await.map_err(unreachable)?;
-        Ok(Self { docker, host, registry: registry.to_string(), creds, progress })
+        let buildkit = match builder {
+            Builder::Classic => None,
+            Builder::Auto | Builder::BuildKit => {
+                let found = buildkit_endpoint(&docker, &host).await;
+                match (builder, found) {
+                    (_, Ok(endpoint)) => Some(endpoint),
+                    (Builder::BuildKit, Err(reason)) => return Err(DockerError::NoBuildKit { host, reason }),
+                    (_, Err(reason)) => {
+                        tracing::info!(host = %host, "building with the classic builder: {reason}");
+                        None
+                    }
+                }
+            }
+        };
+        Ok(Self { docker, host, registry: registry.to_string(), creds, progress, buildkit })
+    }
+
+    /// Whether builds go to BuildKit (else the classic builder).
+    pub fn uses_buildkit(&self) -> bool {
+        self.buildkit.is_some()
     }
 
     pub fn host(&self) -> &str {
@@ -98,104 +141,12 @@ impl DockerEngine {
     }
 }
 
-/// Sends what is written to it down a bounded channel, in chunks, so a tar is
-/// streamed to the daemon as it is produced and memory stays flat.
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
-    buf: Vec<u8>,
-}
-
-const CHUNK: usize = 256 * 1024;
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the daemon stopped reading the build context")
-        })
-    }
-}
-
 impl ImageBuilder for DockerEngine {
     async fn build(&self, step: &BuildStep, context: ContextSpec) -> Result<(), DockerError> {
-        let image = step.image.clone();
-        let dockerfile = context.dockerfile_in_tar();
-        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
-        let producer = tokio::task::spawn_blocking(move || {
-            let mut w = ChannelWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK) };
-            let result = context.write_tar(&mut w).and_then(|files| w.flush().map(|()| files));
-            if let Err(e) = &result {
-                let _ = tx.blocking_send(Err(std::io::Error::new(e.kind(), e.to_string())));
-            }
-            result
-        });
-        let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
-
-        let build_args: HashMap<&str, &str> = step.build_args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let labels: HashMap<&str, &str> = step.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let options = BuildImageOptionsBuilder::default()
-            .dockerfile(&dockerfile)
-            .t(&step.reference)
-            .nocache(step.no_cache)
-            .rm(true)
-            .forcerm(true)
-            .networkmode(&step.network)
-            .buildargs(&build_args)
-            .labels(&labels)
-            .build();
-        let creds = self.credentials().map(|c| HashMap::from([(self.registry.clone(), c)]));
-        let mut stream = self.docker.build_image(options, creds, Some(bollard::body_try_stream(body)));
-        let mut last_lines: Vec<String> = Vec::new();
-        let mut failure = None;
-        while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(line) = info.stream.as_deref().map(str::trim_end).filter(|l| !l.is_empty()) {
-                        tracing::debug!(image = %image, "{line}");
-                        if let Some((n, of)) = progress::build_step(line) {
-                            self.progress.update(&image, &ImageState::Building { step: n, of });
-                        }
-                        last_lines.push(line.to_string());
-                        if last_lines.len() > 5 {
-                            last_lines.remove(0);
-                        }
-                    }
-                    if let Some(detail) = info.error_detail.and_then(|d| d.message) {
-                        failure = Some(detail);
-                    }
-                }
-                Err(bollard::errors::Error::DockerStreamError { error }) => failure = Some(error),
-                Err(e) => failure = Some(e.to_string()),
-            }
+        match &self.buildkit {
+            Some(buildkit) => buildkit.build(step, context, &self.progress).await,
+            None => self.build_classic(step, context).await,
         }
-        let produced = producer.await.map_err(|e| DockerError::Build {
-            image: image.clone(),
-            message: format!("context writer stopped: {e}"),
-        })?;
-        if let Err(e) = produced {
-            return Err(DockerError::Build {
-                image,
-                message: format!("cannot produce the build context from git: {e}"),
-            });
-        }
-        if let Some(message) = failure {
-            let context =
-                last_lines.iter().filter(|l| !message.contains(l.as_str())).cloned().collect::<Vec<_>>().join(" | ");
-            let message = if context.is_empty() { message } else { format!("{message} (last output: {context})") };
-            return Err(DockerError::Build { image, message });
-        }
-        Ok(())
     }
 
     async fn push(&self, image: &str, repository: &str, tag: &str) -> Result<String, DockerError> {
@@ -241,9 +192,27 @@ impl ImageBuilder for DockerEngine {
     }
 }
 
+/// BuildKit through the Engine API needs a Linux engine of API 1.39 (Docker
+/// 18.09) or later, reached over a unix socket or plain TCP.
+async fn buildkit_endpoint(docker: &Docker, host: &str) -> Result<buildkit::BuildKit, String> {
+    let version = docker.version().await.map_err(|e| format!("cannot read the engine's version: {e}"))?;
+    let os = version.os.unwrap_or_default();
+    if os != "linux" {
+        return Err(format!("the engine runs on {os}, BuildKit needs linux"));
+    }
+    let api = docker.client_version();
+    if (api.major_version, api.minor_version) < (1, 39) {
+        return Err(format!("the engine speaks API {api}, BuildKit needs 1.39 (Docker 18.09) or later"));
+    }
+    let tls = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty());
+    buildkit::BuildKit::for_host(host, tls, &api.to_string())
+        .ok_or_else(|| format!("relctl sends BuildKit builds over unix:// or plain tcp://, not to {host}"))
+}
+
 /// Connects to the daemon on first use: releases that only add tags, and
 /// reconciles with nothing to build, never need one.
 pub struct LazyEngine {
+    builder: Builder,
     registry: String,
     creds: Option<Credentials>,
     progress: ProgressSink,
@@ -251,13 +220,15 @@ pub struct LazyEngine {
 }
 
 impl LazyEngine {
-    pub fn new(registry: &str, creds: Option<Credentials>, progress: ProgressSink) -> Self {
-        Self { registry: registry.to_string(), creds, progress, engine: tokio::sync::OnceCell::new() }
+    pub fn new(registry: &str, creds: Option<Credentials>, progress: ProgressSink, builder: Builder) -> Self {
+        Self { builder, registry: registry.to_string(), creds, progress, engine: tokio::sync::OnceCell::new() }
     }
 
     async fn get(&self) -> Result<&DockerEngine, DockerError> {
         self.engine
-            .get_or_try_init(|| DockerEngine::connect(&self.registry, self.creds.clone(), self.progress.clone()))
+            .get_or_try_init(|| {
+                DockerEngine::connect(&self.registry, self.creds.clone(), self.progress.clone(), self.builder)
+            })
             .await
     }
 }

@@ -26,8 +26,19 @@ pub fn backoff(n: u32) -> Duration {
     Duration::from_secs(1u64 << (n - 1).min(5)).min(Duration::from_secs(30))
 }
 
-/// Runs `attempt` up to `retries + 1` times with [`backoff`] between failures.
-async fn with_retries<F, Fut, T>(image: &str, what: &str, retries: u32, mut attempt: F) -> Result<T, BuildFailure>
+/// Uploads are retried at least this often, whatever `build.retries` says: a
+/// push is idempotent (layers already there are skipped), and registries do
+/// answer 5xx now and then, e.g. when two releases upload one blob at once.
+pub const MIN_PUSH_RETRIES: u32 = 2;
+
+/// Retries for an upload under `build.retries`.
+pub fn push_retries(build_retries: u32) -> u32 {
+    build_retries.max(MIN_PUSH_RETRIES)
+}
+
+/// Runs `attempt` up to `retries + 1` times with [`backoff`] between failures;
+/// an error that no retry can mend (a refused login) ends it at once.
+pub async fn with_retries<F, Fut, T>(image: &str, what: &str, retries: u32, mut attempt: F) -> Result<T, BuildFailure>
 where
     F: FnMut(u32) -> Fut,
     Fut: std::future::Future<Output = Result<T, DockerError>>,
@@ -37,7 +48,7 @@ where
     loop {
         match attempt(n).await {
             Ok(v) => return Ok(v),
-            Err(error) if n >= attempts => return Err(BuildFailure { attempts: n, error }),
+            Err(error) if n >= attempts || !error.retryable() => return Err(BuildFailure { attempts: n, error }),
             Err(error) => {
                 let wait = backoff(n);
                 tracing::warn!(
@@ -58,7 +69,8 @@ where
 async fn stage(builder: &impl ImageBuilder, step: &BuildStep, tag: &str, retries: u32) -> Result<String, BuildFailure> {
     let repository =
         step.reference.strip_suffix(&format!(":{tag}")).expect("a staged build is tagged with its staging tag");
-    with_retries(&step.image, "staging push", retries, |_| builder.push(&step.image, repository, tag)).await
+    with_retries(&step.image, "staging push", push_retries(retries), |_| builder.push(&step.image, repository, tag))
+        .await
 }
 
 /// What phase 1 produced: the digest of every image pushed under its staging tag.
@@ -297,15 +309,15 @@ mod tests {
         let r = Recorder { fail_push: BTreeSet::from(["frontend".to_string()]), ..Default::default() };
         let steps = staged(five());
         let refs: Vec<&BuildStep> = steps.iter().collect();
-        let err = build_all(&r, &refs, ctx, 2, 1, &NoProgress).await.unwrap_err();
-        assert_eq!(err.attempts, 2);
+        let err = build_all(&r, &refs, ctx, 2, 0, &NoProgress).await.unwrap_err();
+        assert_eq!(err.attempts, 3, "an upload is retried twice even with build.retries: 0");
         assert!(
             err.error.to_string().contains("image frontend: pushing r/frontend:relctl-stage-v1 failed"),
             "{}",
             err.error
         );
         let log = r.log.lock().unwrap().clone();
-        assert_eq!(log.iter().filter(|l| *l == "stage frontend").count(), 2, "retried once: {log:?}");
+        assert_eq!(log.iter().filter(|l| *l == "stage frontend").count(), 3, "retried twice: {log:?}");
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub enum ReleaseError {
     Credentials(#[from] CredentialsError),
     #[error(transparent)]
     Docker(#[from] DockerError),
-    #[error("{error} (gave up after {attempts} attempts; no release tag was pushed)")]
+    #[error("{error} ({}; no release tag was pushed)", attempts_made(*attempts))]
     Build { attempts: u32, error: DockerError },
     #[error("the release branch kept moving: the VERSION commit was rejected {attempts} times")]
     VersionRace { attempts: u32 },
@@ -45,6 +45,13 @@ pub enum ReleaseError {
     Forge(#[from] ForgeError),
     #[error("commit.via is github-api, but GITHUB_TOKEN is not set")]
     NoGitHubToken,
+}
+
+fn attempts_made(attempts: u32) -> String {
+    match attempts {
+        1 => "one attempt, build.retries is 0".into(),
+        n => format!("gave up after {n} attempts"),
+    }
 }
 
 impl ReleaseError {
@@ -176,7 +183,11 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
                 let path = path_of(&p.image);
                 let (digest, rest, built) = match &p.source {
                     PushSource::Build => {
-                        (self.builder.push(&p.image, &p.repository, &p.tags[0]).await?, &p.tags[1..], true)
+                        let retries = build::push_retries(cfg.build.retries);
+                        let push = build::with_retries(&p.image, "push", retries, |_| {
+                            self.builder.push(&p.image, &p.repository, &p.tags[0])
+                        });
+                        (push.await.map_err(|f| f.error)?, &p.tags[1..], true)
                     }
                     PushSource::Tag(from) => {
                         let digest = self.registry.copy_tag(&path, from, &p.tags[0]).await?;

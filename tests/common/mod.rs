@@ -257,14 +257,18 @@ impl Fixture {
 
     /// The image config's labels of `image:tag`.
     pub fn labels(&self, image: &str, tag: &str) -> serde_json::Value {
+        self.image_config(image, tag)["config"]["Labels"].clone()
+    }
+
+    /// The image config blob of `image:tag`, as the registry holds it.
+    pub fn image_config(&self, image: &str, tag: &str) -> serde_json::Value {
         let repo = self.repo(image);
         let manifest = curl_json(
             &format!("http://{}/v2/{repo}/manifests/{tag}", self.registry),
             &["-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"],
         );
         let config = manifest["config"]["digest"].as_str().expect("manifest has a config").to_string();
-        let cfg = curl_json(&format!("http://{}/v2/{repo}/blobs/{config}", self.registry), &["-L"]);
-        cfg["config"]["Labels"].clone()
+        curl_json(&format!("http://{}/v2/{repo}/blobs/{config}", self.registry), &["-L"])
     }
 
     /// `registry/namespace/project-image`, as relctl names the image.

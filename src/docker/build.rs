@@ -1,0 +1,203 @@
+//! What both builders share: the build context streamed from git objects to
+//! the daemon as it is produced (memory stays flat), and the build's output
+//! drained into progress ("building step n/m") and into an error that names
+//! the image and quotes the last lines the build printed.
+
+use std::io::Write;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::DockerError;
+use super::trace;
+use crate::git::ContextSpec;
+use crate::release::progress::{ImageState, ProgressSink};
+
+pub type Chunk = Result<Bytes, std::io::Error>;
+
+/// Starts writing `context` as a tar on a blocking thread; the receiver yields
+/// it in chunks of [`CHUNK`] bytes, at most 4 of them buffered.
+pub fn stream_context(context: ContextSpec) -> (mpsc::Receiver<Chunk>, JoinHandle<std::io::Result<u64>>) {
+    let (tx, rx) = mpsc::channel(4);
+    let producer = tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter { tx: tx.clone(), buf: Vec::with_capacity(CHUNK) };
+        let result = context.write_tar(&mut w).and_then(|files| w.flush().map(|()| files));
+        if let Err(e) = &result {
+            let _ = tx.blocking_send(Err(std::io::Error::new(e.kind(), e.to_string())));
+        }
+        result
+    });
+    (rx, producer)
+}
+
+/// Waits for the context writer; a failure there is the build's failure.
+pub async fn context_written(image: &str, producer: JoinHandle<std::io::Result<u64>>) -> Result<(), DockerError> {
+    let build = |message: String| DockerError::Build { image: image.to_string(), message };
+    match producer.await {
+        Err(e) => Err(build(format!("context writer stopped: {e}"))),
+        Ok(Err(e)) => Err(build(format!("cannot produce the build context from git: {e}"))),
+        Ok(Ok(_)) => Ok(()),
+    }
+}
+
+/// Sends what is written to it down a bounded channel, in chunks, so a tar is
+/// streamed to the daemon as it is produced and memory stays flat.
+struct ChannelWriter {
+    tx: mpsc::Sender<Chunk>,
+    buf: Vec<u8>,
+}
+
+const CHUNK: usize = 256 * 1024;
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the daemon stopped reading the build context")
+        })
+    }
+}
+
+/// The classic builder's own lines between a step's output: ids of committed
+/// layers and containers, which say nothing about why a step failed.
+fn classic_chatter(line: &str) -> bool {
+    let line = line.trim_start();
+    line.starts_with("--->")
+        || line.starts_with("Removing intermediate container ")
+        || line.starts_with("Successfully built ")
+        || line.starts_with("Successfully tagged ")
+}
+
+/// How many lines of a failed build's output its error quotes.
+const LAST_LINES: usize = 5;
+
+/// The drained output of one build, whichever builder ran it.
+pub struct BuildLog<'a> {
+    image: &'a str,
+    progress: &'a ProgressSink,
+    last_lines: Vec<String>,
+    failure: Option<String>,
+}
+
+impl<'a> BuildLog<'a> {
+    pub fn new(image: &'a str, progress: &'a ProgressSink) -> Self {
+        Self { image, progress, last_lines: Vec::new(), failure: None }
+    }
+
+    /// A line of the classic builder's `stream` (`Step 3/7 : RUN ...`, or output).
+    pub fn line(&mut self, line: &str) {
+        let line = line.trim_end();
+        if line.is_empty() {
+            return;
+        }
+        tracing::debug!(image = %self.image, "{line}");
+        if let Some((step, of)) = crate::release::progress::build_step(line) {
+            self.progress.update(self.image, &ImageState::Building { step, of });
+        } else if !classic_chatter(line) {
+            self.remember(line);
+        }
+    }
+
+    /// A BuildKit trace message: steps that started, and what steps printed.
+    pub fn trace(&mut self, status: trace::Status) {
+        for v in &status.vertices {
+            if let (Some((step, of)), true, false) = (v.step(), v.started, v.completed) {
+                tracing::debug!(image = %self.image, "{}", v.name);
+                self.progress.update(self.image, &ImageState::Building { step, of });
+            }
+        }
+        for log in &status.logs {
+            for line in String::from_utf8_lossy(log).lines() {
+                tracing::debug!(image = %self.image, "{line}");
+                self.remember(line.trim_end());
+            }
+        }
+    }
+
+    /// The daemon's `error` / `errorDetail.message`: the build failed.
+    pub fn error(&mut self, message: String) {
+        self.failure = Some(message);
+    }
+
+    fn remember(&mut self, line: &str) {
+        if line.trim().is_empty() {
+            return;
+        }
+        self.last_lines.push(line.to_string());
+        if self.last_lines.len() > LAST_LINES {
+            self.last_lines.remove(0);
+        }
+    }
+
+    /// The build's result: its error, with the last output lines that the
+    /// error does not already quote.
+    pub fn finish(self) -> Result<(), DockerError> {
+        let Some(message) = self.failure else { return Ok(()) };
+        let context =
+            self.last_lines.iter().filter(|l| !message.contains(l.as_str())).cloned().collect::<Vec<_>>().join(" | ");
+        let message = if context.is_empty() { message } else { format!("{message} (last output: {context})") };
+        Err(DockerError::Build { image: self.image.to_string(), message })
+    }
+}
+
+impl super::DockerEngine {
+    /// Builds with the classic builder through bollard (`version=1`): every
+    /// step a container, committed as a layer.
+    pub(super) async fn build_classic(
+        &self,
+        step: &crate::plan::BuildStep,
+        context: ContextSpec,
+    ) -> Result<(), DockerError> {
+        use bollard::query_parameters::BuildImageOptionsBuilder;
+        use futures_util::StreamExt;
+        use std::collections::HashMap;
+
+        let image = step.image.as_str();
+        let dockerfile = context.dockerfile_in_tar();
+        let (mut rx, producer) = stream_context(context);
+        let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let build_args: HashMap<&str, &str> = step.build_args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let labels: HashMap<&str, &str> = step.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let options = BuildImageOptionsBuilder::default()
+            .dockerfile(&dockerfile)
+            .t(&step.reference)
+            .nocache(step.no_cache)
+            .rm(true)
+            .forcerm(true)
+            .networkmode(&step.network)
+            .buildargs(&build_args)
+            .labels(&labels)
+            .build();
+        let creds = self.credentials().map(|c| HashMap::from([(self.registry.clone(), c)]));
+        let mut stream = self.docker.build_image(options, creds, Some(bollard::body_try_stream(body)));
+        let mut log = BuildLog::new(image, &self.progress);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(line) = info.stream.as_deref() {
+                        log.line(line);
+                    }
+                    if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                        log.error(detail);
+                    }
+                }
+                Err(bollard::errors::Error::DockerStreamError { error }) => log.error(error),
+                Err(e) => log.error(e.to_string()),
+            }
+        }
+        context_written(image, producer).await?;
+        log.finish()
+    }
+}
