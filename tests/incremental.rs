@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use std::io::Read as _;
 
 const UNCHANGED: [&str; 3] = ["server", "agent", "worker"];
 
@@ -142,4 +143,44 @@ fn progress_is_live_lines_on_a_terminal_and_plain_lines_otherwise() {
         at(&format!("{image}: retagged (unchanged since v1.0.0)"));
         at(&format!("{image}: done v1.1.0 sha256:"));
     }
+}
+
+/// A context far bigger than the memory bound, packed as `git add` packs big
+/// files: the tar is streamed from the pack, one blob and a bounded window of
+/// the pack in memory at a time (the benchmark measures a 1 GiB context).
+#[test]
+fn a_big_context_streams_without_growing_relctl_memory() {
+    const FILES: usize = 12; // x 16 MiB = 192 MiB, above the 150 MiB bound
+    let f = Fixture::single("bigcontext");
+    git(&f.work, &["config", "core.bigFileThreshold", "1m"]);
+    git(&f.work, &["config", "core.compression", "0"]);
+    std::fs::create_dir_all(f.work.join("big")).unwrap();
+    let mut random = std::fs::File::open("/dev/urandom").unwrap();
+    for n in 0..FILES {
+        let mut part = std::fs::File::create(f.work.join(format!("big/part{n}.bin"))).unwrap();
+        std::io::copy(&mut (&mut random).take(16 << 20), &mut part).unwrap();
+    }
+    f.write("Dockerfile", "FROM scratch\nCOPY app.txt /app.txt\n");
+    f.commit("a big context");
+    let packed = std::fs::read_dir(f.work.join(".git/objects/pack")).unwrap().count();
+    assert!(packed > 0, "git add packed the big files");
+    f.tag("v1.0.0");
+
+    let mut child = f.command(&["-q", "release", "v1.0.0"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        let hwm = std::fs::read_to_string(&status_file).ok().and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        });
+        peak_kib = peak_kib.max(hwm.unwrap_or(0));
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success());
+    assert_eq!(f.tags("app"), ["latest", "v1.0.0"]);
+    assert!(peak_kib > 0, "read relctl's VmHWM while it ran");
+    assert!(peak_kib < 150 * 1024, "relctl's peak RSS {peak_kib} KiB for a {} MiB context", FILES * 16);
 }

@@ -112,9 +112,30 @@ pub struct Git2Repo {
     token: Option<SecretString>,
 }
 
+/// libgit2 reads pack files through memory maps and by default keeps up to
+/// 8 GiB of them mapped, so every page of a big context's pack that a build
+/// read stays in relctl's resident set. Windows of 8 MiB, at most 32 MiB of
+/// them mapped, keep that bounded whatever the repository's size.
+pub fn bound_mapped_packs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: process-wide libgit2 settings, written once (Once) before
+        // any blob is read: both paths that read blobs (`Git2Repo::open` and
+        // `ContextSpec::write_tar`) call this first; libgit2 reads them under
+        // its mapped-window mutex.
+        let set = unsafe {
+            git2::opts::set_mwindow_size(8 << 20).and_then(|()| git2::opts::set_mwindow_mapped_limit(32 << 20))
+        };
+        if let Err(e) = set {
+            tracing::debug!("cannot bound libgit2's mapped pack windows: {e}");
+        }
+    });
+}
+
 impl Git2Repo {
     /// Opens the repository at `path` (or a parent) with the remote and branch from the config.
     pub fn open(path: &Path, remote: &str, branch: &str) -> Result<Self, GitError> {
+        bound_mapped_packs();
         let repo = Repository::discover(path)
             .map_err(|e| GitError::NotARepository { path: path.to_path_buf(), message: e.message().to_string() })?;
         let path = repo.workdir().unwrap_or_else(|| repo.path()).to_path_buf();
