@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
 MB=${MB:-20}
 GIB_FILES=${GIB_FILES:-64}   # x 16 MiB = 1 GiB context
-PARALLELISM=${PARALLELISM:-2} # relctl's build.parallelism (the default is 2)
+PARALLELISM=${PARALLELISM:-4} # relctl's build.parallelism (the default is 4)
 BUILDER=${BUILDER:-auto}      # relctl's build.builder: auto (BuildKit here), buildkit or classic
 
 started=0

@@ -117,7 +117,7 @@ impl Default for RawBuild {
     fn default() -> Self {
         Self {
             retries: 3,
-            parallelism: 2,
+            parallelism: 4,
             cache: true,
             network: "none".into(),
             unchanged: RawUnchanged::Retag,

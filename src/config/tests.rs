@@ -50,7 +50,7 @@ fn defaults_apply() {
     assert_eq!(c.version_file, "VERSION");
     let tags: Vec<_> = c.tags.iter().map(|t| t.source()).collect();
     assert_eq!(tags, ["{{raw}}", "latest"]);
-    assert_eq!((c.build.retries, c.build.parallelism, c.build.cache, c.build.network.as_str()), (3, 2, true, "none"));
+    assert_eq!((c.build.retries, c.build.parallelism, c.build.cache, c.build.network.as_str()), (3, 4, true, "none"));
     assert_eq!(c.commit.message, "chore(release): {{raw}} [skip ci]");
     assert!(c.build.retag_unchanged);
     assert_eq!(c.build.builder, crate::config::Builder::Auto);

@@ -52,7 +52,8 @@ version_file: VERSION        # installers read the current version here
 tags: [\"{{{{raw}}}}\", \"latest\"]  # also {{{{major}}}}, {{{{major}}}}.{{{{minor}}}}, {{{{version}}}}
 build:
   retries: 3                 # retries of a failed build, with 1 s, 2 s, 4 s ... backoff
-  parallelism: 2             # builds at once
+  parallelism: 4             # images built at once; lower it for CPU-heavy builds
+  builder: auto              # BuildKit where the engine offers it, else classic
   cache: true
   network: none              # build network; `host` if builds download
   unchanged: retag           # an image whose inputs did not change gets the new tag by manifest copy
