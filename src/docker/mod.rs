@@ -110,7 +110,10 @@ impl DockerEngine {
             Builder::Auto | Builder::BuildKit => {
                 let found = buildkit_endpoint(&docker, &host).await;
                 match (builder, found) {
-                    (_, Ok(endpoint)) => Some(endpoint),
+                    (_, Ok(endpoint)) => {
+                        tracing::debug!(host = %host, "builds go to the engine's BuildKit");
+                        Some(endpoint)
+                    }
                     (Builder::BuildKit, Err(reason)) => return Err(DockerError::NoBuildKit { host, reason }),
                     (_, Err(reason)) => {
                         tracing::info!(host = %host, "building with the classic builder: {reason}");
@@ -120,11 +123,6 @@ impl DockerEngine {
             }
         };
         Ok(Self { docker, host, registry: registry.to_string(), creds, progress, buildkit })
-    }
-
-    /// Whether builds go to BuildKit (else the classic builder).
-    pub fn uses_buildkit(&self) -> bool {
-        self.buildkit.is_some()
     }
 
     pub fn host(&self) -> &str {

@@ -3,7 +3,8 @@
 //! `api/services/control/control.proto`). relctl needs three things from it,
 //! so it reads the wire format directly instead of generating the whole API:
 //! vertex names (`[2/4] RUN ...`, for "building step 2/4"), whether a vertex
-//! has started, and the lines a step printed (the context of a failure).
+//! has started or completed, and the lines a step printed (the context of a
+//! failure; the failure itself arrives as the stream's `errorDetail`).
 
 /// One message of the trace, reduced to what progress and errors use.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -18,7 +19,6 @@ pub struct Vertex {
     pub name: String,
     pub started: bool,
     pub completed: bool,
-    pub error: Option<String>,
 }
 
 impl Vertex {
@@ -55,7 +55,7 @@ pub fn decode(aux: &str) -> Option<Status> {
     Some(status)
 }
 
-/// Vertex { digest = 1; inputs = 2; name = 3; cached = 4; started = 5; completed = 6; error = 7 }
+/// Vertex { digest = 1; inputs = 2; name = 3; cached = 4; started = 5; completed = 6; ... }
 fn vertex(bytes: &[u8]) -> Option<Vertex> {
     let mut v = Vertex::default();
     for field in Fields(bytes) {
@@ -63,7 +63,6 @@ fn vertex(bytes: &[u8]) -> Option<Vertex> {
             (3, Value::Bytes(name)) => v.name = String::from_utf8_lossy(name).into_owned(),
             (5, Value::Bytes(_)) => v.started = true,
             (6, Value::Bytes(_)) => v.completed = true,
-            (7, Value::Bytes(e)) if !e.is_empty() => v.error = Some(String::from_utf8_lossy(e).into_owned()),
             _ => {}
         }
     }
@@ -147,7 +146,7 @@ mod tests {
         assert_eq!(status.vertices.len(), 1);
         let v = &status.vertices[0];
         assert_eq!(v.name, r#"[2/2] RUN echo "x=y" > /x && echo hello-out"#);
-        assert!(v.started && !v.completed && v.error.is_none());
+        assert!(v.started && !v.completed);
         assert_eq!(v.step(), Some((2, 2)));
         assert!(decode(RUN_DONE).unwrap().vertices[0].completed);
     }
