@@ -24,6 +24,9 @@ log=$RELCTL_TEST_REGISTRY_LOG
 work=$(mktemp -d /tmp/relctl-bench4.XXXXXX)
 G() { git -c user.name=bench -c user.email=bench@example.invalid "$@"; }
 now() { date +%s%N; }
+# The docker CLI here (28.x, no buildx) warns on every classic build that the
+# legacy builder is deprecated; the baseline has no other builder, so hush it.
+quiet_legacy() { grep -v -e '^DEPRECATED: The legacy builder' -e 'Install the buildx component' -e 'docs.docker.com/go/buildx' -e '^$' >&2 || true; }
 busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }   # jiffies all cores spent busy
 ms() { echo $(( ($2 - $1) / 1000000 )); }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -75,7 +78,7 @@ baseline() {
    for img in base frontend server worker agent nginx; do
      ref="$reg/$ns/bench-$img"
      docker build -q --no-cache --network none --build-arg "BASE_IMAGE=$reg/$ns/bench-base:$tag" \
-       --build-arg "FRONTEND_IMAGE=$reg/$ns/bench-frontend:$tag" -t "$ref:$tag" -t "$ref:latest" "docker/$img" >/dev/null
+       --build-arg "FRONTEND_IMAGE=$reg/$ns/bench-frontend:$tag" -t "$ref:$tag" -t "$ref:latest" "docker/$img" >/dev/null 2> >(quiet_legacy)
      docker push -q "$ref:$tag" >/dev/null && docker push -q "$ref:latest" >/dev/null
    done
    echo "$tag" >VERSION && G add VERSION && G commit -q -m "chore(release): $tag" && G push -q origin main)
@@ -132,7 +135,7 @@ bk_build() {
 }
 classic_build() {
   docker build -q --no-cache --network none --build-arg "BASE_IMAGE=$reg/$ns/bench-base:f" \
-    --build-arg "FRONTEND_IMAGE=$reg/$ns/bench-frontend:f" -t "$2" "$1" >/dev/null
+    --build-arg "FRONTEND_IMAGE=$reg/$ns/bench-frontend:f" -t "$2" "$1" >/dev/null 2> >(quiet_legacy)
 }
 floor_for() { # floor_for BUILD_FUNCTION: sets bt[image], chain1, chain2
   d="$work/floor-$1"; ns="b4floor$1$(date +%s)"; mkdir -p "$d"; make_app "$d" "$ns"; fresh_layers "$d" base frontend server worker agent nginx
