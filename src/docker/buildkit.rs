@@ -144,3 +144,18 @@ fn message(log: &mut BuildLog<'_>, line: &[u8]) {
         log.error(error);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::BuildKit;
+
+    #[test]
+    fn reaches_unix_sockets_and_plain_tcp_only() {
+        let base = |host: &str, tls: bool| BuildKit::for_host(host, tls, "1.41").map(|b| b.base);
+        assert_eq!(base("unix:///run/docker.sock", false).as_deref(), Some("http://docker/v1.41"));
+        assert_eq!(base("tcp://127.0.0.1:2375/", false).as_deref(), Some("http://127.0.0.1:2375/v1.41"));
+        assert_eq!(base("tcp://127.0.0.1:2376", true), None, "TLS hosts build with the classic builder");
+        assert_eq!(base("ssh://builder@host", false), None);
+        assert_eq!(base("npipe:////./pipe/docker_engine", false), None);
+    }
+}

@@ -1,7 +1,9 @@
 //! The image-builder boundary: the [`ImageBuilder`] trait (build, push) and
-//! its Docker Engine API adapter on bollard. Build contexts are streamed to
-//! the daemon as they are produced; build and push streams are drained and
-//! their `error_detail` turned into errors that name the image.
+//! its Docker Engine API adapter. Builds go to the engine's BuildKit
+//! (`buildkit.rs`, chosen by `build.builder`) or to the classic builder
+//! through bollard (`build.rs`); pushes go through bollard. Build contexts are
+//! streamed to the daemon as they are produced; build and push streams are
+//! drained and their `error_detail` turned into errors that name the image.
 
 mod build;
 mod buildkit;
