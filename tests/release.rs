@@ -212,6 +212,30 @@ fn wrong_registry_password_commits_nothing_and_never_prints_the_secret() {
     );
 }
 
+/// BuildKit without a client session cannot answer a registry's challenge
+/// (Docker Hub challenges every pull, anonymous ones too): relctl pulls such a
+/// `FROM` image through the engine, with the release registry's credentials,
+/// and builds again with BuildKit.
+#[test]
+fn a_base_image_behind_a_challenge_is_pulled_through_the_engine_for_buildkit() {
+    let f = Fixture::single_on_auth_registry("frompriv");
+    let password = env("RELCTL_TEST_AUTH_PASSWORD");
+    let creds = [("RELCTL_REGISTRY_USERNAME", "relctl"), ("RELCTL_REGISTRY_PASSWORD", password.as_str())];
+    f.relctl_env(&["release", "v1.0.0"], &creds).expect(0);
+    // Only the staging tag is local: v1.0.0 exists in the registry alone.
+    let base = format!("{}/{}:v1.0.0", f.registry, f.repo("app"));
+    f.write("Dockerfile", &format!("FROM {base}\nRUN [\"/bin/busybox\", \"cp\", \"/app.txt\", \"/copy.txt\"]\n"));
+    f.commit("build FROM the released image");
+    f.tag("v1.1.0");
+    let run = f.relctl_env(&["release", "v1.1.0"], &creds).expect(0);
+    let err = run.stderr();
+    assert!(err.contains(&format!("pulling {base} through the engine")), "{err}");
+    assert!(!format!("{}{err}", run.stdout()).contains(&password), "the password leaked");
+    let stage = format!("{}/{}:relctl-stage-v1.1.0-{}", f.registry, f.repo("app"), &f.commit_of("v1.1.0")[..12]);
+    assert_eq!(docker_run(&stage, &["cat", "/copy.txt"]), "one\n", "built FROM the pulled image");
+    assert!(tags_at_auth(&f.registry, &f.repo("app")).contains(&"v1.1.0".to_string()));
+}
+
 #[test]
 fn credentials_from_docker_config_json() {
     let f = Fixture::single_on_auth_registry("dockercfg");

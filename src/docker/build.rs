@@ -89,11 +89,13 @@ pub struct BuildLog<'a> {
     progress: &'a ProgressSink,
     last_lines: Vec<String>,
     failure: Option<String>,
+    /// Images BuildKit started resolving (`load metadata for REF`), and whether it did.
+    bases: std::collections::BTreeMap<String, bool>,
 }
 
 impl<'a> BuildLog<'a> {
     pub fn new(image: &'a str, progress: &'a ProgressSink) -> Self {
-        Self { image, progress, last_lines: Vec::new(), failure: None }
+        Self { image, progress, last_lines: Vec::new(), failure: None, bases: Default::default() }
     }
 
     /// A line of the classic builder's `stream` (`Step 3/7 : RUN ...`, or output).
@@ -113,6 +115,10 @@ impl<'a> BuildLog<'a> {
     /// A BuildKit trace message: steps that started, and what steps printed.
     pub fn trace(&mut self, status: trace::Status) {
         for v in &status.vertices {
+            if let Some(base) = v.name.strip_prefix("[internal] load metadata for ") {
+                let resolved = self.bases.entry(base.to_string()).or_default();
+                *resolved |= v.completed && !v.failed;
+            }
             if let (Some((step, of)), true, false) = (v.step(), v.started, v.completed) {
                 tracing::debug!(image = %self.image, "{}", v.name);
                 self.progress.update(self.image, &ImageState::Building { step, of });
@@ -129,6 +135,18 @@ impl<'a> BuildLog<'a> {
     /// The daemon's `error` / `errorDetail.message`: the build failed.
     pub fn error(&mut self, message: String) {
         self.failure = Some(message);
+    }
+
+    /// BuildKit without a client session cannot answer a registry's auth
+    /// challenge, which every pull from Docker Hub meets: the build fails with
+    /// "no active sessions" while resolving its `FROM` images. Those images.
+    pub fn unresolved_bases(&self) -> Vec<String> {
+        match &self.failure {
+            Some(message) if message.contains("no active sessions") => {
+                self.bases.iter().filter(|(_, done)| !**done).map(|(base, _)| base.clone()).collect()
+            }
+            _ => Vec::new(),
+        }
     }
 
     fn remember(&mut self, line: &str) {
@@ -199,5 +217,88 @@ impl super::DockerEngine {
         }
         context_written(image, producer).await?;
         log.finish()
+    }
+}
+
+impl super::DockerEngine {
+    /// Pulls `base` (a `FROM` image) through the engine for `image`'s build,
+    /// with the release registry's credentials only when `base` is there.
+    pub(super) async fn pull_base(&self, image: &str, base: &str) -> Result<(), DockerError> {
+        let (repository, tag) = split_reference(base);
+        let creds = if registry_of(repository) == registry_of(&format!("{}/x", self.registry)) {
+            self.credentials()
+        } else {
+            None
+        };
+        self.pull_with(image, repository, tag, creds).await.map_err(|e| DockerError::Build {
+            image: image.to_string(),
+            message: format!("cannot pull its base image {base}: {e}"),
+        })
+    }
+}
+
+/// `host/path:tag` or `host/path@sha256:...` into repository and tag (or digest).
+fn split_reference(reference: &str) -> (&str, &str) {
+    if let Some((repository, digest)) = reference.split_once('@') {
+        return (repository, digest);
+    }
+    let name_start = reference.rfind('/').map_or(0, |i| i + 1);
+    match reference[name_start..].rfind(':') {
+        Some(i) => (&reference[..name_start + i], &reference[name_start + i + 1..]),
+        None => (reference, "latest"),
+    }
+}
+
+/// The registry a repository lives in, as Docker reads a reference: the first
+/// component when it looks like a host, else Docker Hub.
+fn registry_of(repository: &str) -> &str {
+    match repository.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => match first {
+            "index.docker.io" | "registry-1.docker.io" => "docker.io",
+            host => host,
+        },
+        _ => "docker.io",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_and_name_their_registry() {
+        assert_eq!(split_reference("docker.io/library/node:20"), ("docker.io/library/node", "20"));
+        assert_eq!(split_reference("127.0.0.1:5056/ns/base:v1"), ("127.0.0.1:5056/ns/base", "v1"));
+        assert_eq!(split_reference("localhost:5000/base"), ("localhost:5000/base", "latest"));
+        assert_eq!(split_reference("ghcr.io/o/b@sha256:abc"), ("ghcr.io/o/b", "sha256:abc"));
+        assert_eq!(registry_of("docker.io/library/node"), "docker.io");
+        assert_eq!(registry_of("index.docker.io/library/node"), "docker.io");
+        assert_eq!(registry_of("library/node"), "docker.io");
+        assert_eq!(registry_of("127.0.0.1:5056/ns/base"), "127.0.0.1:5056");
+        assert_eq!(registry_of("localhost/base"), "localhost");
+    }
+
+    #[test]
+    fn only_a_session_failure_asks_for_a_pull() {
+        let progress: ProgressSink = std::sync::Arc::new(crate::release::progress::NoProgress);
+        let mut log = BuildLog::new("app", &progress);
+        let started = |name: &str, completed| trace::Status {
+            vertices: vec![trace::Vertex { name: name.into(), started: true, completed, failed: false }],
+            logs: vec![],
+        };
+        log.trace(started("[internal] load metadata for docker.io/library/node:20", false));
+        log.trace(started("[internal] load metadata for 127.0.0.1:5055/ns/local:1", true));
+        let failed = trace::Vertex {
+            name: "[internal] load metadata for 127.0.0.1:5056/ns/private:1".into(),
+            started: true,
+            completed: true,
+            failed: true,
+        };
+        log.trace(trace::Status { vertices: vec![failed], logs: vec![] });
+        assert!(log.unresolved_bases().is_empty(), "no failure, nothing to pull");
+        log.error("failed to create LLB definition: no active sessions".into());
+        assert_eq!(log.unresolved_bases(), ["127.0.0.1:5056/ns/private:1", "docker.io/library/node:20"]);
+        log.error("failed to create LLB definition: not found".into());
+        assert!(log.unresolved_bases().is_empty(), "other failures are the build's own");
     }
 }

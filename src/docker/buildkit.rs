@@ -4,8 +4,9 @@
 //! `buildkit` feature: tonic and the generated BuildKit API), so relctl sends
 //! this one request itself and reads the JSON lines back.
 //!
-//! Without a session the engine pulls `FROM` images anonymously: images built
-//! FROM a private registry need them present locally or `build.builder: classic`.
+//! Without a session BuildKit cannot answer a registry's auth challenge (Docker
+//! Hub challenges anonymous pulls too): such a build reports [`Outcome::NeedsPull`]
+//! with its `FROM` images, which the engine adapter pulls before building again.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +17,15 @@ use super::{DockerError, trace};
 use crate::git::ContextSpec;
 use crate::plan::BuildStep;
 use crate::release::progress::ProgressSink;
+
+/// How a BuildKit build ended, when the engine did not fail it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Built,
+    /// It could not pull these `FROM` images without a session: pull them
+    /// through the engine and build again (BuildKit prefers local images).
+    NeedsPull(Vec<String>),
+}
 
 /// The engine's `/build` endpoint, reached as bollard reaches the engine.
 pub struct BuildKit {
@@ -45,7 +55,7 @@ impl BuildKit {
         step: &BuildStep,
         context: ContextSpec,
         progress: &ProgressSink,
-    ) -> Result<(), DockerError> {
+    ) -> Result<Outcome, DockerError> {
         let dockerfile = context.dockerfile_in_tar();
         let (mut rx, producer) = stream_context(context);
         let body = reqwest::Body::wrap_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
@@ -98,8 +108,12 @@ impl BuildKit {
             }
         }
         message(&mut log, &pending);
+        let bases = log.unresolved_bases();
+        if !bases.is_empty() {
+            return Ok(Outcome::NeedsPull(bases));
+        }
         context_written(image, producer).await?;
-        log.finish()
+        log.finish().map(|()| Outcome::Built)
     }
 }
 

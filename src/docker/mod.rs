@@ -143,9 +143,22 @@ impl DockerEngine {
 
 impl ImageBuilder for DockerEngine {
     async fn build(&self, step: &BuildStep, context: ContextSpec) -> Result<(), DockerError> {
-        match &self.buildkit {
-            Some(buildkit) => buildkit.build(step, context, &self.progress).await,
-            None => self.build_classic(step, context).await,
+        let Some(buildkit) = &self.buildkit else { return self.build_classic(step, context).await };
+        match buildkit.build(step, context.clone(), &self.progress).await? {
+            buildkit::Outcome::Built => return Ok(()),
+            buildkit::Outcome::NeedsPull(bases) => {
+                for base in &bases {
+                    tracing::info!(image = %step.image, "pulling {base} through the engine: BuildKit cannot without a session");
+                    self.pull_base(&step.image, base).await?;
+                }
+            }
+        }
+        match buildkit.build(step, context, &self.progress).await? {
+            buildkit::Outcome::Built => Ok(()),
+            buildkit::Outcome::NeedsPull(bases) => Err(DockerError::Build {
+                image: step.image.clone(),
+                message: format!("BuildKit still cannot resolve {} after pulling it", bases.join(", ")),
+            }),
         }
     }
 

@@ -49,9 +49,20 @@ impl DockerEngine {
 
     /// Pulls `repository:tag`, reporting bytes downloaded to the progress sink.
     pub async fn pull(&self, image: &str, repository: &str, tag: &str) -> Result<(), StoreError> {
+        self.pull_with(image, repository, tag, self.credentials()).await
+    }
+
+    /// [`Self::pull`] with `creds` (`None`: anonymous); `tag` may be a digest.
+    pub(super) async fn pull_with(
+        &self,
+        image: &str,
+        repository: &str,
+        tag: &str,
+        creds: Option<bollard::auth::DockerCredentials>,
+    ) -> Result<(), StoreError> {
         let reference = format!("{repository}:{tag}");
         let options = CreateImageOptionsBuilder::default().from_image(repository).tag(tag).build();
-        let mut stream = self.docker.create_image(Some(options), None, self.credentials());
+        let mut stream = self.docker.create_image(Some(options), None, creds);
         let mut layers: std::collections::HashMap<String, (i64, i64)> = std::collections::HashMap::new();
         while let Some(item) = stream.next().await {
             let fail =

@@ -19,6 +19,8 @@ pub struct Vertex {
     pub name: String,
     pub started: bool,
     pub completed: bool,
+    /// Set when the vertex failed (it is then completed too).
+    pub failed: bool,
 }
 
 impl Vertex {
@@ -55,7 +57,7 @@ pub fn decode(aux: &str) -> Option<Status> {
     Some(status)
 }
 
-/// Vertex { digest = 1; inputs = 2; name = 3; cached = 4; started = 5; completed = 6; ... }
+/// Vertex { digest = 1; inputs = 2; name = 3; cached = 4; started = 5; completed = 6; error = 7; ... }
 fn vertex(bytes: &[u8]) -> Option<Vertex> {
     let mut v = Vertex::default();
     for field in Fields(bytes) {
@@ -63,6 +65,7 @@ fn vertex(bytes: &[u8]) -> Option<Vertex> {
             (3, Value::Bytes(name)) => v.name = String::from_utf8_lossy(name).into_owned(),
             (5, Value::Bytes(_)) => v.started = true,
             (6, Value::Bytes(_)) => v.completed = true,
+            (7, Value::Bytes(e)) => v.failed = !e.is_empty(),
             _ => {}
         }
     }
@@ -146,7 +149,7 @@ mod tests {
         assert_eq!(status.vertices.len(), 1);
         let v = &status.vertices[0];
         assert_eq!(v.name, r#"[2/2] RUN echo "x=y" > /x && echo hello-out"#);
-        assert!(v.started && !v.completed);
+        assert!(v.started && !v.completed && !v.failed);
         assert_eq!(v.step(), Some((2, 2)));
         assert!(decode(RUN_DONE).unwrap().vertices[0].completed);
     }
