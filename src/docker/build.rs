@@ -225,11 +225,7 @@ impl super::DockerEngine {
     /// with the release registry's credentials only when `base` is there.
     pub(super) async fn pull_base(&self, image: &str, base: &str) -> Result<(), DockerError> {
         let (repository, tag) = split_reference(base);
-        let creds = if registry_of(repository) == registry_of(&format!("{}/x", self.registry)) {
-            self.credentials()
-        } else {
-            None
-        };
+        let creds = if same_registry(registry_of(repository), &self.registry) { self.credentials() } else { None };
         self.pull_with(image, repository, tag, creds).await.map_err(|e| DockerError::Build {
             image: image.to_string(),
             message: format!("cannot pull its base image {base}: {e}"),
@@ -253,12 +249,14 @@ fn split_reference(reference: &str) -> (&str, &str) {
 /// component when it looks like a host, else Docker Hub.
 fn registry_of(repository: &str) -> &str {
     match repository.split_once('/') {
-        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => match first {
-            "index.docker.io" | "registry-1.docker.io" => "docker.io",
-            host => host,
-        },
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
         _ => "docker.io",
     }
+}
+
+/// Equal hosts, or two of Docker Hub's names.
+fn same_registry(a: &str, b: &str) -> bool {
+    a == b || (crate::registry::is_docker_hub(a) && crate::registry::is_docker_hub(b))
 }
 
 #[cfg(test)]
@@ -272,10 +270,13 @@ mod tests {
         assert_eq!(split_reference("localhost:5000/base"), ("localhost:5000/base", "latest"));
         assert_eq!(split_reference("ghcr.io/o/b@sha256:abc"), ("ghcr.io/o/b", "sha256:abc"));
         assert_eq!(registry_of("docker.io/library/node"), "docker.io");
-        assert_eq!(registry_of("index.docker.io/library/node"), "docker.io");
         assert_eq!(registry_of("library/node"), "docker.io");
         assert_eq!(registry_of("127.0.0.1:5056/ns/base"), "127.0.0.1:5056");
         assert_eq!(registry_of("localhost/base"), "localhost");
+        assert!(same_registry(registry_of("index.docker.io/library/node"), "docker.io"));
+        assert!(same_registry(registry_of("library/node"), "registry-1.docker.io"));
+        assert!(!same_registry(registry_of("ghcr.io/o/b"), "docker.io"));
+        assert!(!same_registry(registry_of("127.0.0.1:5056/ns/base"), "127.0.0.1:5055"));
     }
 
     #[test]

@@ -37,7 +37,7 @@ pub struct RegistryClient {
 /// Loopback registries speak plain HTTP, as the Docker daemon assumes; all others HTTPS.
 fn base_url(registry: &str) -> String {
     let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
-    let api = if registry == "docker.io" || registry == "index.docker.io" { "registry-1.docker.io" } else { registry };
+    let api = if super::is_docker_hub(registry) { "registry-1.docker.io" } else { registry };
     let scheme = if host == "localhost" || host.starts_with("127.") || host == "[::1]" { "http" } else { "https" };
     format!("{scheme}://{api}")
 }

@@ -38,7 +38,7 @@ impl CredentialsError {
 
 /// The keys Docker's config.json may use for `registry`.
 fn auth_keys(registry: &str) -> Vec<String> {
-    if matches!(registry, "docker.io" | "index.docker.io" | "registry-1.docker.io") {
+    if super::is_docker_hub(registry) {
         return vec![
             "https://index.docker.io/v1/".into(),
             "index.docker.io".into(),
