@@ -62,6 +62,24 @@ impl DockerError {
     }
 }
 
+/// Bytes moved per layer of a push or pull, summed into one progress line.
+struct LayerBytes<K>(HashMap<K, (i64, i64)>);
+
+impl<K> Default for LayerBytes<K> {
+    fn default() -> Self {
+        Self(HashMap::new())
+    }
+}
+
+impl<K: std::hash::Hash + Eq> LayerBytes<K> {
+    /// Records `layer` at `current` of `total` bytes; returns (done, total) over all layers.
+    fn update(&mut self, layer: K, current: i64, total: i64) -> (u64, u64) {
+        self.0.insert(layer, (current, total));
+        let (done, total) = self.0.values().fold((0, 0), |(d, t), (c, tot)| (d + c, t + tot));
+        (done.max(0) as u64, total.max(0) as u64)
+    }
+}
+
 /// The registry refused the credentials (or their absence).
 fn refused(message: &str) -> bool {
     message.contains("unauthorized") || message.contains("authentication required") || message.contains("denied")
@@ -167,9 +185,9 @@ impl ImageBuilder for DockerEngine {
         let options = PushImageOptionsBuilder::new().tag(tag).build();
         let mut stream = self.docker.push_image(repository, Some(options), self.credentials());
         let mut digest = None;
-        // Bytes sent per layer. The API model carries no layer id, so layers are
-        // told apart by size: two same-sized layers at once only undercount.
-        let mut layers: HashMap<i64, i64> = HashMap::new();
+        // The API model carries no layer id, so layers are told apart by
+        // size: two same-sized layers at once only undercount.
+        let mut layers = LayerBytes::default();
         while let Some(item) = stream.next().await {
             let fail =
                 |message: String| DockerError::Push { image: image.to_string(), reference: reference.clone(), message };
@@ -179,9 +197,8 @@ impl ImageBuilder for DockerEngine {
                         return Err(fail(message));
                     }
                     if let Some(ProgressDetail { current: Some(current), total: Some(total) }) = info.progress_detail {
-                        layers.insert(total, current);
-                        let (done, total) = layers.iter().fold((0, 0), |(d, t), (total, cur)| (d + cur, t + total));
-                        let state = ImageState::Pushing { done: done.max(0) as u64, total: total.max(0) as u64 };
+                        let (done, total) = layers.update(total, current, total);
+                        let state = ImageState::Pushing { done, total };
                         self.progress.update(image, &state);
                     }
                     if let Some(status) = info.status.as_deref() {
@@ -253,5 +270,18 @@ impl ImageBuilder for LazyEngine {
 
     async fn push(&self, image: &str, repository: &str, tag: &str) -> Result<String, DockerError> {
         self.get().await?.push(image, repository, tag).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LayerBytes;
+
+    #[test]
+    fn layer_bytes_sum_the_latest_count_of_each_layer() {
+        let mut layers = LayerBytes::default();
+        assert_eq!(layers.update("a", 5, 10), (5, 10));
+        assert_eq!(layers.update("b", 1, 20), (6, 30));
+        assert_eq!(layers.update("a", 10, 10), (11, 30), "a layer's newer count replaces its older one");
     }
 }

@@ -63,7 +63,7 @@ impl DockerEngine {
         let reference = format!("{repository}:{tag}");
         let options = CreateImageOptionsBuilder::default().from_image(repository).tag(tag).build();
         let mut stream = self.docker.create_image(Some(options), None, creds);
-        let mut layers: std::collections::HashMap<String, (i64, i64)> = std::collections::HashMap::new();
+        let mut layers = super::LayerBytes::default();
         while let Some(item) = stream.next().await {
             let fail =
                 |message: String| StoreError::Pull { image: image.into(), reference: reference.clone(), message };
@@ -74,9 +74,8 @@ impl DockerEngine {
                     }
                     if let (Some(id), Some(detail)) = (info.id, info.progress_detail) {
                         if let (Some(cur), Some(total)) = (detail.current, detail.total) {
-                            layers.insert(id, (cur, total));
-                            let (done, total) = layers.values().fold((0, 0), |(d, t), (c, tot)| (d + c, t + tot));
-                            let state = ImageState::Pulling { done: done.max(0) as u64, total: total.max(0) as u64 };
+                            let (done, total) = layers.update(id, cur, total);
+                            let state = ImageState::Pulling { done, total };
                             self.progress.update(image, &state);
                         }
                     }
