@@ -89,7 +89,7 @@ impl ContextSpec {
     /// Writes the context as a tar to `out`, one blob in memory at a time;
     /// returns the number of files written.
     pub fn write_tar(&self, out: &mut dyn Write) -> std::io::Result<u64> {
-        super::bound_mapped_packs();
+        super::tune_libgit2();
         let repo = Repository::open(&self.repo).map_err(io)?;
         let listing = self.list(&repo)?;
         let mut tar = tar::Builder::new(out);

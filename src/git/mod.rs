@@ -112,11 +112,17 @@ pub struct Git2Repo {
     token: Option<SecretString>,
 }
 
-/// libgit2 reads pack files through memory maps and by default keeps up to
-/// 8 GiB of them mapped, so every page of a big context's pack that a build
-/// read stays in relctl's resident set. Windows of 8 MiB, at most 32 MiB of
-/// them mapped, keep that bounded whatever the repository's size.
-pub fn bound_mapped_packs() {
+/// Process-wide libgit2 settings for reading build contexts, applied once:
+///
+/// - libgit2 reads pack files through memory maps and by default keeps up to
+///   8 GiB of them mapped, so every page of a big context's pack that a build
+///   read stays in relctl's resident set. Windows of 8 MiB, at most 32 MiB of
+///   them mapped, keep that bounded whatever the repository's size.
+/// - libgit2 re-hashes every object it reads (SHA-1 with collision
+///   detection). git checks objects when they arrive, not on every read, and
+///   the daemon hashes the context it receives anyway; skipping the check cut
+///   relctl's time producing a 22 MB context from about 130 ms to 75 ms.
+pub fn tune_libgit2() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // SAFETY: process-wide libgit2 settings, written once (Once) before
@@ -129,13 +135,14 @@ pub fn bound_mapped_packs() {
         if let Err(e) = set {
             tracing::debug!("cannot bound libgit2's mapped pack windows: {e}");
         }
+        git2::opts::strict_hash_verification(false);
     });
 }
 
 impl Git2Repo {
     /// Opens the repository at `path` (or a parent) with the remote and branch from the config.
     pub fn open(path: &Path, remote: &str, branch: &str) -> Result<Self, GitError> {
-        bound_mapped_packs();
+        tune_libgit2();
         let repo = Repository::discover(path)
             .map_err(|e| GitError::NotARepository { path: path.to_path_buf(), message: e.message().to_string() })?;
         let path = repo.workdir().unwrap_or_else(|| repo.path()).to_path_buf();
