@@ -115,6 +115,7 @@ impl<'a> BuildLog<'a> {
     /// A BuildKit trace message: steps that started, and what steps printed.
     pub fn trace(&mut self, status: trace::Status) {
         for v in &status.vertices {
+            tracing::trace!(image = %self.image, started = v.started, completed = v.completed, "vertex {}", v.name);
             if let Some(base) = v.name.strip_prefix("[internal] load metadata for ") {
                 let resolved = self.bases.entry(base.to_string()).or_default();
                 *resolved |= v.completed && !v.failed;
