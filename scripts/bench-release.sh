@@ -14,7 +14,9 @@ BUILDER=${BUILDER:-auto}      # relctl's build.builder: auto (BuildKit here), bu
 
 started=0
 if ! scripts/services.sh status; then scripts/services.sh start; started=1; fi
-cleanup() { if [ "$started" = 1 ]; then scripts/services.sh stop; fi; }
+# Each run leaves about 1 GB of images, build cache and blobs: clean up
+# services this script started (ones already running are left as they are).
+cleanup() { if [ "$started" = 1 ]; then scripts/services.sh clean; fi; }
 trap cleanup EXIT
 eval "$(scripts/services.sh env)"
 cargo build --release --quiet --bin relctl

@@ -7,6 +7,7 @@
 #   scripts/services.sh env     # print the exports for a shell: eval "$(scripts/services.sh env)"
 #   scripts/services.sh status  # exit 0 if all three are running
 #   scripts/services.sh stop    # stop exactly what start started, by process id
+#   scripts/services.sh clean   # stop, then delete their images, build cache and blobs
 #
 # State lives in RELCTL_SERVICES_DIR (default /tmp/relctl-services).
 set -euo pipefail
@@ -142,6 +143,15 @@ stop() {
   log "stopped"
 }
 
+# The engines' and registries' data outlive stop (a restart keeps its build
+# cache); benchmarks write gigabytes there, so clean removes it.
+clean() {
+  stop
+  if grep -q " $STATE/" /proc/mounts; then log "something is still mounted under $STATE; not deleting"; return 1; fi
+  rm -rf "$STATE"/docker-data "$STATE"/docker2-data "$STATE"/registry-data "$STATE"/auth-registry-data
+  log "deleted the engines' and registries' data under $STATE"
+}
+
 status() {
   alive "$STATE/dockerd.pid" && alive "$STATE/dockerd2.pid" && alive "$STATE/registry.pid" && alive "$STATE/auth-registry.pid" && [ -f "$STATE/env" ]
 }
@@ -150,6 +160,7 @@ case "${1:-}" in
   start) start ;;
   status) status ;;
   stop) stop ;;
+  clean) clean ;;
   env) cat "$STATE/env" ;;
-  *) echo "usage: $0 start|status|stop|env" >&2; exit 2 ;;
+  *) echo "usage: $0 start|status|stop|clean|env" >&2; exit 2 ;;
 esac
