@@ -178,6 +178,7 @@ impl super::DockerEngine {
         &self,
         step: &crate::plan::BuildStep,
         context: ContextSpec,
+        gate: Option<super::gate::Gate>,
     ) -> Result<(), DockerError> {
         use bollard::query_parameters::BuildImageOptionsBuilder;
         use futures_util::StreamExt;
@@ -185,8 +186,8 @@ impl super::DockerEngine {
 
         let image = step.image.as_str();
         let dockerfile = context.dockerfile_in_tar();
-        let (mut rx, producer) = stream_context(context);
-        let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let (rx, producer) = stream_context(context);
+        let body = super::gate::context_body(rx, gate);
         let build_args: HashMap<&str, &str> = step.build_args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let labels: HashMap<&str, &str> = step.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let options = BuildImageOptionsBuilder::default()

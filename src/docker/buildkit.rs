@@ -2,17 +2,25 @@
 //! Engine API's `POST /build` with the context tar as the request body (no
 //! client session). bollard only speaks BuildKit through a gRPC session (its
 //! `buildkit` feature: tonic and the generated BuildKit API), so relctl sends
-//! this one request itself and reads the JSON lines back.
+//! this one request itself over hyper and reads the JSON lines back.
 //!
 //! Without a session BuildKit cannot answer a registry's auth challenge (Docker
 //! Hub challenges anonymous pulls too): such a build reports [`Outcome::NeedsPull`]
 //! with its `FROM` images, which the engine adapter pulls before building again.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
+use futures_util::TryStreamExt;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::build::{BuildLog, context_written, stream_context};
+use super::gate::{Gate, context_body};
 use super::{DockerError, trace};
 use crate::git::ContextSpec;
 use crate::plan::BuildStep;
@@ -27,11 +35,23 @@ pub enum Outcome {
     NeedsPull(Vec<String>),
 }
 
+/// Where the engine listens.
+#[derive(Debug, PartialEq, Eq)]
+enum Endpoint {
+    Unix(PathBuf),
+    /// `host:port`, plain HTTP.
+    Tcp(String),
+}
+
 /// The engine's `/build` endpoint, reached as bollard reaches the engine.
+/// One HTTP/1.1 connection per build through hyper: plain HTTP on a unix
+/// socket or TCP needs no TLS setup (loading the system's CA certificates
+/// for an HTTP client took 75 ms here, on every release that builds).
 pub struct BuildKit {
-    http: reqwest::Client,
-    /// `http://host:port/v1.41` (or `http://docker/v1.41` on a unix socket).
-    base: String,
+    endpoint: Endpoint,
+    /// The `Host` header: `docker` on a unix socket, else `host:port`.
+    authority: String,
+    api_version: String,
     host: String,
 }
 
@@ -40,25 +60,29 @@ impl BuildKit {
     /// `tcp://`. `None` for a TLS host (DOCKER_TLS_VERIFY) or another scheme,
     /// which the classic builder still serves through bollard.
     pub fn for_host(host: &str, tls: bool, api_version: &str) -> Option<Self> {
-        let (http, authority) = if let Some(path) = host.strip_prefix("unix://") {
-            (reqwest::Client::builder().unix_socket(path).build().ok()?, "docker".to_string())
+        let (endpoint, authority) = if let Some(path) = host.strip_prefix("unix://") {
+            (Endpoint::Unix(path.into()), "docker".to_string())
         } else if let Some(addr) = host.strip_prefix("tcp://").filter(|_| !tls) {
-            (reqwest::Client::builder().no_proxy().build().ok()?, addr.trim_end_matches('/').to_string())
+            let addr = addr.trim_end_matches('/').to_string();
+            (Endpoint::Tcp(addr.clone()), addr)
         } else {
             return None;
         };
-        Some(Self { http, base: format!("http://{authority}/v{api_version}"), host: host.to_string() })
+        Some(Self { endpoint, authority, api_version: api_version.to_string(), host: host.to_string() })
     }
 
+    /// Builds `step`; with a `gate`, the context's last chunk waits for it
+    /// (see [`super::gate`]).
     pub async fn build(
         &self,
         step: &BuildStep,
         context: ContextSpec,
+        gate: Option<Gate>,
         progress: &ProgressSink,
     ) -> Result<Outcome, DockerError> {
         let dockerfile = context.dockerfile_in_tar();
-        let (mut rx, producer) = stream_context(context);
-        let body = reqwest::Body::wrap_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+        let (rx, producer) = stream_context(context);
+        let body = StreamBody::new(context_body(rx, gate).map_ok(Frame::data));
         let json = |map: &BTreeMap<String, String>| serde_json::to_string(map).unwrap_or_default();
         let mut query = vec![
             ("version", "2".to_string()),
@@ -71,25 +95,23 @@ impl BuildKit {
         if step.no_cache {
             query.push(("nocache", "1".into()));
         }
-        let unreachable =
-            |e: reqwest::Error| DockerError::Unreachable { host: self.host.clone(), message: e.to_string() };
-        let mut response = self
-            .http
-            .post(format!("{}/build", self.base))
-            .query(&query)
-            .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
+        let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(query).finish();
+        let request = Request::post(format!("/v{}/build?{query}", self.api_version))
+            .header(hyper::header::HOST, &self.authority)
+            .header(hyper::header::CONTENT_TYPE, "application/x-tar")
             .body(body)
-            .send()
-            .await
-            .map_err(unreachable)?;
+            .map_err(|e| self.unreachable(e))?;
+        let response = self.send(request).await?;
         let image = step.image.as_str();
-        if !response.status().is_success() {
-            let status = response.status();
-            let text = response.text().await.unwrap_or_default();
+        let status = response.status();
+        let mut body = response.into_body();
+        if !status.is_success() {
+            let text = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let text = String::from_utf8_lossy(&text);
             let message = serde_json::from_str::<serde_json::Value>(&text)
                 .ok()
                 .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
-                .unwrap_or(text);
+                .unwrap_or_else(|| text.to_string());
             return Err(DockerError::Build {
                 image: image.to_string(),
                 message: format!(
@@ -100,7 +122,8 @@ impl BuildKit {
 
         let mut log = BuildLog::new(image, progress);
         let mut pending: Vec<u8> = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+        while let Some(frame) = body.frame().await {
+            let Ok(chunk) = frame.map_err(|e| self.unreachable(e))?.into_data() else { continue };
             pending.extend_from_slice(&chunk);
             while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=end).collect();
@@ -114,6 +137,45 @@ impl BuildKit {
         }
         context_written(image, producer).await?;
         log.finish().map(|()| Outcome::Built)
+    }
+
+    /// Sends `request` on a new connection to the engine.
+    async fn send<B>(&self, request: Request<B>) -> Result<Response<Incoming>, DockerError>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let connect = |e: std::io::Error| self.unreachable(e);
+        match &self.endpoint {
+            Endpoint::Unix(path) => {
+                self.exchange(tokio::net::UnixStream::connect(path).await.map_err(connect)?, request).await
+            }
+            Endpoint::Tcp(addr) => {
+                self.exchange(tokio::net::TcpStream::connect(addr).await.map_err(connect)?, request).await
+            }
+        }
+    }
+
+    async fn exchange<S, B>(&self, io: S, request: Request<B>) -> Result<Response<Incoming>, DockerError>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(io)).await.map_err(|e| self.unreachable(e))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("connection to the engine ended: {e}");
+            }
+        });
+        sender.send_request(request).await.map_err(|e| self.unreachable(e))
+    }
+
+    fn unreachable(&self, e: impl std::fmt::Display) -> DockerError {
+        DockerError::Unreachable { host: self.host.clone(), message: e.to_string() }
     }
 }
 
@@ -161,15 +223,17 @@ fn message(log: &mut BuildLog<'_>, line: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use super::BuildKit;
+    use super::{BuildKit, Endpoint};
 
     #[test]
     fn reaches_unix_sockets_and_plain_tcp_only() {
-        let base = |host: &str, tls: bool| BuildKit::for_host(host, tls, "1.41").map(|b| b.base);
-        assert_eq!(base("unix:///run/docker.sock", false).as_deref(), Some("http://docker/v1.41"));
-        assert_eq!(base("tcp://127.0.0.1:2375/", false).as_deref(), Some("http://127.0.0.1:2375/v1.41"));
-        assert_eq!(base("tcp://127.0.0.1:2376", true), None, "TLS hosts build with the classic builder");
-        assert_eq!(base("ssh://builder@host", false), None);
-        assert_eq!(base("npipe:////./pipe/docker_engine", false), None);
+        let reach = |host: &str, tls: bool| BuildKit::for_host(host, tls, "1.41").map(|b| (b.endpoint, b.authority));
+        let unix = Some((Endpoint::Unix("/run/docker.sock".into()), "docker".to_string()));
+        assert_eq!(reach("unix:///run/docker.sock", false), unix);
+        let tcp = Some((Endpoint::Tcp("127.0.0.1:2375".into()), "127.0.0.1:2375".to_string()));
+        assert_eq!(reach("tcp://127.0.0.1:2375/", false), tcp);
+        assert_eq!(reach("tcp://127.0.0.1:2376", true), None, "TLS hosts build with the classic builder");
+        assert_eq!(reach("ssh://builder@host", false), None);
+        assert_eq!(reach("npipe:////./pipe/docker_engine", false), None);
     }
 }

@@ -2,11 +2,13 @@
 //! its Docker Engine API adapter. Builds go to the engine's BuildKit
 //! (`buildkit.rs`, chosen by `build.builder`) or to the classic builder
 //! through bollard (`build.rs`); pushes go through bollard. Build contexts are
-//! streamed to the daemon as they are produced; build and push streams are
-//! drained and their `error_detail` turned into errors that name the image.
+//! streamed to the daemon as they are produced, a child's while its parents
+//! still build (`gate.rs`); build and push streams are drained and their
+//! `error_detail` turned into errors that name the image.
 
 mod build;
 mod buildkit;
+pub mod gate;
 pub mod store;
 mod trace;
 
@@ -25,6 +27,7 @@ use crate::git::ContextSpec;
 use crate::plan::BuildStep;
 use crate::registry::Credentials;
 use crate::release::progress::{ImageState, ProgressSink};
+use gate::Gate;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
@@ -36,15 +39,22 @@ pub enum DockerError {
     Build { image: String, message: String },
     #[error("image {image}: pushing {reference} failed: {message}")]
     Push { image: String, reference: String, message: String },
+    #[error("image {image}: not built, because a parent image's build failed")]
+    ParentFailed { image: String },
 }
 
 impl DockerError {
+    /// A build that never started because a parent's build failed.
+    pub fn parent_failed(step: &BuildStep) -> Self {
+        DockerError::ParentFailed { image: step.image.clone() }
+    }
+
     /// Whether trying again can help: not when the registry refused the
     /// credentials, nor when the engine has no BuildKit.
     pub fn retryable(&self) -> bool {
         match self {
             DockerError::Push { message, .. } => !refused(message),
-            DockerError::NoBuildKit { .. } => false,
+            DockerError::NoBuildKit { .. } | DockerError::ParentFailed { .. } => false,
             DockerError::Unreachable { .. } | DockerError::Build { .. } => true,
         }
     }
@@ -53,6 +63,7 @@ impl DockerError {
         match self {
             DockerError::Unreachable { .. } => "start the Docker daemon, or point DOCKER_HOST at it (e.g. unix:///var/run/docker.sock)".into(),
             DockerError::NoBuildKit { .. } => "set build.builder: auto (BuildKit where the engine offers it) or classic".into(),
+            DockerError::ParentFailed { .. } => "fix the parent's build first; see its error".into(),
             DockerError::Build { .. } => "fix the Dockerfile at the tagged commit and tag a new version; no release tag was pushed".into(),
             DockerError::Push { message, .. } if refused(message) => {
                 "the registry refused the push: set RELCTL_REGISTRY_USERNAME / RELCTL_REGISTRY_PASSWORD for an account that may push".into()
@@ -89,6 +100,22 @@ fn refused(message: &str) -> bool {
 pub trait ImageBuilder: Sync {
     /// Builds `step` from `context`, tagging the result `step.reference`.
     fn build(&self, step: &BuildStep, context: ContextSpec) -> impl Future<Output = Result<(), DockerError>> + Send;
+    /// Builds `step` once `parents` opens (its `FROM` images are built). An
+    /// engine that reads the whole context before it resolves `FROM` may take
+    /// the context before that; this default waits, then builds.
+    fn build_after(
+        &self,
+        step: &BuildStep,
+        context: ContextSpec,
+        mut parents: Gate,
+    ) -> impl Future<Output = Result<(), DockerError>> + Send {
+        async move {
+            if !parents.opened().await {
+                return Err(DockerError::parent_failed(step));
+            }
+            self.build(step, context).await
+        }
+    }
     /// Pushes the local image `repository:tag`; returns the manifest digest.
     fn push(
         &self,
@@ -159,10 +186,12 @@ impl DockerEngine {
     }
 }
 
-impl ImageBuilder for DockerEngine {
-    async fn build(&self, step: &BuildStep, context: ContextSpec) -> Result<(), DockerError> {
-        let Some(buildkit) = &self.buildkit else { return self.build_classic(step, context).await };
-        match buildkit.build(step, context.clone(), &self.progress).await? {
+impl DockerEngine {
+    /// Builds with the chosen builder; with a `gate`, the context's last
+    /// chunk waits for it.
+    async fn build_gated(&self, step: &BuildStep, context: ContextSpec, gate: Option<Gate>) -> Result<(), DockerError> {
+        let Some(buildkit) = &self.buildkit else { return self.build_classic(step, context, gate).await };
+        match buildkit.build(step, context.clone(), gate, &self.progress).await? {
             buildkit::Outcome::Built => return Ok(()),
             buildkit::Outcome::NeedsPull(bases) => {
                 for base in &bases {
@@ -171,12 +200,35 @@ impl ImageBuilder for DockerEngine {
                 }
             }
         }
-        match buildkit.build(step, context, &self.progress).await? {
+        match buildkit.build(step, context, None, &self.progress).await? {
             buildkit::Outcome::Built => Ok(()),
             buildkit::Outcome::NeedsPull(bases) => Err(DockerError::Build {
                 image: step.image.clone(),
                 message: format!("BuildKit still cannot resolve {} after pulling it", bases.join(", ")),
             }),
+        }
+    }
+}
+
+impl ImageBuilder for DockerEngine {
+    async fn build(&self, step: &BuildStep, context: ContextSpec) -> Result<(), DockerError> {
+        self.build_gated(step, context, None).await
+    }
+
+    /// Streams the context at once and holds its last chunk for `parents`:
+    /// the engine reads the context while the parents build. A build that
+    /// ends before the gate opened (the engine dropped the waiting upload)
+    /// is built again, plainly, once it opens.
+    async fn build_after(&self, step: &BuildStep, context: ContextSpec, mut parents: Gate) -> Result<(), DockerError> {
+        match self.build_gated(step, context.clone(), Some(parents.clone())).await {
+            Err(e) if !parents.is_open() => {
+                if !parents.opened().await {
+                    return Err(DockerError::parent_failed(step));
+                }
+                tracing::debug!(image = %step.image, "the early context upload ended ({e}); building again now its parents are built");
+                self.build(step, context).await
+            }
+            result => result,
         }
     }
 
@@ -266,6 +318,10 @@ impl LazyEngine {
 impl ImageBuilder for LazyEngine {
     async fn build(&self, step: &BuildStep, context: ContextSpec) -> Result<(), DockerError> {
         self.get().await?.build(step, context).await
+    }
+
+    async fn build_after(&self, step: &BuildStep, context: ContextSpec, parents: Gate) -> Result<(), DockerError> {
+        self.get().await?.build_after(step, context, parents).await
     }
 
     async fn push(&self, image: &str, repository: &str, tag: &str) -> Result<String, DockerError> {

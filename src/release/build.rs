@@ -1,7 +1,10 @@
 //! Phase 1: builds every image of the plan, parents before children,
 //! independent images in parallel up to `build.parallelism`, each retried up
-//! to `build.retries` times with exponential backoff. The first failure stops
-//! new builds; the ones in flight finish, then the error is returned.
+//! to `build.retries` times with exponential backoff. A child whose parents
+//! all build already takes a free slot early: its context goes to the engine
+//! while they finish, and its `FROM` waits for them (`docker::gate`). The
+//! first failure stops new builds and cancels the children still waiting;
+//! the builds in flight finish, then the error is returned.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -9,6 +12,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
+use crate::docker::gate::{Gate, GateOpener};
 use crate::docker::{DockerError, ImageBuilder};
 use crate::git::ContextSpec;
 use crate::plan::BuildStep;
@@ -80,36 +84,61 @@ pub type Staged = BTreeMap<String, String>;
 /// `context` gives each step's build context. A step with a staging tag is
 /// pushed under it as soon as it is built, while the remaining builds go on;
 /// staging pushes do not count against `parallelism` and do not hold back children.
-pub async fn build_all(
+pub async fn build_all<'s>(
     builder: &impl ImageBuilder,
-    steps: &[&BuildStep],
+    steps: &[&'s BuildStep],
     context: impl Fn(&BuildStep) -> ContextSpec,
     parallelism: usize,
     retries: u32,
     progress: &dyn Progress,
 ) -> Result<Staged, BuildFailure> {
     let planned: BTreeSet<&str> = steps.iter().map(|s| s.image.as_str()).collect();
+    let parents = |step: &'s BuildStep| -> Vec<&'s str> {
+        step.depends_on.iter().map(String::as_str).filter(|d| planned.contains(d)).collect()
+    };
     let mut done: BTreeSet<&str> = BTreeSet::new();
     let mut started: BTreeSet<&str> = BTreeSet::new();
+    // Children started early, and the gates that let their builds go on.
+    let mut waiting: BTreeMap<&str, (&BuildStep, GateOpener)> = BTreeMap::new();
     let mut running = FuturesUnordered::new();
     let mut staging = FuturesUnordered::new();
     let mut staged = Staged::new();
     let mut failure = None;
     loop {
         if failure.is_none() {
-            for step in steps {
-                if running.len() >= parallelism {
-                    break;
-                }
-                let ready = step.depends_on.iter().all(|d| !planned.contains(d.as_str()) || done.contains(d.as_str()));
-                if ready && !started.contains(step.image.as_str()) {
+            // Ready steps first; then children whose parents all build already.
+            for early in [false, true] {
+                for step in steps {
+                    if running.len() >= parallelism {
+                        break;
+                    }
+                    let of = parents(step);
+                    let built = of.iter().all(|d| done.contains(d));
+                    let building = of.iter().all(|d| started.contains(d));
+                    if started.contains(step.image.as_str()) || built == early || !building {
+                        continue;
+                    }
                     started.insert(&step.image);
+                    let gate = early.then(|| {
+                        let (opener, gate) = Gate::new();
+                        waiting.insert(&step.image, (*step, opener));
+                        tracing::debug!(image = %step.image, "sending its context while {} build", of.join(", "));
+                        gate
+                    });
                     let ctx = context(step);
                     running.push(async move {
                         let result = with_retries(&step.image, "build", retries, |n| {
-                            tracing::debug!(image = %step.image, attempt = n, of = retries + 1, "building {}", step.reference);
-                            progress.update(&step.image, &ImageState::Building { step: 0, of: 0 });
-                            builder.build(step, ctx.clone())
+                            let (ctx, gate) = (ctx.clone(), gate.clone().filter(|_| n == 1));
+                            async move {
+                                tracing::debug!(image = %step.image, attempt = n, of = retries + 1, "building {}", step.reference);
+                                match gate {
+                                    Some(gate) => builder.build_after(step, ctx, gate).await,
+                                    None => {
+                                        progress.update(&step.image, &ImageState::Building { step: 0, of: 0 });
+                                        builder.build(step, ctx).await
+                                    }
+                                }
+                            }
                         })
                         .await;
                         (*step, result)
@@ -122,13 +151,25 @@ pub async fn build_all(
                 Ok(()) => {
                     tracing::debug!(image = %step.image, "built");
                     done.insert(&step.image);
+                    waiting.retain(|image, (child, opener)| {
+                        let ready = parents(child).iter().all(|d| done.contains(d));
+                        if ready {
+                            progress.update(image, &ImageState::Building { step: 0, of: 0 });
+                            opener.open();
+                        }
+                        !ready
+                    });
                     if let Some(tag) = &step.stage_tag {
                         staging.push(async move { (step.image.as_str(), stage(builder, step, tag, retries).await) });
                     }
                 }
+                // Cancelled below, when another build failed first.
+                Err(BuildFailure { error: DockerError::ParentFailed { .. }, .. }) => {}
                 Err(e) => {
                     progress.update(&step.image, &ImageState::Failed { reason: e.error.to_string() });
                     failure.get_or_insert(e);
+                    // Children waiting for a parent never build now.
+                    waiting.clear();
                 }
             },
             Some((image, result)) = staging.next() => match result {
@@ -191,6 +232,15 @@ mod tests {
                 }
                 _ => Ok(()),
             }
+        }
+        /// Logs when the context would go out, then builds once the gate opens.
+        async fn build_after(&self, step: &BuildStep, ctx: ContextSpec, mut parents: Gate) -> Result<(), DockerError> {
+            self.log.lock().unwrap().push(format!("send {}", step.image));
+            if !parents.opened().await {
+                self.log.lock().unwrap().push(format!("cancel {}", step.image));
+                return Err(DockerError::parent_failed(step));
+            }
+            self.build(step, ctx).await
         }
         async fn push(&self, image: &str, repository: &str, tag: &str) -> Result<String, DockerError> {
             self.log.lock().unwrap().push(format!("stage {image}"));
@@ -261,6 +311,50 @@ mod tests {
             assert!(at("end frontend") < at("start nginx"), "{log:?}");
             assert_eq!(r.running.lock().unwrap().1, parallelism, "max concurrent builds");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_child_sends_its_context_while_its_parent_builds_and_builds_after_it() {
+        let r = Recorder::default();
+        let steps = five();
+        let refs: Vec<&BuildStep> = steps.iter().collect();
+        let start = tokio::time::Instant::now();
+        build_all(&r, &refs, ctx, 5, 0, &NoProgress).await.unwrap();
+        let log = r.log.lock().unwrap().clone();
+        let at = |s: &str| log.iter().position(|l| l == s).unwrap_or_else(|| panic!("no {s:?} in {log:?}"));
+        for (parent, child) in [("frontend", "nginx"), ("server", "worker")] {
+            assert!(at(&format!("send {child}")) < at(&format!("end {parent}")), "{log:?}");
+            assert!(at(&format!("end {parent}")) < at(&format!("start {child}")), "{log:?}");
+        }
+        assert!(!log.iter().any(|l| l == "send agent"), "a step without parents builds at once: {log:?}");
+        assert_eq!(start.elapsed(), Duration::from_millis(200), "two levels of 100 ms builds");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn early_children_take_build_slots_and_never_before_their_parents_start() {
+        let r = Recorder::default();
+        let steps = five();
+        let refs: Vec<&BuildStep> = steps.iter().collect();
+        build_all(&r, &refs, ctx, 3, 0, &NoProgress).await.unwrap();
+        let log = r.log.lock().unwrap().clone();
+        // agent, frontend and server fill the 3 slots; nginx and worker wait for one.
+        assert_eq!(log[..3], ["start agent", "start frontend", "start server"], "{log:?}");
+        let at = |s: &str| log.iter().position(|l| l == s).unwrap();
+        assert!(at("end agent") < at("send nginx"), "{log:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_parent_cancels_its_waiting_child_which_is_not_reported_failed() {
+        let r = Recorder { fail: BTreeMap::from([("frontend".into(), 10)]), ..Default::default() };
+        let steps = five();
+        let refs: Vec<&BuildStep> = steps.iter().collect();
+        let err = build_all(&r, &refs, ctx, 5, 2, &NoProgress).await.unwrap_err();
+        assert!(err.error.to_string().contains("image frontend: build failed"), "{}", err.error);
+        let log = r.log.lock().unwrap().clone();
+        assert!(log.iter().any(|l| l == "send nginx"), "{log:?}");
+        assert!(log.iter().any(|l| l == "cancel nginx"), "{log:?}");
+        assert!(!log.iter().any(|l| l == "start nginx"), "nginx never builds: {log:?}");
+        assert_eq!(r.attempts.lock().unwrap().get("nginx"), None);
     }
 
     #[tokio::test(start_paused = true)]
