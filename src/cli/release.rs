@@ -15,6 +15,8 @@ use relctl::release::observe::{self, RegistryFailure};
 use relctl::release::{Executor, ReleaseError, Report};
 use relctl::version::ReleaseVersion;
 
+use anyhow::Context as _;
+
 use super::commands::{Ctx, load, resolve};
 use super::{Global, ReleaseArgs, output};
 use relctl::config::CommitVia;
@@ -34,18 +36,26 @@ pub(super) fn github(ctx: &Ctx) -> Result<Option<GitHub>, ReleaseError> {
     }
 }
 
-/// Observes and plans `tag` with `opts`.
+/// Builds the registry's HTTP client (its TLS setup takes tens of ms) on a
+/// blocking thread while the command opens and fetches the repository.
+fn http_client_ahead() -> tokio::task::JoinHandle<reqwest::Client> {
+    tokio::task::spawn_blocking(relctl::registry::client::http_client)
+}
+
+/// Observes and plans `tag` with `opts`; `http` from [`http_client_ahead`].
 async fn prepare(
     ctx: &Ctx,
     tag: &str,
     opts: &PlanOptions,
+    http: tokio::task::JoinHandle<reqwest::Client>,
 ) -> anyhow::Result<(ReleaseVersion, Plan, RegistryClient, Option<relctl::registry::Credentials>)> {
     // Bad input fails before any I/O.
     ReleaseVersion::parse(tag, &ctx.config.git.tag_prefix).map_err(ReleaseError::from)?;
     ctx.git.fetch().map_err(ReleaseError::from)?;
     let (target, commit) = resolve(ctx, Some(tag))?;
     let creds = credentials::load(&ctx.config.registry).map_err(ReleaseError::from)?;
-    let registry = RegistryClient::new(&ctx.config.registry, creds.clone());
+    let http = http.await.context("the HTTP client's setup stopped")?;
+    let registry = RegistryClient::with_http(&ctx.config.registry, creds.clone(), http);
     let staged = opts.stage_only || opts.finalize;
     let observed =
         observe::observe(&ctx.config, &ctx.git, &registry, &target, &commit, RegistryFailure::Fatal, staged).await?;
@@ -69,8 +79,9 @@ pub async fn finalize_cmd(global: &Global, tag: &str, dry_run: bool) -> anyhow::
 }
 
 async fn run(global: &Global, tag: &str, opts: &PlanOptions, dry_run: bool) -> anyhow::Result<()> {
+    let http = http_client_ahead();
     let ctx = load(global)?;
-    let (target, plan, registry, creds) = prepare(&ctx, tag, opts).await?;
+    let (target, plan, registry, creds) = prepare(&ctx, tag, opts, http).await?;
     if dry_run {
         output::plan(&plan, global.json);
         return Ok(());
@@ -104,7 +115,6 @@ async fn run(global: &Global, tag: &str, opts: &PlanOptions, dry_run: bool) -> a
 
 /// GITHUB_OUTPUT and GITHUB_STEP_SUMMARY for a finished release.
 fn write_actions_outputs(ctx: &Ctx, plan: &Plan, report: &Report) -> anyhow::Result<()> {
-    use anyhow::Context as _;
     let notes = ReleaseNotes::new(plan, report);
     let commit = report.version_commit.as_deref();
     actions::append_to("GITHUB_OUTPUT", &actions::output_text(&actions::release_outputs(&notes, commit)))
@@ -115,8 +125,9 @@ fn write_actions_outputs(ctx: &Ctx, plan: &Plan, report: &Report) -> anyhow::Res
 }
 
 pub async fn matrix_cmd(global: &Global, tag: &str) -> anyhow::Result<()> {
+    let http = http_client_ahead();
     let ctx = load(global)?;
-    let (_, plan, _, _) = prepare(&ctx, tag, &PlanOptions::default()).await?;
+    let (_, plan, _, _) = prepare(&ctx, tag, &PlanOptions::default(), http).await?;
     let matrix = plan::matrix::matrix(&plan);
     let json = serde_json::to_string(&matrix).expect("a matrix serializes");
     println!("{json}");

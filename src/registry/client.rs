@@ -42,14 +42,24 @@ fn base_url(registry: &str) -> String {
     format!("{scheme}://{api}")
 }
 
+/// The HTTP client a [`RegistryClient`] sends with. Building one loads the
+/// system's CA certificates (75 ms here), so a command may build it on a
+/// blocking thread while it reads git, and hand it to [`RegistryClient::with_http`].
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(concat!("relctl/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(300))
+        .build()
+        .expect("TLS backend initialises")
+}
+
 impl RegistryClient {
     pub fn new(registry: &str, creds: Option<Credentials>) -> Self {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("relctl/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(300))
-            .build()
-            .expect("TLS backend initialises");
+        Self::with_http(registry, creds, http_client())
+    }
+
+    pub fn with_http(registry: &str, creds: Option<Credentials>, http: reqwest::Client) -> Self {
         Self {
             registry: registry.to_string(),
             base: base_url(registry),
