@@ -50,7 +50,8 @@ impl DockerError {
     }
 
     /// Whether trying again can help: not when the registry refused the
-    /// credentials, nor when the engine has no BuildKit.
+    /// credentials, nor when the engine has no BuildKit, nor for a build
+    /// abandoned because its parent failed.
     pub fn retryable(&self) -> bool {
         match self {
             DockerError::Push { message, .. } => !refused(message),

@@ -122,7 +122,7 @@ pub async fn build_all<'s>(
                     let gate = early.then(|| {
                         let (opener, gate) = Gate::new();
                         waiting.insert(&step.image, (*step, opener));
-                        tracing::debug!(image = %step.image, "sending its context while {} build", of.join(", "));
+                        tracing::debug!(image = %step.image, "its context goes to the engine while its parents build: {}", of.join(", "));
                         gate
                     });
                     let ctx = context(step);
@@ -163,7 +163,7 @@ pub async fn build_all<'s>(
                         staging.push(async move { (step.image.as_str(), stage(builder, step, tag, retries).await) });
                     }
                 }
-                // Cancelled below, when another build failed first.
+                // A waiting child, cancelled (below) because a build failed first.
                 Err(BuildFailure { error: DockerError::ParentFailed { .. }, .. }) => {}
                 Err(e) => {
                     progress.update(&step.image, &ImageState::Failed { reason: e.error.to_string() });
