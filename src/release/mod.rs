@@ -226,23 +226,32 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
             }
         }
 
-        // Phase 3: floating tags, by manifest copy.
-        if plan.steps.iter().any(|s| matches!(s, Step::MoveTag(_))) {
+        // Phase 3: floating tags, by manifest copy; images side by side (each
+        // move is a few registry round trips, which add up on Docker Hub).
+        let moves: Vec<_> =
+            plan.steps.iter().filter_map(|s| if let Step::MoveTag(m) = s { Some(m) } else { None }).collect();
+        if !moves.is_empty() {
             self.phase("phase 3/4: move floating tags");
         }
-        for step in &plan.steps {
-            if let Step::MoveTag(m) = step {
-                let path = path_of(&m.image);
-                // Re-checked right before the move: another release may have moved it higher meanwhile.
-                let holder = self.registry.tag_version(&path, &m.tag).await?;
-                if let Some(newer) = holder.as_deref().and_then(|v| semver::Version::parse(v).ok()) {
-                    if newer.cmp_precedence(&target.version).is_gt() {
-                        tracing::info!(image = %m.image, "{} now points at {newer}, newer than {}; left as is", m.tag, target.version);
-                        continue;
-                    }
-                }
-                tracing::info!(image = %m.image, "{} -> {}", m.tag, m.to);
-                self.registry.copy_tag(&path, &m.to, &m.tag).await?;
+        let moved: Vec<Result<bool, ReleaseError>> = futures_util::stream::iter(moves.iter().map(|m| async move {
+            let path = path_of(&m.image);
+            // Re-checked right before the move: another release may have moved it higher meanwhile.
+            let holder = self.registry.tag_version(&path, &m.tag).await?;
+            if let Some(newer) = holder.as_deref().and_then(|v| semver::Version::parse(v).ok())
+                && newer.cmp_precedence(&target.version).is_gt()
+            {
+                tracing::info!(image = %m.image, "{} now points at {newer}, newer than {}; left as is", m.tag, target.version);
+                return Ok(false);
+            }
+            tracing::info!(image = %m.image, "{} -> {}", m.tag, m.to);
+            self.registry.copy_tag(&path, &m.to, &m.tag).await?;
+            Ok(true)
+        }))
+        .buffered(cfg.build.parallelism)
+        .collect()
+        .await;
+        for (m, result) in moves.iter().zip(moved) {
+            if result? {
                 report.moved.push(format!("{}:{}", m.repository, m.tag));
             }
         }
