@@ -92,6 +92,48 @@ fn only_changed_images_and_their_children_are_rebuilt() {
     );
 }
 
+/// A child rebuilt only because its parent changed: the files of its own
+/// context carry the time that context last changed, not the tag's, so
+/// `COPY` makes the layer of the previous release again, byte for byte, and
+/// the engine does not upload it, with either builder.
+#[test]
+fn a_child_rebuilt_for_its_parent_makes_its_own_layer_again() {
+    for builder in ["buildkit", "classic"] {
+        let f = Fixture::empty(builder);
+        let cfg = format!(
+            "registry: {}\nnamespace: {}\nproject: layers\nbuild: {{ retries: 0, builder: {builder} }}\nimages:\n  base: {{ context: base }}\n  app: {{ context: app, depends_on: [base] }}\n",
+            f.registry, f.namespace
+        );
+        f.write("release.yaml", &cfg);
+        std::fs::create_dir_all(f.work.join("base")).unwrap();
+        std::fs::rename(f.work.join("bin/busybox"), f.work.join("base/busybox")).unwrap();
+        f.write("base/Dockerfile", "FROM scratch\nCOPY busybox /bin/busybox\nCOPY base.txt /base.txt\n");
+        f.write("app/Dockerfile", "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY app.txt /app.txt\n");
+        // Content of this run only: no layer of an earlier test run can be reused.
+        f.write("base/base.txt", &format!("base {}\n", f.namespace));
+        f.write("app/app.txt", &format!("app {}\n", f.namespace));
+        f.commit_dated("two images", "2026-01-02T03:04:05Z");
+        git(&f.work, &["push", "-q", "origin", "main"]);
+        f.tag("v1.0.0");
+        f.relctl(&["release", "v1.0.0"]).expect(0);
+
+        f.write("base/base.txt", "base two\n");
+        f.commit("base change");
+        f.tag("v1.1.0");
+        let offset = registry_log_offset();
+        assert_eq!(built(&f.relctl(&["--json", "release", "v1.1.0"]).expect(0)), ["app", "base"], "{builder}");
+        let (before, after) = (f.layers("app", "v1.0.0"), f.layers("app", "v1.1.0"));
+        assert_ne!(before[..before.len() - 1], after[..after.len() - 1], "{builder}: app is built on the new base");
+        assert_eq!(before.last(), after.last(), "{builder}: the layer of app.txt is the one of v1.0.0");
+        let own = after.last().unwrap();
+        let writes = registry_writes_since(offset, &f.namespace);
+        assert!(!writes.iter().any(|l| l.contains(own.as_str())), "{builder}: {own} uploaded again: {writes:#?}");
+        // 2026-01-02T03:04:05Z, when app/ last changed.
+        let stat = docker_run(&f.reference("app", "v1.1.0"), &["/bin/busybox", "stat", "-c", "%Y", "/app.txt"]);
+        assert_eq!(stat.trim(), "1767323045", "{builder}");
+    }
+}
+
 #[test]
 fn built_images_are_uploaded_once_under_a_staging_tag_and_promoted_by_manifest_copy() {
     let f = Fixture::example("stage");

@@ -1,12 +1,14 @@
 //! Build contexts straight from git objects: the files of a directory at a
 //! commit, filtered by `.dockerignore`, written as a tar stream, and digested
 //! (path, mode, blob id) into the image's input key. The working tree is never
-//! read, so a dirty checkout or another branch cannot leak in.
+//! read, so a dirty checkout or another branch cannot leak in. Every file is
+//! stamped with the time of the commit that last changed the context, so an
+//! unchanged context gives byte-identical `COPY` layers in every release.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use git2::{ObjectType, Oid, Repository, Tree};
+use git2::{Commit, ObjectType, Oid, Repository, Tree};
 use sha2::{Digest, Sha256};
 
 use super::dockerignore::DockerIgnore;
@@ -26,6 +28,7 @@ pub struct ContextSpec {
 }
 
 /// One file of the context as it goes into the tar.
+#[derive(PartialEq)]
 struct Entry {
     path: String,
     /// Git file mode: 0o100644, 0o100755 or 0o120000 (symlink).
@@ -34,10 +37,16 @@ struct Entry {
 }
 
 /// The filtered file list of a context, in tree order.
+#[derive(PartialEq)]
 struct Listing {
     entries: Vec<Entry>,
-    mtime: u64,
 }
+
+/// How far back [`ContextSpec::unchanged_since`] looks: first-parent commits
+/// walked, and of those, commits whose context tree differs but might list
+/// the same files after `.dockerignore`.
+const SINCE_WALK: usize = 1000;
+const SINCE_LISTINGS: usize = 20;
 
 impl ContextSpec {
     /// The Dockerfile's path inside the tar, as the Engine API's `dockerfile` parameter.
@@ -51,11 +60,13 @@ impl ContextSpec {
         }
     }
 
+    fn commit<'r>(&self, repo: &'r Repository) -> std::io::Result<Commit<'r>> {
+        repo.revparse_single(&self.commit).and_then(|o| o.peel_to_commit()).map_err(io)
+    }
+
     /// Lists what the daemon would receive: the context's files minus what
     /// `.dockerignore` excludes (the Dockerfile and .dockerignore always stay).
-    fn list(&self, repo: &Repository) -> std::io::Result<Listing> {
-        let commit = repo.revparse_single(&self.commit).and_then(|o| o.peel_to_commit()).map_err(io)?;
-        let mtime = commit.time().seconds().max(0) as u64;
+    fn list(&self, repo: &Repository, commit: &Commit) -> std::io::Result<Listing> {
         let root = commit.tree().map_err(io)?;
         let tree = if self.context.is_empty() {
             root.clone()
@@ -83,7 +94,46 @@ impl ContextSpec {
             let entry = root.get_path(Path::new(&self.dockerfile)).map_err(io)?;
             entries.push(Entry { path: OUTSIDE_DOCKERFILE.into(), mode: 0o100644, oid: entry.id() });
         }
-        Ok(Listing { entries, mtime })
+        Ok(Listing { entries })
+    }
+
+    /// What the listing of `commit` is built from: the context's tree and,
+    /// when it lives outside, the Dockerfile's blob. Equal sources list equal files.
+    fn sources(&self, commit: &Commit) -> Option<(Oid, Option<Oid>)> {
+        let root = commit.tree().ok()?;
+        let tree = if self.context.is_empty() { root.id() } else { root.get_path(Path::new(&self.context)).ok()?.id() };
+        let outside = (self.dockerfile_in_tar() == OUTSIDE_DOCKERFILE)
+            .then(|| root.get_path(Path::new(&self.dockerfile)).ok().map(|e| e.id()));
+        Some((tree, outside.flatten()))
+    }
+
+    /// The commit time of the oldest first-parent ancestor of `commit` since
+    /// which the daemon would have received these same files: the time the
+    /// context last changed. Used as every file's mtime, so a context that did
+    /// not change makes the same tar, and `COPY` makes the same layer (same
+    /// digest: nothing to upload or pull again), even when a new parent image
+    /// forces the build. A walk cut short by [`SINCE_WALK`], [`SINCE_LISTINGS`]
+    /// or a shallow clone's boundary still gives one answer per commit.
+    fn unchanged_since(&self, repo: &Repository, commit: &Commit, listing: &Listing) -> i64 {
+        let mut oldest = commit.clone();
+        let mut sources = self.sources(commit);
+        let mut listings = 0;
+        for _ in 0..SINCE_WALK {
+            let Ok(parent) = oldest.parent(0) else { break };
+            let parent_sources = self.sources(&parent);
+            if parent_sources.is_none() {
+                break;
+            }
+            if parent_sources != sources {
+                listings += 1;
+                if listings > SINCE_LISTINGS || self.list(repo, &parent).ok().as_ref() != Some(listing) {
+                    break;
+                }
+                sources = parent_sources;
+            }
+            oldest = parent;
+        }
+        oldest.time().seconds()
     }
 
     /// Writes the context as a tar to `out`, one blob in memory at a time;
@@ -91,12 +141,14 @@ impl ContextSpec {
     pub fn write_tar(&self, out: &mut dyn Write) -> std::io::Result<u64> {
         super::tune_libgit2();
         let repo = Repository::open(&self.repo).map_err(io)?;
-        let listing = self.list(&repo)?;
+        let commit = self.commit(&repo)?;
+        let listing = self.list(&repo, &commit)?;
+        let mtime = self.unchanged_since(&repo, &commit, &listing).max(0) as u64;
         let mut tar = tar::Builder::new(out);
         for e in &listing.entries {
             let blob = repo.find_blob(e.oid).map_err(io)?;
             let mut h = tar::Header::new_gnu();
-            h.set_mtime(listing.mtime);
+            h.set_mtime(mtime);
             if e.mode == 0o120000 {
                 h.set_entry_type(tar::EntryType::Symlink);
                 h.set_size(0);
@@ -118,7 +170,7 @@ impl ContextSpec {
     /// only trees, never blob contents.
     pub fn digest(&self) -> std::io::Result<String> {
         let repo = Repository::open(&self.repo).map_err(io)?;
-        let listing = self.list(&repo)?;
+        let listing = self.list(&repo, &self.commit(&repo)?)?;
         let mut h = Sha256::new();
         h.update(format!("dockerfile {}\n", self.dockerfile_in_tar()));
         for e in &listing.entries {
@@ -169,4 +221,114 @@ fn blob_at(repo: &Repository, tree: &Tree, path: &str) -> Option<Vec<u8>> {
 
 fn io(e: git2::Error) -> std::io::Error {
     std::io::Error::other(e.message().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use git2::{Signature, Time};
+
+    use super::*;
+
+    /// A repository whose commits are made at chosen times.
+    struct Repo {
+        dir: tempfile::TempDir,
+        repo: Repository,
+    }
+
+    impl Repo {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = Repository::init(dir.path()).unwrap();
+            Repo { dir, repo }
+        }
+
+        /// Writes `files` into the work tree and commits everything at `time`.
+        fn commit(&self, time: i64, files: &[(&str, &str)]) -> String {
+            for (path, content) in files {
+                let p = self.dir.path().join(path);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(p, content).unwrap();
+            }
+            let mut index = self.repo.index().unwrap();
+            index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
+            let tree = self.repo.find_tree(index.write_tree().unwrap()).unwrap();
+            let sig = Signature::new("t", "t@example.invalid", &Time::new(time, 0)).unwrap();
+            let parent = self.repo.head().ok().map(|h| h.peel_to_commit().unwrap());
+            let parents: Vec<&git2::Commit> = parent.iter().collect();
+            self.repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &parents).unwrap().to_string()
+        }
+
+        fn tar(&self, commit: &str, context: &str, dockerfile: &str) -> Vec<u8> {
+            let spec = ContextSpec {
+                repo: self.dir.path().to_path_buf(),
+                commit: commit.into(),
+                context: context.into(),
+                dockerfile: dockerfile.into(),
+            };
+            let mut out = Vec::new();
+            spec.write_tar(&mut out).unwrap();
+            out
+        }
+    }
+
+    /// The mtime of every file in `tar`, which must all be the same.
+    fn mtime(tar: &[u8]) -> u64 {
+        let mut archive = tar::Archive::new(tar);
+        let times: BTreeSet<u64> = archive.entries().unwrap().map(|e| e.unwrap().header().mtime().unwrap()).collect();
+        assert_eq!(times.len(), 1, "one mtime for all files: {times:?}");
+        times.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn files_carry_the_time_their_context_last_changed() {
+        let r = Repo::new();
+        let c1 =
+            r.commit(1_000, &[("a/Dockerfile", "FROM scratch\n"), ("a/x", "x1"), ("b/Dockerfile", "FROM scratch\n")]);
+        let c2 = r.commit(2_000, &[("b/y", "y1")]);
+        let c3 = r.commit(3_000, &[("a/x", "x2")]);
+
+        // b changed at 2000; a did not, so its tar at c2 is the tar at c1, byte for byte.
+        assert_eq!(mtime(&r.tar(&c2, "b", "b/Dockerfile")), 2_000);
+        assert_eq!(mtime(&r.tar(&c2, "a", "a/Dockerfile")), 1_000);
+        assert_eq!(r.tar(&c2, "a", "a/Dockerfile"), r.tar(&c1, "a", "a/Dockerfile"));
+        // a changed at 3000; b did not.
+        assert_eq!(mtime(&r.tar(&c3, "a", "a/Dockerfile")), 3_000);
+        assert_eq!(mtime(&r.tar(&c3, "b", "b/Dockerfile")), 2_000);
+        // The repository root changes with every commit.
+        assert_eq!(mtime(&r.tar(&c3, "", "a/Dockerfile")), 3_000);
+    }
+
+    #[test]
+    fn files_dockerignore_excludes_do_not_move_the_time() {
+        let r = Repo::new();
+        let c1 = r.commit(1_000, &[("a/Dockerfile", "FROM scratch\n"), ("a/.dockerignore", "*.md\n"), ("a/x", "x")]);
+        let c2 = r.commit(2_000, &[("a/NOTES.md", "excluded")]);
+        assert_eq!(r.tar(&c2, "a", "a/Dockerfile"), r.tar(&c1, "a", "a/Dockerfile"));
+        assert_eq!(mtime(&r.tar(&c2, "a", "a/Dockerfile")), 1_000);
+
+        let c3 = r.commit(3_000, &[("a/.dockerignore", "*.md\nx\n")]);
+        assert_eq!(mtime(&r.tar(&c3, "a", "a/Dockerfile")), 3_000, "a new .dockerignore is a change");
+    }
+
+    #[test]
+    fn a_dockerfile_outside_the_context_counts_as_part_of_it() {
+        let r = Repo::new();
+        r.commit(1_000, &[("docker/a.Dockerfile", "FROM scratch\n"), ("a/x", "x")]);
+        let c2 = r.commit(2_000, &[("docker/a.Dockerfile", "FROM scratch\nCOPY x /x\n")]);
+        let c3 = r.commit(3_000, &[("docker/other", "o")]);
+        assert_eq!(mtime(&r.tar(&c2, "a", "docker/a.Dockerfile")), 2_000);
+        assert_eq!(mtime(&r.tar(&c3, "a", "docker/a.Dockerfile")), 2_000);
+    }
+
+    #[test]
+    fn the_time_is_where_the_context_appeared() {
+        let r = Repo::new();
+        r.commit(1_000, &[("other", "o")]);
+        let c2 = r.commit(2_000, &[("a/Dockerfile", "FROM scratch\n")]);
+        let c3 = r.commit(3_000, &[("other", "p")]);
+        assert_eq!(mtime(&r.tar(&c2, "a", "a/Dockerfile")), 2_000);
+        assert_eq!(mtime(&r.tar(&c3, "a", "a/Dockerfile")), 2_000);
+    }
 }

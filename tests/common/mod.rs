@@ -145,6 +145,20 @@ impl Fixture {
         git(&self.work, &["rev-parse", "HEAD"])
     }
 
+    /// [`Fixture::commit`] with author and committer date `date` (ISO 8601).
+    pub fn commit_dated(&self, msg: &str, date: &str) -> String {
+        git(&self.work, &["add", "-A"]);
+        let out = Command::new("git")
+            .current_dir(&self.work)
+            .args(["-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-q", "-m", msg])
+            .env("GIT_AUTHOR_DATE", date)
+            .env("GIT_COMMITTER_DATE", date)
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git commit: {}", String::from_utf8_lossy(&out.stderr));
+        git(&self.work, &["rev-parse", "HEAD"])
+    }
+
     /// Tags HEAD and pushes the tag; returns the commit.
     pub fn tag(&self, name: &str) -> String {
         git(&self.work, &["tag", name]);
@@ -260,15 +274,26 @@ impl Fixture {
         self.image_config(image, tag)["config"]["Labels"].clone()
     }
 
+    /// The image manifest of `image:tag`.
+    pub fn manifest(&self, image: &str, tag: &str) -> serde_json::Value {
+        curl_json(
+            &format!("http://{}/v2/{}/manifests/{tag}", self.registry, self.repo(image)),
+            &["-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"],
+        )
+    }
+
+    /// The layer digests of `image:tag`, base first.
+    pub fn layers(&self, image: &str, tag: &str) -> Vec<String> {
+        let manifest = self.manifest(image, tag);
+        let layers = manifest["layers"].as_array().expect("manifest has layers");
+        layers.iter().map(|l| l["digest"].as_str().unwrap().to_string()).collect()
+    }
+
     /// The image config blob of `image:tag`, as the registry holds it.
     pub fn image_config(&self, image: &str, tag: &str) -> serde_json::Value {
-        let repo = self.repo(image);
-        let manifest = curl_json(
-            &format!("http://{}/v2/{repo}/manifests/{tag}", self.registry),
-            &["-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"],
-        );
+        let manifest = self.manifest(image, tag);
         let config = manifest["config"]["digest"].as_str().expect("manifest has a config").to_string();
-        curl_json(&format!("http://{}/v2/{repo}/blobs/{config}", self.registry), &["-L"])
+        curl_json(&format!("http://{}/v2/{}/blobs/{config}", self.registry, self.repo(image)), &["-L"])
     }
 
     /// `registry/namespace/project-image`, as relctl names the image.
