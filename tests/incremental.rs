@@ -35,7 +35,10 @@ fn only_changed_images_and_their_children_are_rebuilt() {
     f.tag("v1.0.0");
     f.relctl(&["release", "v1.0.0"]).expect(0);
 
+    // As a maintainer would: pull relctl's VERSION commit, change the frontend, tag.
     // A frontend change rebuilds frontend and nginx (built on it); the rest are retagged.
+    git(&f.work, &["pull", "-q", "--ff-only", "origin", "main"]);
+    assert_eq!(std::fs::read_to_string(f.work.join("VERSION")).unwrap(), "v1.0.0\n");
     f.write("frontend/index.html", "<p>new frontend</p>\n");
     f.commit("frontend change");
     f.tag("v1.1.0");
@@ -132,6 +135,25 @@ fn a_child_rebuilt_for_its_parent_makes_its_own_layer_again() {
         let stat = docker_run(&f.reference("app", "v1.1.0"), &["/bin/busybox", "stat", "-c", "%Y", "/app.txt"]);
         assert_eq!(stat.trim(), "1767323045", "{builder}");
     }
+}
+
+/// A context that sends VERSION changes with relctl's own VERSION commit,
+/// so its image builds in every release: the plan says so, and how to stop it.
+#[test]
+fn a_context_that_sends_version_is_pointed_out() {
+    let f = Fixture::single("sendsversion");
+    f.tag("v1.0.0");
+    f.relctl(&["release", "v1.0.0"]).expect(0);
+    git(&f.work, &["pull", "-q", "--ff-only", "origin", "main"]);
+    f.tag("v1.0.1");
+    let plan = f.relctl(&["plan", "v1.0.1"]).expect(0).stdout();
+    assert!(plan.contains("app: its build context sends VERSION, which relctl rewrites after every release, so app is built again in every release; list VERSION in .dockerignore unless the build reads it"), "{plan}");
+
+    f.write(".dockerignore", "VERSION\n");
+    f.commit("keep VERSION out of the context");
+    f.tag("v1.0.2");
+    let plan = f.relctl(&["plan", "v1.0.2"]).expect(0).stdout();
+    assert!(!plan.contains("VERSION in .dockerignore"), "{plan}");
 }
 
 #[test]

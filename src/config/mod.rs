@@ -128,6 +128,11 @@ impl Config {
     pub fn image_repo(&self, image: &ImageConfig) -> String {
         format!("{}/{}", self.registry, image.repository)
     }
+
+    /// The files relctl's VERSION commit rewrites after every release.
+    pub fn rewritten_files(&self) -> Vec<&str> {
+        std::iter::once(self.version_file.as_str()).chain(self.also_update.iter().map(|a| a.path.as_str())).collect()
+    }
 }
 
 /// Everything that can be wrong with release.yaml. All are bad input (exit 2).

@@ -165,10 +165,9 @@ impl ContextSpec {
         Ok(listing.entries.len() as u64)
     }
 
-    /// SHA-256 over (path, mode, blob id) of every file the daemon would receive,
-    /// and the Dockerfile's path: equal digests mean equal build contexts. Reads
-    /// only trees, never blob contents.
-    pub fn digest(&self) -> std::io::Result<String> {
+    /// The context's digest, and which of `watched` (paths from the
+    /// repository root) it sends. Reads only trees, never blob contents.
+    pub fn summary(&self, watched: &[&str]) -> std::io::Result<ContextSummary> {
         let repo = Repository::open(&self.repo).map_err(io)?;
         let listing = self.list(&repo, &self.commit(&repo)?)?;
         let mut h = Sha256::new();
@@ -176,8 +175,27 @@ impl ContextSpec {
         for e in &listing.entries {
             h.update(format!("{:o} {} {}\n", e.mode, e.oid, e.path));
         }
-        Ok(hex(&h.finalize()))
+        let in_context = |path: &str| match self.context.as_str() {
+            "" => Some(path.to_string()),
+            dir => path.strip_prefix(&format!("{dir}/")).map(str::to_string),
+        };
+        let sent = watched
+            .iter()
+            .filter(|w| in_context(w).is_some_and(|p| listing.entries.iter().any(|e| e.path == p)))
+            .map(|w| w.to_string())
+            .collect();
+        Ok(ContextSummary { digest: hex(&h.finalize()), sent })
     }
+}
+
+/// What [`ContextSpec::summary`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextSummary {
+    /// SHA-256 over (path, mode, blob id) of every file the daemon would
+    /// receive, and the Dockerfile's path: equal digests mean equal contexts.
+    pub digest: String,
+    /// The watched paths the context sends.
+    pub sent: Vec<String>,
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -320,6 +338,31 @@ mod tests {
         let c3 = r.commit(3_000, &[("docker/other", "o")]);
         assert_eq!(mtime(&r.tar(&c2, "a", "docker/a.Dockerfile")), 2_000);
         assert_eq!(mtime(&r.tar(&c3, "a", "docker/a.Dockerfile")), 2_000);
+    }
+
+    #[test]
+    fn the_summary_names_the_watched_files_the_context_sends() {
+        let r = Repo::new();
+        let c = r.commit(
+            1_000,
+            &[
+                ("VERSION", "v1.0.0\n"),
+                ("README.md", "r"),
+                (".dockerignore", "*.md\n"),
+                ("a/x", "x"),
+                ("a/Dockerfile", "FROM scratch\n"),
+            ],
+        );
+        let spec = |context: &str| ContextSpec {
+            repo: r.dir.path().to_path_buf(),
+            commit: c.clone(),
+            context: context.into(),
+            dockerfile: "a/Dockerfile".into(),
+        };
+        let watched = ["VERSION", "README.md", "a/x"];
+        assert_eq!(spec("").summary(&watched).unwrap().sent, ["VERSION", "a/x"], "README.md is ignored");
+        assert_eq!(spec("a").summary(&watched).unwrap().sent, ["a/x"]);
+        assert_ne!(spec("").summary(&[]).unwrap().digest, spec("a").summary(&[]).unwrap().digest);
     }
 
     #[test]

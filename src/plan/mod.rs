@@ -314,6 +314,15 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
 
         match &action {
             ImageAction::Build { .. } => {
+                if let Some(files) =
+                    observed.rewritten_in_context.get(&image.name).filter(|_| config.build.retag_unchanged)
+                {
+                    let files = files.join(", ");
+                    notes.push(format!(
+                        "{}: its build context sends {files}, which relctl rewrites after every release, so {} is built again in every release; list {files} in .dockerignore unless the build reads it",
+                        image.name, image.name
+                    ));
+                }
                 let stage = (config.build.stage || opts.stage_only).then(|| stage_ref.clone());
                 let reference = format!("{repository}:{}", stage.as_deref().unwrap_or(&primary));
                 let mut step = build_step(config, observed, opts, image, reference.clone(), &parent_refs, key)?;

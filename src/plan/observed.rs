@@ -28,6 +28,9 @@ pub struct Observed {
     pub created: String,
     /// Digest of each image's build context at `commit` (see `ContextSpec::digest`).
     pub context_digests: BTreeMap<String, String>,
+    /// Files relctl rewrites after every release (VERSION, `also_update`)
+    /// that an image's build context sends, by image; images without any are absent.
+    pub rewritten_in_context: BTreeMap<String, Vec<String>>,
     /// For images whose version tag is missing: the newest earlier release in
     /// the registry (tag and what it holds), a candidate to retag when unchanged.
     pub previous: BTreeMap<String, (String, RemoteTag)>,

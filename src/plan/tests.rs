@@ -41,6 +41,7 @@ fn observed(target: &str, tags: &[&str], version_file: Option<&str>) -> Observed
         source_url: "https://example.test/acme/app".into(),
         created: "2026-11-22T00:00:00Z".into(),
         context_digests: ALL.iter().map(|i| (i.to_string(), format!("ctx-{i}"))).collect(),
+        rewritten_in_context: BTreeMap::new(),
         previous: BTreeMap::new(),
         platform: "linux/amd64".into(),
     }
@@ -379,6 +380,34 @@ fn unchanged_images_are_retagged_and_changes_rebuild_their_children() {
         panic!()
     };
     assert_eq!(nginx.labels["io.relctl.inputs"], new_keys["nginx"]);
+}
+
+/// relctl's own VERSION commit changes a context that sends VERSION, and so
+/// that image's input key, every release: the plan says so where it builds.
+#[test]
+fn a_context_sending_version_is_noted_where_it_rebuilds() {
+    let c = cfg(CONFIG);
+    let note = "server: its build context sends VERSION, which relctl rewrites after every release, so server is built again in every release; list VERSION in .dockerignore unless the build reads it";
+    let old_keys = keys(&c, &observed("v1.1.0", &["v1.1.0"], None));
+    let mut o = observed("v1.2.0", &["v1.1.0", "v1.2.0"], None);
+    o.rewritten_in_context.insert("server".into(), vec!["VERSION".into()]);
+    o.context_digests.insert("server".into(), "ctx-server-with-new-version".into());
+    with_previous(&mut o, &old_keys);
+    let p = plan(&c, &o, &PlanOptions::default()).unwrap();
+    assert_eq!(p.notes, [note]);
+    assert!(p.to_string().contains(note), "{p}");
+
+    // Retagged (unchanged key): nothing to say.
+    let mut o = observed("v1.2.0", &["v1.1.0", "v1.2.0"], None);
+    o.rewritten_in_context.insert("server".into(), vec!["VERSION".into()]);
+    with_previous(&mut o, &old_keys);
+    assert!(plan(&c, &o, &PlanOptions::default()).unwrap().notes.is_empty());
+
+    // With `unchanged: rebuild` every image builds anyway.
+    let c = cfg(&CONFIG.replace("images:", "build: { unchanged: rebuild }\nimages:"));
+    let mut o = observed("v1.2.0", &["v1.1.0", "v1.2.0"], None);
+    o.rewritten_in_context.insert("server".into(), vec!["VERSION".into()]);
+    assert!(plan(&c, &o, &PlanOptions::default()).unwrap().notes.is_empty());
 }
 
 #[test]

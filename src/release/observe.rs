@@ -55,6 +55,8 @@ pub async fn observe(
     };
     let mut missing_inputs = Vec::new();
     let mut context_digests = BTreeMap::new();
+    let mut rewritten_in_context = BTreeMap::new();
+    let rewritten = config.rewritten_files();
     for image in &config.images {
         if !git.dir_exists(commit, &image.context)? {
             missing_inputs.push((image.name.clone(), format!("context directory {}/", image.context)));
@@ -62,11 +64,14 @@ pub async fn observe(
             missing_inputs.push((image.name.clone(), image.dockerfile.clone()));
         } else {
             let spec = git.context(commit, &image.context, &image.dockerfile);
-            let digest = tokio::task::block_in_place(|| spec.digest()).map_err(|e| GitError::Other {
+            let summary = tokio::task::block_in_place(|| spec.summary(&rewritten)).map_err(|e| GitError::Other {
                 op: "read build context",
                 message: format!("image {}: {e}", image.name),
             })?;
-            context_digests.insert(image.name.clone(), digest);
+            context_digests.insert(image.name.clone(), summary.digest);
+            if !summary.sent.is_empty() {
+                rewritten_in_context.insert(image.name.clone(), summary.sent);
+            }
         }
     }
 
@@ -127,6 +132,7 @@ pub async fn observe(
         source_url: git.source_url()?,
         created: now_rfc3339(),
         context_digests,
+        rewritten_in_context,
         previous,
         platform: platform(),
     })
