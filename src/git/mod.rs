@@ -4,6 +4,7 @@
 
 pub mod context;
 pub mod dockerignore;
+mod local_remote;
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -190,6 +191,78 @@ impl Git2Repo {
         self.repo.revparse_single(commit).and_then(|o| o.peel_to_commit()).map_err(other("lookup commit"))
     }
 
+    /// `git push` of `oid` to the branch of a remote server, which compares
+    /// and swaps the tip itself.
+    fn push_to_server(&self, remote: &mut git2::Remote<'_>, oid: git2::Oid) -> Result<PushOutcome, GitError> {
+        // libgit2 pushes references, not commits. The name is this push's own
+        // (process and call), so releases running side by side in one clone
+        // neither lock nor push each other's commit.
+        static PUSHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = PUSHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let staging = format!("refs/relctl/push/{}-{n}", std::process::id());
+        let staging = staging.as_str();
+        self.repo.reference(staging, oid, true, "relctl: release commit").map_err(other("write ref"))?;
+        let status: RefCell<Option<String>> = RefCell::new(None);
+        let remote_says: RefCell<String> = RefCell::new(String::new());
+        let mut cbs = self.callbacks();
+        cbs.push_update_reference(|_, s| {
+            if let Some(s) = s {
+                *status.borrow_mut() = Some(s.to_string());
+            }
+            Ok(())
+        });
+        // What the server prints (hooks, branch protection) arrives on the sideband.
+        cbs.sideband_progress(|data| {
+            remote_says.borrow_mut().push_str(&String::from_utf8_lossy(data));
+            true
+        });
+        let mut opts = PushOptions::new();
+        opts.remote_callbacks(cbs);
+        // No leading `+`: the remote accepts only a fast-forward of the tip we built on.
+        let refspec = format!("{staging}:refs/heads/{}", self.branch);
+        let result = remote.push(&[refspec.as_str()], Some(&mut opts));
+        drop(opts);
+        let _ = self.repo.find_reference(staging).and_then(|mut r| r.delete());
+        let said: Vec<String> =
+            remote_says.into_inner().lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+        let push_err = |message: String| {
+            self.push_error(if said.is_empty() {
+                message
+            } else {
+                format!("{message} (remote said: {})", said.join(" / "))
+            })
+        };
+        match result {
+            // Not a fast-forward, or another push holds the branch's lock
+            // right now: either way someone else moved or is moving the tip;
+            // fetch and try again.
+            Err(e) if e.code() == ErrorCode::NotFastForward || held_lock(&e) => {
+                return Ok(PushOutcome::Rejected(e.message().to_string()));
+            }
+            Err(e) => return Err(push_err(e.message().to_string())),
+            Ok(()) => {}
+        }
+        if let Some(s) = status.into_inner() {
+            let lower = s.to_lowercase();
+            // Another push updating the branch at that moment holds its lock:
+            // git's receive-pack answers "cannot lock ref".
+            if lower.contains("fast-forward")
+                || lower.contains("fast forward")
+                || lower.contains("fetch first")
+                || lower.contains("stale")
+                || lower.contains("lock")
+            {
+                return Ok(PushOutcome::Rejected(s));
+            }
+            return Err(push_err(s));
+        }
+        Ok(PushOutcome::Pushed)
+    }
+
+    fn push_error(&self, message: String) -> GitError {
+        GitError::Push { remote: self.remote.clone(), branch: self.branch.clone(), message }
+    }
+
     /// `base` with `path` set to `blob`, creating intermediate trees as needed.
     fn tree_with(&self, base: Option<&git2::Tree>, path: &[&str], blob: git2::Oid) -> Result<git2::Oid, git2::Error> {
         let mut builder = self.repo.treebuilder(base)?;
@@ -216,6 +289,16 @@ impl Git2Repo {
     }
 }
 
+/// Fetches tried while another process holds a ref lock in the same clone.
+const FETCH_ATTEMPTS: u32 = 8;
+
+/// Another git process (or relctl) holds a lock file this operation needs.
+/// libgit2 reports it as `Locked`, or, from a ref update inside a fetch or
+/// a local push, as an OS error naming the lock file.
+fn held_lock(e: &git2::Error) -> bool {
+    e.code() == ErrorCode::Locked || e.message().contains("locked file") || e.message().contains("failed to lock")
+}
+
 impl GitRepo for Git2Repo {
     fn fetch(&self) -> Result<(), GitError> {
         let mut remote =
@@ -228,11 +311,25 @@ impl GitRepo for Git2Repo {
             format!("+refs/heads/{0}:refs/remotes/{1}/{0}", self.branch, self.remote),
             "+refs/tags/*:refs/tags/*".to_string(),
         ];
-        remote.fetch(&refspecs, Some(&mut opts), Some("relctl: fetch")).map_err(|e| GitError::Fetch {
-            remote: self.remote.clone(),
-            url,
-            message: e.message().to_string(),
-        })
+        // Another relctl fetching into this clone holds a ref's lock for a
+        // moment: wait for it rather than fail the release.
+        let mut attempt = 1;
+        loop {
+            match remote.fetch(&refspecs, Some(&mut opts), Some("relctl: fetch")) {
+                Err(e) if held_lock(&e) && attempt < FETCH_ATTEMPTS => {
+                    tracing::debug!(attempt, "fetch: {}; retrying", e.message());
+                    std::thread::sleep(std::time::Duration::from_millis(50 * attempt as u64));
+                    attempt += 1;
+                }
+                result => {
+                    return result.map_err(|e| GitError::Fetch {
+                        remote: self.remote.clone(),
+                        url,
+                        message: e.message().to_string(),
+                    });
+                }
+            }
+        }
     }
 
     fn tags(&self) -> Result<Vec<(String, String)>, GitError> {
@@ -303,60 +400,27 @@ impl GitRepo for Git2Repo {
 
     fn push_branch(&self, commit: &str) -> Result<PushOutcome, GitError> {
         let oid = git2::Oid::from_str(commit).map_err(other("parse commit id"))?;
-        let staging = "refs/relctl/release";
-        self.repo.reference(staging, oid, true, "relctl: release commit").map_err(other("write ref"))?;
         let mut remote =
             self.repo.find_remote(&self.remote).map_err(|_| GitError::NoRemote { remote: self.remote.clone() })?;
-        let status: RefCell<Option<String>> = RefCell::new(None);
-        let remote_says: RefCell<String> = RefCell::new(String::new());
-        let mut cbs = self.callbacks();
-        cbs.push_update_reference(|_, s| {
-            if let Some(s) = s {
-                *status.borrow_mut() = Some(s.to_string());
+        let outcome = match remote.url().ok().and_then(|url| local_remote::path_of(url, &self.path)) {
+            Some(path) => {
+                let built_on = self.commit_obj(commit)?.parent_id(0).map_err(other("read release commit"))?;
+                match local_remote::push(&self.repo, &path, &self.branch, oid, built_on) {
+                    Ok(None) => PushOutcome::Pushed,
+                    Ok(Some(why)) => PushOutcome::Rejected(why),
+                    Err(e) => return Err(self.push_error(e.message().to_string())),
+                }
             }
-            Ok(())
-        });
-        // What the server prints (hooks, branch protection) arrives on the sideband.
-        cbs.sideband_progress(|data| {
-            remote_says.borrow_mut().push_str(&String::from_utf8_lossy(data));
-            true
-        });
-        let mut opts = PushOptions::new();
-        opts.remote_callbacks(cbs);
-        // No leading `+`: the remote accepts only a fast-forward of the tip we built on.
-        let refspec = format!("{staging}:refs/heads/{}", self.branch);
-        let result = remote.push(&[refspec.as_str()], Some(&mut opts));
-        drop(opts);
-        let _ = self.repo.find_reference(staging).and_then(|mut r| r.delete());
-        let said: Vec<String> =
-            remote_says.into_inner().lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
-        let push_err = |message: String| {
-            let message =
-                if said.is_empty() { message } else { format!("{message} (remote said: {})", said.join(" / ")) };
-            GitError::Push { remote: self.remote.clone(), branch: self.branch.clone(), message }
+            None => self.push_to_server(&mut remote, oid)?,
         };
-        match result {
-            Err(e) if e.code() == ErrorCode::NotFastForward => {
-                return Ok(PushOutcome::Rejected(e.message().to_string()));
+        if let PushOutcome::Pushed = outcome {
+            // Only a local cache of the remote's tip (the next fetch sets it):
+            // the push happened whether or not another process holds its lock now.
+            if let Err(e) = self.repo.reference(&self.tracking_ref(), oid, true, "relctl: pushed release commit") {
+                tracing::debug!("pushed, but {} was not updated: {}", self.tracking_ref(), e.message());
             }
-            Err(e) => return Err(push_err(e.message().to_string())),
-            Ok(()) => {}
         }
-        if let Some(s) = status.into_inner() {
-            let lower = s.to_lowercase();
-            if lower.contains("fast-forward")
-                || lower.contains("fast forward")
-                || lower.contains("fetch first")
-                || lower.contains("stale")
-            {
-                return Ok(PushOutcome::Rejected(s));
-            }
-            return Err(push_err(s));
-        }
-        self.repo
-            .reference(&self.tracking_ref(), oid, true, "relctl: pushed release commit")
-            .map_err(other("update tracking ref"))?;
-        Ok(PushOutcome::Pushed)
+        Ok(outcome)
     }
 
     fn context(&self, commit: &str, context: &str, dockerfile: &str) -> ContextSpec {
