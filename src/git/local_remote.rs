@@ -47,34 +47,35 @@ pub fn push(
 }
 
 /// Writes every object reachable from `commit` that `to` lacks (a commit,
-/// its new trees and blobs; history it has stops the walk), contents before
-/// what refers to them, so an interrupted copy never leaves `to` with an
+/// its new trees and blobs; history it has stops the walk), each after the
+/// objects it refers to, so an interrupted copy never leaves `to` with an
 /// object whose parts are missing.
 fn copy_missing(from: &Repository, to: &Repository, commit: Oid) -> Result<(), git2::Error> {
     let (src, dst) = (from.odb()?, to.odb()?);
-    let (mut missing, mut seen) = (Vec::new(), std::collections::HashSet::new());
-    let mut todo = vec![commit];
-    while let Some(id) = todo.pop() {
+    let mut seen = std::collections::HashSet::new();
+    // Depth first; an object is written once everything below it is.
+    let mut stack = vec![(commit, false)];
+    while let Some((id, below_written)) = stack.pop() {
+        if below_written {
+            let object = src.read(id)?;
+            dst.write(object.kind(), object.data())?;
+            continue;
+        }
         if !seen.insert(id) || dst.exists(id) {
             continue;
         }
+        stack.push((id, true));
         match src.read_header(id)?.1 {
             ObjectType::Commit => {
                 let c = from.find_commit(id)?;
-                todo.push(c.tree_id());
-                todo.extend(c.parent_ids());
+                stack.extend(c.parent_ids().chain([c.tree_id()]).map(|id| (id, false)));
             }
             // Submodule entries name commits of another repository.
-            ObjectType::Tree => {
-                todo.extend(from.find_tree(id)?.iter().filter(|e| e.kind() != Some(ObjectType::Commit)).map(|e| e.id()))
-            }
+            ObjectType::Tree => stack.extend(
+                from.find_tree(id)?.iter().filter(|e| e.kind() != Some(ObjectType::Commit)).map(|e| (e.id(), false)),
+            ),
             _ => {}
         }
-        missing.push(id);
-    }
-    for id in missing.into_iter().rev() {
-        let object = src.read(id)?;
-        dst.write(object.kind(), object.data())?;
     }
     Ok(())
 }

@@ -245,12 +245,14 @@ impl Git2Repo {
         if let Some(s) = status.into_inner() {
             let lower = s.to_lowercase();
             // Another push updating the branch at that moment holds its lock:
-            // git's receive-pack answers "cannot lock ref".
+            // git's receive-pack answers "cannot lock ref" or "failed to
+            // lock". Not any "lock": GitHub's "lock branch" is final.
             if lower.contains("fast-forward")
                 || lower.contains("fast forward")
                 || lower.contains("fetch first")
                 || lower.contains("stale")
-                || lower.contains("lock")
+                || lower.contains("cannot lock ref")
+                || lower.contains("failed to lock")
             {
                 return Ok(PushOutcome::Rejected(s));
             }
