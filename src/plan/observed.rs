@@ -26,7 +26,7 @@ pub struct Observed {
     pub source_url: String,
     /// `org.opencontainers.image.created`, RFC 3339.
     pub created: String,
-    /// Digest of each image's build context at `commit` (see `ContextSpec::digest`).
+    /// Digest of each image's build context at `commit` (see `ContextSpec::summary`).
     pub context_digests: BTreeMap<String, String>,
     /// Files relctl rewrites after every release (VERSION, `also_update`)
     /// that an image's build context sends, by image; images without any are absent.
