@@ -33,8 +33,14 @@ pub struct Fixture {
 pub const IMAGES: [&str; 5] = ["server", "frontend", "agent", "worker", "nginx"];
 
 pub fn git(dir: &Path, args: &[&str]) -> String {
+    git_env(dir, args, &[])
+}
+
+/// [`git`] with extra environment variables, e.g. a commit's dates.
+pub fn git_env(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> String {
     let out = Command::new("git")
         .current_dir(dir)
+        .envs(envs.iter().copied())
         .args([
             "-c",
             "user.name=test",
@@ -148,14 +154,7 @@ impl Fixture {
     /// [`Fixture::commit`] with author and committer date `date` (ISO 8601).
     pub fn commit_dated(&self, msg: &str, date: &str) -> String {
         git(&self.work, &["add", "-A"]);
-        let out = Command::new("git")
-            .current_dir(&self.work)
-            .args(["-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-q", "-m", msg])
-            .env("GIT_AUTHOR_DATE", date)
-            .env("GIT_COMMITTER_DATE", date)
-            .output()
-            .expect("git runs");
-        assert!(out.status.success(), "git commit: {}", String::from_utf8_lossy(&out.stderr));
+        git_env(&self.work, &["commit", "-q", "-m", msg], &[("GIT_AUTHOR_DATE", date), ("GIT_COMMITTER_DATE", date)]);
         git(&self.work, &["rev-parse", "HEAD"])
     }
 
