@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use git2::{Commit, ObjectType, Oid, Repository, Tree};
 use sha2::{Digest, Sha256};
 
+use super::blob_budget::BLOBS;
 use super::dockerignore::DockerIgnore;
 
 /// Where the Dockerfile goes in the tar when it lives outside the context.
@@ -136,16 +137,19 @@ impl ContextSpec {
         oldest.time().seconds()
     }
 
-    /// Writes the context as a tar to `out`, one blob in memory at a time;
-    /// returns the number of files written.
+    /// Writes the context as a tar to `out`, one blob in memory at a time,
+    /// within the process's [`BLOBS`] budget; returns the number of files written.
     pub fn write_tar(&self, out: &mut dyn Write) -> std::io::Result<u64> {
         super::tune_libgit2();
         let repo = Repository::open(&self.repo).map_err(io)?;
+        let odb = repo.odb().map_err(io)?;
         let commit = self.commit(&repo)?;
         let listing = self.list(&repo, &commit)?;
         let mtime = self.unchanged_since(&repo, &commit, &listing).max(0) as u64;
         let mut tar = tar::Builder::new(out);
         for e in &listing.entries {
+            let (size, _) = odb.read_header(e.oid).map_err(io)?;
+            let _held = BLOBS.take(size as u64);
             let blob = repo.find_blob(e.oid).map_err(io)?;
             let mut h = tar::Header::new_gnu();
             h.set_mtime(mtime);
@@ -289,6 +293,30 @@ mod tests {
             spec.write_tar(&mut out).unwrap();
             out
         }
+    }
+
+    #[test]
+    fn no_file_is_read_while_the_blob_budget_is_taken() {
+        let r = Repo::new();
+        let c = r.commit(1_000, &[("a/Dockerfile", "FROM scratch\n"), ("a/x", "x")]);
+        let spec = ContextSpec {
+            repo: r.dir.path().to_path_buf(),
+            commit: c,
+            context: "a".into(),
+            dockerfile: "a/Dockerfile".into(),
+        };
+        // Other tests of this process writing tars wait for these 100 ms too.
+        let all = BLOBS.take(u64::MAX);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let files = spec.write_tar(&mut out).unwrap();
+            tx.send(files).unwrap();
+        });
+        assert!(rx.recv_timeout(std::time::Duration::from_millis(100)).is_err(), "waits for room in the budget");
+        drop(all);
+        assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap(), 2, "then writes both files");
+        writer.join().unwrap();
     }
 
     /// The mtime of every file in `tar`, which must all be the same.

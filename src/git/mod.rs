@@ -2,6 +2,7 @@
 //! [`Git2Repo`], its libgit2 adapter (fetch, tags, files at a commit, the
 //! VERSION commit and its non-forced push).
 
+mod blob_budget;
 pub mod context;
 pub mod dockerignore;
 mod local_remote;
