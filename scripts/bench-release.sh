@@ -16,7 +16,11 @@ started=0
 if ! scripts/services.sh status; then scripts/services.sh start; started=1; fi
 # Each run leaves about 1 GB of images, build cache and blobs: clean up
 # services this script started (ones already running are left as they are).
-cleanup() { if [ "$started" = 1 ]; then scripts/services.sh clean; fi; }
+root=$PWD
+cleanup() {
+  if [ -n "${work:-}" ]; then rm -rf "$work"; fi
+  if [ "$started" = 1 ]; then "$root/scripts/services.sh" clean; fi
+}
 trap cleanup EXIT
 eval "$(scripts/services.sh env)"
 cargo build --release --quiet --bin relctl
@@ -31,6 +35,18 @@ now() { date +%s%N; }
 quiet_legacy() { grep -v -e '^DEPRECATED: The legacy builder' -e 'Install the buildx component' -e 'docs.docker.com/go/buildx' -e '^$' >&2 || true; }
 busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }   # jiffies all cores spent busy
 ms() { echo $(( ($2 - $1) / 1000000 )); }
+# peak_kib PID: waits for PID and prints its peak RSS (VmHWM, KiB), polled
+# from /proc with shell builtins only (no process per poll beside the timed run).
+peak_kib() {
+  local pid=$1 peak=0 k v _
+  while kill -0 "$pid" 2>/dev/null; do
+    while read -r k v _; do [ "$k" = VmHWM: ] && [ "$v" -gt "$peak" ] && peak=$v; done 2>/dev/null </proc/"$pid"/status || true
+    sleep 0.05
+  done
+  local rc=0; wait "$pid" || rc=$?
+  echo "$peak"; return $rc
+}
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # make_app DIR NS: the fixture repository with a bare remote.
@@ -93,7 +109,7 @@ uploads_for() { # uploads_for OFFSET NS IMAGE...: blob upload requests to those 
   echo $n
 }
 
-busy_r=(); busy_b=(); cold_r=(); cold_b=(); chg_r=(); chg_b=(); rerun=(); up_unchanged=()
+busy_r=(); busy_b=(); rss_cold=(); cold_r=(); cold_b=(); chg_r=(); chg_b=(); rerun=(); up_unchanged=()
 for i in $(seq 1 "$RUNS"); do
   for who in relctl baseline; do
     d="$work/$who-$i"; ns="b4$who$i$(date +%s)"
@@ -101,7 +117,10 @@ for i in $(seq 1 "$RUNS"); do
     fresh_layers "$d" base frontend server worker agent nginx
     (cd "$d/app" && git tag v1.0.0 && G push -q origin v1.0.0)
     sync; b0=$(busy); t0=$(now)   # sync: the fixture's writes are not flushed inside a timed run
-    if [ $who = relctl ]; then (cd "$d/app" && "$relctl" -q release v1.0.0 --no-cache >/dev/null); else baseline "$d" "$ns" v1.0.0; fi
+    if [ $who = relctl ]; then
+      (cd "$d/app" && exec "$relctl" -q release v1.0.0 --no-cache >/dev/null) &
+      peak_kib $! >"$work/cold-rss"
+    else baseline "$d" "$ns" v1.0.0; fi
     t1=$(now); b1=$(busy)
     # average number of busy cores during the cold release (jiffies are 1/100 s)
     cores=$(awk -v j=$((b1 - b0)) -v ms="$(ms $t0 $t1)" 'BEGIN {printf "%.2f", j * 10 / ms}')
@@ -112,7 +131,7 @@ for i in $(seq 1 "$RUNS"); do
     if [ $who = relctl ]; then (cd "$d/app" && "$relctl" -q release v1.1.0 >/dev/null); else baseline "$d" "$ns" v1.1.0; fi
     t3=$(now)
     if [ $who = relctl ]; then
-      cold_r+=($(ms $t0 $t1)); chg_r+=($(ms $t2 $t3)); busy_r+=("$cores")
+      cold_r+=($(ms $t0 $t1)); chg_r+=($(ms $t2 $t3)); busy_r+=("$cores"); rss_cold+=($(cat "$work/cold-rss"))
       sleep 0.5; up_unchanged+=($(uploads_for "$off" "$ns" base server worker agent))
       t4=$(now); (cd "$d/app" && "$relctl" -q release v1.1.0 >/dev/null); rerun+=($(ms $t4 $(now)))
     else
@@ -139,10 +158,12 @@ classic_build() {
   docker build -q --no-cache --network none --build-arg "BASE_IMAGE=$reg/$ns/bench-base:f" \
     --build-arg "FRONTEND_IMAGE=$reg/$ns/bench-frontend:f" -t "$2" "$1" >/dev/null 2> >(quiet_legacy)
 }
-floor_for() { # floor_for BUILD_FUNCTION: sets bt[image], chain1, chain2
+floor_for() { # floor_for BUILD_FUNCTION: sets bt[image], chain1, chain2, build_work (jiffies of all builds)
   d="$work/floor-$1"; ns="b4floor$1$(date +%s)"; mkdir -p "$d"; make_app "$d" "$ns"; fresh_layers "$d" base frontend server worker agent nginx
+  build_work=0
   for img in base frontend server worker agent nginx; do
-    t0=$(now); "$1" "$d/app/docker/$img" "$reg/$ns/bench-$img:f"; bt[$img]=$(ms $t0 $(now))
+    sync; b0=$(busy); t0=$(now); "$1" "$d/app/docker/$img" "$reg/$ns/bench-$img:f"; bt[$img]=$(ms $t0 $(now))
+    build_work=$(( build_work + $(busy) - b0 ))
   done
   chain1=$(( ${bt[base]} + $(printf '%s\n' ${bt[server]} ${bt[worker]} ${bt[agent]} | sort -n | tail -1) ))
   chain2=$(( ${bt[frontend]} + ${bt[nginx]} ))
@@ -155,8 +176,17 @@ if [ "$BUILDER" = classic ]; then floor_for classic_build; else floor_for bk_bui
 largest=$(for img in base frontend server worker agent nginx; do
   echo "$(docker image inspect -f '{{.Size}}' "$reg/$ns/bench-$img:f") $img"; done | sort -n | tail -1)
 largest_mb=$(( ${largest% *} / 1000000 )); largest=${largest#* }
-t0=$(now); docker push -q "$reg/$ns/bench-$largest:f" >/dev/null; push_largest=$(ms $t0 $(now))
+sync; b0=$(busy); t0=$(now); docker push -q "$reg/$ns/bench-$largest:f" >/dev/null; push_largest=$(ms $t0 $(now))
+push_work=$(( $(busy) - b0 ))
 floor=$(( (chain1 > chain2 ? chain1 : chain2) + push_largest ))
+# The CPU the release's steps need, each alone on the engine: the builds
+# above and every image pushed once (layers already pushed are skipped, as in
+# a release). Spread perfectly over all cores, the work alone takes work_ms.
+for img in base frontend server worker agent nginx; do
+  [ "$img" = "$largest" ] && continue
+  sync; b0=$(busy); docker push -q "$reg/$ns/bench-$img:f" >/dev/null; push_work=$(( push_work + $(busy) - b0 ))
+done
+work_ms=$(( (build_work + push_work) * 10 / $(nproc) ))
 
 # Peak RSS releasing a 1 GiB context (64 x 16 MiB files; the image copies one small file).
 d="$work/gib"; mkdir -p "$d"; git init -q --bare -b main "$d/remote.git"; mkdir -p "$d/app/big"; cd "$d/app"; git init -q -b main
@@ -167,11 +197,8 @@ printf 'FROM scratch\nCOPY small.txt /small.txt\n' >Dockerfile
 printf 'registry: %s\nnamespace: b4gib%s\nproject: big\nbuild: { retries: 0 }\nimages:\n  app: { context: . }\n' "$reg" "$(date +%s)" >release.yaml
 G add -A && G commit -q -m big && G remote add origin "$d/remote.git" && G push -q origin main && git tag v1.0.0 && G push -q origin v1.0.0
 "$relctl" -q release v1.0.0 >/dev/null &
-pid=$!; peak=0
-while kill -0 $pid 2>/dev/null; do
-  hwm=$(awk '/VmHWM/ {print $2}' /proc/$pid/status 2>/dev/null || echo 0); [ "${hwm:-0}" -gt "$peak" ] && peak=$hwm; sleep 0.05
-done
-wait $pid
+peak_kib $! >"$work/gib-rss"   # not in $( ): only this shell can wait for its child
+peak=$(cat "$work/gib-rss")
 ctx_mib=$(( GIB_FILES * 16 ))
 cd - >/dev/null
 
@@ -186,8 +213,12 @@ printf '%-46s %-10s %-10s %-8s %s\n' "3. rerun of a released tag" "$(median "${r
 printf '%-46s %-10s %-10s %-8s %s\n' "4. cold relctl vs physical floor" "$mc" "$floor" "$(ratio "$mc" "$floor")" "<= 1.25"
 printf '   floor = longest chain (base+server %s ms, frontend+nginx %s ms) + push of the largest image (%s, %s MB) %s ms; builder %s\n' "$chain1" "$chain2" "$largest" "$largest_mb" "$push_largest" "$([ "$BUILDER" = classic ] && echo classic || echo BuildKit)"
 printf '   (the same chains with the classic builder, which the baseline uses: %s ms)\n' "$classic_chain"
+printf '   CPU work of the steps, each alone: builds %s + pushes %s core-s; on %s cores at least %s ms = %s x floor\n' \
+  "$(awk -v j="$build_work" 'BEGIN {printf "%.1f", j / 100}')" "$(awk -v j="$push_work" 'BEGIN {printf "%.1f", j / 100}')" \
+  "$(nproc)" "$work_ms" "$(ratio "$work_ms" "$floor")"
 printf '%-46s %-10s %-10s %-8s %s\n' "   busy cores during the cold release (of $(nproc))" "$(median "${busy_r[@]}")" "$(median "${busy_b[@]}")" "" ""
-printf '%-46s %-10s %s\n' "peak RSS releasing a ${ctx_mib} MiB context (MiB)" "$(awk -v k="$peak" 'BEGIN {printf "%.1f", k / 1024}')" "< 150"
+printf '%-46s %-10s %s\n' "peak RSS releasing a ${ctx_mib} MiB context (MiB)" "$(mib "$peak")" "< 150"
+printf '%-46s %-10s\n' "peak RSS in the cold release (MiB, max of $RUNS)" "$(mib "$(printf '%s\n' "${rss_cold[@]}" | sort -n | tail -1)")"
 printf 'all runs (ms): relctl cold %s | baseline cold %s | relctl changed %s | baseline changed %s | rerun %s\n' \
   "${cold_r[*]}" "${cold_b[*]}" "${chg_r[*]}" "${chg_b[*]}" "${rerun[*]}"
 rm -rf "$work"
