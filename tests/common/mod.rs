@@ -146,15 +146,17 @@ impl Fixture {
     }
 
     pub fn commit(&self, msg: &str) -> String {
-        git(&self.work, &["add", "-A"]);
-        git(&self.work, &["commit", "-q", "--allow-empty", "-m", msg]);
-        git(&self.work, &["rev-parse", "HEAD"])
+        self.commit_with(msg, &[])
     }
 
     /// [`Fixture::commit`] with author and committer date `date` (ISO 8601).
     pub fn commit_dated(&self, msg: &str, date: &str) -> String {
+        self.commit_with(msg, &[("GIT_AUTHOR_DATE", date), ("GIT_COMMITTER_DATE", date)])
+    }
+
+    fn commit_with(&self, msg: &str, envs: &[(&str, &str)]) -> String {
         git(&self.work, &["add", "-A"]);
-        git_env(&self.work, &["commit", "-q", "-m", msg], &[("GIT_AUTHOR_DATE", date), ("GIT_COMMITTER_DATE", date)]);
+        git_env(&self.work, &["commit", "-q", "--allow-empty", "-m", msg], envs);
         git(&self.work, &["rev-parse", "HEAD"])
     }
 
