@@ -1,5 +1,5 @@
 //! A process-wide bound on the bytes of file contents held in memory while
-//! build contexts are written. libgit2 reads a blob whole, and a release
+//! build contexts are written. libgit2 reads a packed blob whole, and a release
 //! writes up to `build.parallelism` contexts side by side: without a bound,
 //! each would hold its current file at once (six 20 MB files took relctl's
 //! peak RSS to about 155 MiB). A blob waits until it fits in the budget; one
@@ -67,7 +67,7 @@ impl Budget {
 
     /// Bytes taken now.
     #[cfg(test)]
-    fn used(&self) -> u64 {
+    pub(super) fn used(&self) -> u64 {
         *self.used.lock().unwrap()
     }
 }

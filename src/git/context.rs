@@ -5,7 +5,7 @@
 //! stamped with the time of the commit that last changed the context, so an
 //! unchanged context gives byte-identical `COPY` layers in every release.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use git2::{Commit, ObjectType, Oid, Repository, Tree};
@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::blob_budget::BLOBS;
 use super::dockerignore::DockerIgnore;
+use super::file_contents::FileContents;
 
 /// Where the Dockerfile goes in the tar when it lives outside the context.
 pub const OUTSIDE_DOCKERFILE: &str = ".relctl.Dockerfile";
@@ -137,8 +138,9 @@ impl ContextSpec {
         oldest.time().seconds()
     }
 
-    /// Writes the context as a tar to `out`, one blob in memory at a time,
-    /// within the process's [`BLOBS`] budget; returns the number of files written.
+    /// Writes the context as a tar to `out`, one file at a time (see
+    /// [`FileContents`] for how much of it is in memory); returns the number
+    /// of files written.
     pub fn write_tar(&self, out: &mut dyn Write) -> std::io::Result<u64> {
         super::tune_libgit2();
         let repo = Repository::open(&self.repo).map_err(io)?;
@@ -148,21 +150,21 @@ impl ContextSpec {
         let mtime = self.unchanged_since(&repo, &commit, &listing).max(0) as u64;
         let mut tar = tar::Builder::new(out);
         for e in &listing.entries {
-            let (size, _) = odb.read_header(e.oid).map_err(io)?;
-            let _held = BLOBS.take(size as u64);
-            let blob = repo.find_blob(e.oid).map_err(io)?;
+            let mut contents = FileContents::open(&repo, &odb, e.oid, &BLOBS)?;
             let mut h = tar::Header::new_gnu();
             h.set_mtime(mtime);
             if e.mode == 0o120000 {
+                let mut target = Vec::new();
+                contents.read_to_end(&mut target)?;
                 h.set_entry_type(tar::EntryType::Symlink);
                 h.set_size(0);
                 h.set_mode(0o777);
-                tar.append_link(&mut h, &e.path, String::from_utf8_lossy(blob.content()).as_ref())?;
+                tar.append_link(&mut h, &e.path, String::from_utf8_lossy(&target).as_ref())?;
             } else {
                 h.set_entry_type(tar::EntryType::Regular);
-                h.set_size(blob.content().len() as u64);
+                h.set_size(contents.size());
                 h.set_mode(if e.mode & 0o111 != 0 { 0o755 } else { 0o644 });
-                tar.append_data(&mut h, &e.path, blob.content())?;
+                tar.append_data(&mut h, &e.path, &mut contents)?;
             }
         }
         tar.finish()?;
@@ -241,13 +243,14 @@ fn blob_at(repo: &Repository, tree: &Tree, path: &str) -> Option<Vec<u8>> {
     Some(blob.content().to_vec())
 }
 
-fn io(e: git2::Error) -> std::io::Error {
+pub(super) fn io(e: git2::Error) -> std::io::Error {
     std::io::Error::other(e.message().to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
+    use std::time::Duration;
 
     use git2::{Signature, Time};
 
@@ -282,29 +285,44 @@ mod tests {
             self.repo.commit(Some("HEAD"), &sig, &sig, "c", &tree, &parents).unwrap().to_string()
         }
 
-        fn tar(&self, commit: &str, context: &str, dockerfile: &str) -> Vec<u8> {
-            let spec = ContextSpec {
+        fn spec(&self, commit: &str, context: &str, dockerfile: &str) -> ContextSpec {
+            ContextSpec {
                 repo: self.dir.path().to_path_buf(),
                 commit: commit.into(),
                 context: context.into(),
                 dockerfile: dockerfile.into(),
-            };
+            }
+        }
+
+        fn tar(&self, commit: &str, context: &str, dockerfile: &str) -> Vec<u8> {
             let mut out = Vec::new();
-            spec.write_tar(&mut out).unwrap();
+            self.spec(commit, context, dockerfile).write_tar(&mut out).unwrap();
             out
+        }
+
+        /// Moves every object into one pack, as a clone or fetch stores them.
+        fn pack(&self) {
+            let mut walk = self.repo.revwalk().unwrap();
+            walk.push_head().unwrap();
+            let mut builder = self.repo.packbuilder().unwrap();
+            builder.insert_walk(&mut walk).unwrap();
+            let objects = self.repo.path().join("objects");
+            builder.write(&objects.join("pack"), 0).unwrap();
+            for dir in std::fs::read_dir(&objects).unwrap() {
+                let dir = dir.unwrap().path();
+                if dir.file_name().is_some_and(|n| n.len() == 2) {
+                    std::fs::remove_dir_all(dir).unwrap();
+                }
+            }
         }
     }
 
     #[test]
-    fn no_file_is_read_while_the_blob_budget_is_taken() {
+    fn no_file_read_whole_is_read_while_the_blob_budget_is_taken() {
         let r = Repo::new();
         let c = r.commit(1_000, &[("a/Dockerfile", "FROM scratch\n"), ("a/x", "x")]);
-        let spec = ContextSpec {
-            repo: r.dir.path().to_path_buf(),
-            commit: c,
-            context: "a".into(),
-            dockerfile: "a/Dockerfile".into(),
-        };
+        r.pack();
+        let spec = r.spec(&c, "a", "a/Dockerfile");
         // Other tests of this process writing tars wait for these 100 ms too.
         let all = BLOBS.take(u64::MAX);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -313,10 +331,47 @@ mod tests {
             let files = spec.write_tar(&mut out).unwrap();
             tx.send(files).unwrap();
         });
-        assert!(rx.recv_timeout(std::time::Duration::from_millis(100)).is_err(), "waits for room in the budget");
+        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err(), "waits for room in the budget");
         drop(all);
-        assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap(), 2, "then writes both files");
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), 2, "then writes both files");
         writer.join().unwrap();
+    }
+
+    #[test]
+    fn packed_and_loose_objects_make_the_same_tar() {
+        let r = Repo::new();
+        let a = r.dir.path().join("a");
+        std::fs::create_dir_all(&a).unwrap();
+        std::os::unix::fs::symlink("run.sh", a.join("start")).unwrap();
+        std::fs::write(a.join("run.sh"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(a.join("run.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        // Large enough to be streamed while loose.
+        let big: String = (0..1_500_000).map(|i| char::from(b'a' + (i * 7 % 26) as u8)).collect();
+        let c = r.commit(1_000, &[("a/Dockerfile", "FROM scratch\n"), ("a/big", &big)]);
+        let loose = r.tar(&c, "a", "a/Dockerfile");
+        r.pack();
+        assert!(r.tar(&c, "a", "a/Dockerfile") == loose, "the same bytes from a pack");
+
+        let mut archive = tar::Archive::new(&loose[..]);
+        let mut files: Vec<(String, u32, u64, Option<String>)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let link = e.link_name().unwrap().map(|l| l.display().to_string());
+                (e.path().unwrap().display().to_string(), e.header().mode().unwrap(), e.size(), link)
+            })
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                ("Dockerfile".into(), 0o644, 13, None),
+                ("big".into(), 0o644, 1_500_000, None),
+                ("run.sh".into(), 0o755, 10, None),
+                ("start".into(), 0o777, 0, Some("run.sh".into())),
+            ]
+        );
     }
 
     /// The mtime of every file in `tar`, which must all be the same.
@@ -381,12 +436,7 @@ mod tests {
                 ("a/Dockerfile", "FROM scratch\n"),
             ],
         );
-        let spec = |context: &str| ContextSpec {
-            repo: r.dir.path().to_path_buf(),
-            commit: c.clone(),
-            context: context.into(),
-            dockerfile: "a/Dockerfile".into(),
-        };
+        let spec = |context: &str| r.spec(&c, context, "a/Dockerfile");
         let watched = ["VERSION", "README.md", "a/x"];
         assert_eq!(spec("").summary(&watched).unwrap().sent, ["VERSION", "a/x"], "README.md is ignored");
         assert_eq!(spec("a").summary(&watched).unwrap().sent, ["a/x"]);

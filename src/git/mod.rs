@@ -5,6 +5,7 @@
 mod blob_budget;
 pub mod context;
 pub mod dockerignore;
+mod file_contents;
 mod local_remote;
 
 use std::cell::RefCell;

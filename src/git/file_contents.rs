@@ -1,0 +1,219 @@
+//! One file of a build context, read from the object database as the tar
+//! writer asks for it. libgit2 can stream a loose object (a file committed
+//! in this clone) but not a packed one (a file cloned or fetched). A large
+//! loose file is inflated as it is read: only zlib's window is in memory,
+//! whatever its size. Every other file is read whole and first takes its
+//! size from a [`Budget`], which it gives back once read. Small loose files
+//! are read whole too: opening a stream (a mapping of the object file, a
+//! hash and a zlib state) costs more than reading a small file twice.
+
+use std::io::{ErrorKind, Read};
+
+use git2::{Blob, Odb, OdbReader, Oid, Repository};
+
+use super::blob_budget::{Budget, Permit};
+use super::context::io;
+
+/// Loose files from this size up are streamed.
+pub const STREAM_FROM: u64 = 1 << 20;
+
+/// The contents of one file: exactly `size` bytes, or an error.
+pub struct FileContents<'a> {
+    oid: Oid,
+    size: u64,
+    left: u64,
+    source: Source<'a>,
+}
+
+enum Source<'a> {
+    Streamed(OdbReader<'a>),
+    Whole { blob: Blob<'a>, read: usize, _held: Permit<'a> },
+}
+
+impl<'a> FileContents<'a> {
+    /// Opens blob `oid`: as a stream when it is loose and large, else whole
+    /// once its size fits in `budget`.
+    pub fn open(repo: &'a Repository, odb: &'a Odb<'a>, oid: Oid, budget: &'a Budget) -> std::io::Result<Self> {
+        let (size, _) = odb.read_header(oid).map_err(io)?;
+        if size as u64 >= STREAM_FROM {
+            if let Ok((reader, size, _)) = odb.reader(oid) {
+                let size = size as u64;
+                return Ok(Self { oid, size, left: size, source: Source::Streamed(reader) });
+            }
+        }
+        let held = budget.take(size as u64);
+        let blob = repo.find_blob(oid).map_err(io)?;
+        let size = blob.content().len() as u64;
+        Ok(Self { oid, size, left: size, source: Source::Whole { blob, read: 0, _held: held } })
+    }
+
+    /// The file's size in bytes, as the tar header gives it.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Whether the file is inflated as it is read rather than held whole.
+    #[cfg(test)]
+    pub fn is_streamed(&self) -> bool {
+        matches!(self.source, Source::Streamed(_))
+    }
+}
+
+impl Read for FileContents<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let max = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = match &mut self.source {
+            Source::Streamed(reader) => reader.read(&mut buf[..max])?,
+            Source::Whole { blob, read, .. } => {
+                let rest = &blob.content()[*read..];
+                let n = rest.len().min(max);
+                buf[..n].copy_from_slice(&rest[..n]);
+                *read += n;
+                n
+            }
+        };
+        if n == 0 {
+            // The tar header already promised `size` bytes: a short file
+            // would shift every entry after it, so fail the context instead.
+            return Err(std::io::Error::new(
+                ErrorKind::UnexpectedEof,
+                format!(
+                    "git object {} ended after {} of its {} bytes; check the repository with `git fsck`",
+                    self.oid,
+                    self.size - self.left,
+                    self.size
+                ),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Bytes no compressor shrinks much, so a loose object is about as large as its file.
+    fn noise(len: usize) -> Vec<u8> {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// Moves object `oid` from its loose file into a pack, as a clone or fetch stores it.
+    fn pack(repo: &Repository, oid: Oid) {
+        let mut builder = repo.packbuilder().unwrap();
+        builder.insert_object(oid, None).unwrap();
+        builder.write(&repo.path().join("objects/pack"), 0).unwrap();
+        let hex = oid.to_string();
+        std::fs::remove_file(repo.path().join("objects").join(&hex[..2]).join(&hex[2..])).unwrap();
+    }
+
+    /// Opens `oid` in a fresh repository handle (as every context writer
+    /// does) with `budget`, and checks what it holds of the budget while
+    /// open: returns whether it was streamed, and its bytes.
+    fn read(repo: &Repository, oid: Oid, budget: &Budget) -> (bool, std::io::Result<Vec<u8>>) {
+        let repo = Repository::open(repo.path()).unwrap();
+        let odb = repo.odb().unwrap();
+        let before = budget.used();
+        let mut contents = FileContents::open(&repo, &odb, oid, budget).unwrap();
+        let streamed = contents.is_streamed();
+        let held = if streamed { 0 } else { contents.size() };
+        assert_eq!(budget.used() - before, held, "a file read whole holds its size; a streamed one nothing");
+        let mut out = Vec::new();
+        let read = contents.read_to_end(&mut out).map(|_| out);
+        drop(contents);
+        assert_eq!(budget.used(), before, "given back once read");
+        (streamed, read)
+    }
+
+    fn budget() -> Budget {
+        Budget::new(64 << 20, Duration::from_secs(60))
+    }
+
+    #[test]
+    fn a_large_loose_file_is_streamed_and_read_whole_once_packed_with_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let data = noise(3 << 20);
+        let oid = repo.blob(&data).unwrap();
+
+        let (streamed, loose) = read(&repo, oid, &budget());
+        assert!(streamed, "a loose object is inflated as it is read");
+        assert!(loose.unwrap() == data, "the loose file's bytes");
+
+        pack(&repo, oid);
+        let (streamed, packed) = read(&repo, oid, &budget());
+        assert!(!streamed, "libgit2 cannot stream a packed object");
+        assert!(packed.unwrap() == data, "the packed file's bytes");
+    }
+
+    #[test]
+    fn a_small_loose_file_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let data = noise(STREAM_FROM as usize - 1);
+        let oid = repo.blob(&data).unwrap();
+        let (streamed, read) = read(&repo, oid, &budget());
+        assert!(!streamed);
+        assert!(read.unwrap() == data);
+    }
+
+    #[test]
+    fn a_large_loose_file_does_not_wait_for_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let oid = repo.blob(&noise(STREAM_FROM as usize)).unwrap();
+        // A file read whole would wait here for 60 s, then read over the budget.
+        let budget = budget();
+        let _all = budget.take(u64::MAX);
+        let (streamed, read) = read(&repo, oid, &budget);
+        assert!(streamed);
+        assert_eq!(read.unwrap().len() as u64, STREAM_FROM);
+    }
+
+    /// `data` as a zlib stream of one stored (uncompressed) block.
+    fn zlib_stored(data: &[u8]) -> Vec<u8> {
+        let len = u16::try_from(data.len()).unwrap();
+        let (mut a, mut b) = (1u32, 0u32);
+        for &byte in data {
+            a = (a + u32::from(byte)) % 65521;
+            b = (b + a) % 65521;
+        }
+        let mut out = vec![0x78, 0x01, 0x01];
+        out.extend(len.to_le_bytes());
+        out.extend((!len).to_le_bytes());
+        out.extend(data);
+        out.extend(((b << 16) | a).to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn an_object_shorter_than_its_header_says_is_an_error_not_a_short_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        // A loose object whose header promises 2,000,000 bytes and whose body ends after 50.
+        let hex = "ab".repeat(20);
+        let objects = repo.path().join("objects").join(&hex[..2]);
+        std::fs::create_dir_all(&objects).unwrap();
+        let object = [&b"blob 2000000\0"[..], &[b'x'; 50]].concat();
+        std::fs::write(objects.join(&hex[2..]), zlib_stored(&object)).unwrap();
+
+        let (streamed, read) = read(&repo, Oid::from_str(&hex).unwrap(), &budget());
+        assert!(streamed);
+        let message = read.expect_err("50 bytes are not the promised 2,000,000").to_string();
+        assert!(message.contains(&hex) && message.contains("after 50 of its 2000000 bytes"), "{message}");
+    }
+}
