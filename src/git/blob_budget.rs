@@ -1,9 +1,10 @@
 //! A process-wide bound on the bytes of file contents held in memory while
-//! build contexts are written. libgit2 reads a packed blob whole, and a release
-//! writes up to `build.parallelism` contexts side by side: without a bound,
-//! each would hold its current file at once (six 20 MB files took relctl's
-//! peak RSS to about 155 MiB). A blob waits until it fits in the budget; one
-//! larger than the whole budget waits until it is alone.
+//! build contexts are written. Files that are small or stored as deltas are
+//! read whole (see `file_contents`), and a release writes up to
+//! `build.parallelism` contexts side by side: without a bound, each would
+//! hold its current file at once (six 20 MB files took relctl's peak RSS to
+//! about 155 MiB). A file waits until it fits in the budget; one larger than
+//! the whole budget waits until it is alone.
 //!
 //! A writer holds its part while the engine reads the file; every engine
 //! seen reads all contexts at once, even a child's whose parents still

@@ -1,20 +1,23 @@
 //! One file of a build context, read from the object database as the tar
-//! writer asks for it. libgit2 can stream a loose object (a file committed
-//! in this clone) but not a packed one (a file cloned or fetched). A large
-//! loose file is inflated as it is read: only zlib's window is in memory,
-//! whatever its size. Every other file is read whole and first takes its
-//! size from a [`Budget`], which it gives back once read. Small loose files
-//! are read whole too: opening a stream (a mapping of the object file, a
-//! hash and a zlib state) costs more than reading a small file twice.
+//! writer asks for it. A large file that git stored as one zlib stream (a
+//! loose object, or a packed one that is not a delta: see [`object_stream`])
+//! is inflated as it is read, so only fixed buffers are in memory, whatever
+//! its size. Every other file is read whole through libgit2 and first takes
+//! its size from a [`Budget`], which it gives back once read. Small files are
+//! read whole even when they could be streamed: for 5,001 small files,
+//! opening a stream each cost more than reading each whole.
+//!
+//! [`object_stream`]: super::object_stream
 
 use std::io::{ErrorKind, Read};
 
-use git2::{Blob, Odb, OdbReader, Oid, Repository};
+use git2::{Blob, Odb, Oid, Repository};
 
 use super::blob_budget::{Budget, Permit};
 use super::context::io;
+use super::object_stream;
 
-/// Loose files from this size up are streamed.
+/// Files from this size up are streamed when git stored them as one zlib stream.
 pub const STREAM_FROM: u64 = 1 << 20;
 
 /// The contents of one file: exactly `size` bytes, or an error.
@@ -26,18 +29,17 @@ pub struct FileContents<'a> {
 }
 
 enum Source<'a> {
-    Streamed(OdbReader<'a>),
+    Streamed(Box<dyn Read + Send>),
     Whole { blob: Blob<'a>, read: usize, _held: Permit<'a> },
 }
 
 impl<'a> FileContents<'a> {
-    /// Opens blob `oid`: as a stream when it is loose and large, else whole
-    /// once its size fits in `budget`.
+    /// Opens blob `oid`: as a stream when it is large and stored as one
+    /// zlib stream, else whole once its size fits in `budget`.
     pub fn open(repo: &'a Repository, odb: &'a Odb<'a>, oid: Oid, budget: &'a Budget) -> std::io::Result<Self> {
         let (size, _) = odb.read_header(oid).map_err(io)?;
         if size as u64 >= STREAM_FROM {
-            if let Ok((reader, size, _)) = odb.reader(oid) {
-                let size = size as u64;
+            if let Some((size, reader)) = object_stream::open(&repo.commondir().join("objects"), oid) {
                 return Ok(Self { oid, size, left: size, source: Source::Streamed(reader) });
             }
         }
@@ -66,7 +68,10 @@ impl Read for FileContents<'_> {
         }
         let max = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = match &mut self.source {
-            Source::Streamed(reader) => reader.read(&mut buf[..max])?,
+            Source::Streamed(reader) => reader.read(&mut buf[..max]).map_err(|e| {
+                let hint = "check the repository with `git fsck`";
+                std::io::Error::new(e.kind(), format!("reading git object {}: {e}; {hint}", self.oid))
+            })?,
             Source::Whole { blob, read, .. } => {
                 let rest = &blob.content()[*read..];
                 let n = rest.len().min(max);
@@ -112,13 +117,17 @@ mod tests {
             .collect()
     }
 
-    /// Moves object `oid` from its loose file into a pack, as a clone or fetch stores it.
-    fn pack(repo: &Repository, oid: Oid) {
-        let mut builder = repo.packbuilder().unwrap();
-        builder.insert_object(oid, None).unwrap();
-        builder.write(&repo.path().join("objects/pack"), 0).unwrap();
+    fn loose_path(repo: &Repository, oid: Oid) -> std::path::PathBuf {
         let hex = oid.to_string();
-        std::fs::remove_file(repo.path().join("objects").join(&hex[..2]).join(&hex[2..])).unwrap();
+        repo.path().join("objects").join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// Moves objects `oids` from their loose files into one pack, as a clone or fetch stores them.
+    fn pack(repo: &Repository, oids: &[Oid]) {
+        let mut builder = repo.packbuilder().unwrap();
+        oids.iter().for_each(|oid| builder.insert_object(*oid, None).unwrap());
+        builder.write(&repo.path().join("objects/pack"), 0).unwrap();
+        oids.iter().for_each(|oid| std::fs::remove_file(loose_path(repo, *oid)).unwrap());
     }
 
     /// Opens `oid` in a fresh repository handle (as every context writer
@@ -144,7 +153,7 @@ mod tests {
     }
 
     #[test]
-    fn a_large_loose_file_is_streamed_and_read_whole_once_packed_with_the_same_bytes() {
+    fn a_large_file_is_streamed_loose_and_packed_with_the_same_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repository::init(dir.path()).unwrap();
         let data = noise(3 << 20);
@@ -154,10 +163,26 @@ mod tests {
         assert!(streamed, "a loose object is inflated as it is read");
         assert!(loose.unwrap() == data, "the loose file's bytes");
 
-        pack(&repo, oid);
+        pack(&repo, &[oid]);
         let (streamed, packed) = read(&repo, oid, &budget());
-        assert!(!streamed, "libgit2 cannot stream a packed object");
+        assert!(streamed, "so is a packed one that is not a delta");
         assert!(packed.unwrap() == data, "the packed file's bytes");
+    }
+
+    #[test]
+    fn a_large_delta_is_read_whole_with_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let first = noise(3 << 20);
+        let mut second = first.clone();
+        second[1000..1010].copy_from_slice(b"0123456789");
+        let oids = [repo.blob(&first).unwrap(), repo.blob(&second).unwrap()];
+        pack(&repo, &oids);
+
+        let read = oids.map(|oid| read(&repo, oid, &budget()));
+        assert_eq!(read.iter().filter(|(streamed, _)| !streamed).count(), 1, "one is stored as a delta of the other");
+        let [(_, a), (_, b)] = read;
+        assert!(a.unwrap() == first && b.unwrap() == second);
     }
 
     #[test]
@@ -182,6 +207,30 @@ mod tests {
         let (streamed, read) = read(&repo, oid, &budget);
         assert!(streamed);
         assert_eq!(read.unwrap().len() as u64, STREAM_FROM);
+    }
+
+    #[test]
+    fn a_truncated_loose_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let oid = repo.blob(&noise(2 << 20)).unwrap();
+        let path = loose_path(&repo, oid);
+        let compressed = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, &compressed[..compressed.len() / 2]).unwrap();
+
+        // libgit2 1.9 inflates a truncated object forever (libgit2#7342):
+        // read on another thread, so a regression fails instead of hanging.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let repo = Repository::open(path).unwrap();
+            tx.send(read(&repo, oid, &budget())).unwrap();
+        });
+        let (streamed, read) = rx.recv_timeout(Duration::from_secs(30)).expect("an answer, not a hang");
+        assert!(streamed);
+        let message = read.expect_err("half an object is not a file").to_string();
+        assert!(message.contains(&oid.to_string()), "names the object: {message}");
     }
 
     /// `data` as a zlib stream of one stored (uncompressed) block.

@@ -7,6 +7,7 @@ pub mod context;
 pub mod dockerignore;
 mod file_contents;
 mod local_remote;
+mod object_stream;
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
