@@ -4,8 +4,9 @@
 //! is inflated as it is read, so only fixed buffers are in memory, whatever
 //! its size. Every other file is read whole through libgit2 and first takes
 //! its size from a [`Budget`], which it gives back once read. Small files are
-//! read whole even when they could be streamed: for 5,001 small files,
-//! opening a stream each cost more than reading each whole.
+//! read whole even when they could be streamed: memory is not at stake, and
+//! whole reads are libgit2's fast path (through libgit2's own loose stream,
+//! 5,001 small files took 435-626 ms of CPU for 5 tars, against 302-383 ms).
 //!
 //! [`object_stream`]: super::object_stream
 
@@ -16,6 +17,9 @@ use git2::{Blob, Odb, Oid, Repository};
 use super::blob_budget::{Budget, Permit};
 use super::context::io;
 use super::object_stream;
+
+/// What to do about a damaged object, in every error that names one.
+const FSCK: &str = "check the repository with `git fsck`";
 
 /// Files from this size up are streamed when git stored them as one zlib stream.
 pub const STREAM_FROM: u64 = 1 << 20;
@@ -68,10 +72,9 @@ impl Read for FileContents<'_> {
         }
         let max = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = match &mut self.source {
-            Source::Streamed(reader) => reader.read(&mut buf[..max]).map_err(|e| {
-                let hint = "check the repository with `git fsck`";
-                std::io::Error::new(e.kind(), format!("reading git object {}: {e}; {hint}", self.oid))
-            })?,
+            Source::Streamed(reader) => reader
+                .read(&mut buf[..max])
+                .map_err(|e| std::io::Error::new(e.kind(), format!("reading git object {}: {e}; {FSCK}", self.oid)))?,
             Source::Whole { blob, read, .. } => {
                 let rest = &blob.content()[*read..];
                 let n = rest.len().min(max);
@@ -86,7 +89,7 @@ impl Read for FileContents<'_> {
             return Err(std::io::Error::new(
                 ErrorKind::UnexpectedEof,
                 format!(
-                    "git object {} ended after {} of its {} bytes; check the repository with `git fsck`",
+                    "git object {} ended after {} of its {} bytes; {FSCK}",
                     self.oid,
                     self.size - self.left,
                     self.size

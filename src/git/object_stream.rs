@@ -81,9 +81,13 @@ fn offset_in(idx: &Path, oid: Oid) -> std::io::Result<Option<u64>> {
     let fanout = |i: usize| u64::from(u32::from_be_bytes(head[8 + i * 4..12 + i * 4].try_into().unwrap()));
     let first = usize::from(oid.as_bytes()[0]);
     let (from, to, total) = (if first == 0 { 0 } else { fanout(first - 1) }, fanout(first), fanout(255));
+    // A damaged index must not make us allocate what it claims.
+    if from > to || to > total || HEAD + total * 28 > f.get_ref().metadata()?.len() {
+        return Ok(None);
+    }
     // The ids starting with this byte, sorted.
     f.seek(SeekFrom::Start(HEAD + from * 20))?;
-    let mut ids = vec![0u8; usize::try_from((to.saturating_sub(from)) * 20).unwrap_or(0)];
+    let mut ids = vec![0u8; ((to - from) * 20) as usize];
     f.read_exact(&mut ids)?;
     let ids: Vec<&[u8]> = ids.chunks_exact(20).collect();
     let Ok(at) = ids.binary_search(&oid.as_bytes()) else { return Ok(None) };
@@ -156,6 +160,11 @@ mod tests {
         assert_eq!(at(c), Some(0x7fff_ffff));
         assert_eq!(at([0xaa; 20]), None, "not in this pack");
         assert_eq!(at([0xff; 20]), None);
+
+        // Its counts promise more than the file holds: nothing is read.
+        let whole = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &whole[..whole.len() - 12]).unwrap();
+        assert_eq!(at(a), None, "a truncated index");
     }
 
     #[test]
