@@ -88,24 +88,30 @@ mod tests {
 
     use super::*;
 
+    /// Takes `bytes` of `budget` on another thread, which must still be
+    /// waiting after 100 ms; then runs `free` and returns the bytes in use
+    /// once the other thread has taken its part.
+    fn taken_after(budget: &Budget, bytes: u64, free: impl FnOnce()) -> u64 {
+        std::thread::scope(|s| {
+            let (tx, rx) = mpsc::channel();
+            s.spawn(move || {
+                let permit = budget.take(bytes);
+                tx.send(budget.used()).unwrap();
+                drop(permit);
+            });
+            assert!(rx.recv_timeout(Duration::from_millis(100)).is_err(), "{bytes} bytes wait for room");
+            free();
+            rx.recv_timeout(Duration::from_secs(5)).unwrap()
+        })
+    }
+
     #[test]
     fn takes_what_fits_and_waits_for_the_rest() {
         let budget = Budget::new(100, Duration::from_secs(60));
         let a = budget.take(60);
         let b = budget.take(40);
         assert_eq!(budget.used(), 100);
-        let budget = &budget;
-        std::thread::scope(|s| {
-            let (tx, rx) = mpsc::channel();
-            s.spawn(move || {
-                let c = budget.take(30);
-                tx.send(budget.used()).unwrap();
-                drop(c);
-            });
-            assert!(rx.recv_timeout(Duration::from_millis(100)).is_err(), "30 more do not fit in 100");
-            drop(b);
-            assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), 90, "60 held + 30 once 40 are back");
-        });
+        assert_eq!(taken_after(&budget, 30, || drop(b)), 90, "60 held + 30 once 40 are back");
         drop(a);
         assert_eq!(budget.used(), 0, "everything given back");
     }
@@ -114,18 +120,7 @@ mod tests {
     fn a_blob_larger_than_the_budget_waits_until_it_is_alone() {
         let budget = Budget::new(100, Duration::from_secs(60));
         let small = budget.take(1);
-        let budget = &budget;
-        std::thread::scope(|s| {
-            let (tx, rx) = mpsc::channel();
-            s.spawn(move || {
-                let big = budget.take(500);
-                tx.send(budget.used()).unwrap();
-                drop(big);
-            });
-            assert!(rx.recv_timeout(Duration::from_millis(100)).is_err(), "waits for the 1 byte held");
-            drop(small);
-            assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), 100, "takes the whole budget");
-        });
+        assert_eq!(taken_after(&budget, 500, || drop(small)), 100, "takes the whole budget once the 1 byte is back");
     }
 
     #[test]

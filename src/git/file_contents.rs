@@ -34,7 +34,7 @@ pub struct FileContents<'a> {
 
 enum Source<'a> {
     Streamed(Box<dyn Read + Send>),
-    Whole { blob: Blob<'a>, read: usize, _held: Permit<'a> },
+    Whole { blob: Blob<'a>, _held: Permit<'a> },
 }
 
 impl<'a> FileContents<'a> {
@@ -50,7 +50,7 @@ impl<'a> FileContents<'a> {
         let held = budget.take(size as u64);
         let blob = repo.find_blob(oid).map_err(io)?;
         let size = blob.content().len() as u64;
-        Ok(Self { oid, size, left: size, source: Source::Whole { blob, read: 0, _held: held } })
+        Ok(Self { oid, size, left: size, source: Source::Whole { blob, _held: held } })
     }
 
     /// The file's size in bytes, as the tar header gives it.
@@ -75,11 +75,10 @@ impl Read for FileContents<'_> {
             Source::Streamed(reader) => reader
                 .read(&mut buf[..max])
                 .map_err(|e| std::io::Error::new(e.kind(), format!("reading git object {}: {e}; {FSCK}", self.oid)))?,
-            Source::Whole { blob, read, .. } => {
-                let rest = &blob.content()[*read..];
+            Source::Whole { blob, .. } => {
+                let rest = &blob.content()[(self.size - self.left) as usize..];
                 let n = rest.len().min(max);
                 buf[..n].copy_from_slice(&rest[..n]);
-                *read += n;
                 n
             }
         };
@@ -121,8 +120,7 @@ mod tests {
     }
 
     fn loose_path(repo: &Repository, oid: Oid) -> std::path::PathBuf {
-        let hex = oid.to_string();
-        repo.path().join("objects").join(&hex[..2]).join(&hex[2..])
+        object_stream::loose_path(&repo.path().join("objects"), oid)
     }
 
     /// Moves objects `oids` from their loose files into one pack, as a clone or fetch stores them.
@@ -250,12 +248,13 @@ mod tests {
         let repo = Repository::init(dir.path()).unwrap();
         // A loose object whose header promises 2,000,000 bytes and whose body ends after 50.
         let hex = "ab".repeat(20);
-        let objects = repo.path().join("objects").join(&hex[..2]);
-        std::fs::create_dir_all(&objects).unwrap();
+        let oid = Oid::from_str(&hex).unwrap();
+        let path = loose_path(&repo, oid);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let object = [&b"blob 2000000\0"[..], &[b'x'; 50]].concat();
-        std::fs::write(objects.join(&hex[2..]), zlib(&object)).unwrap();
+        std::fs::write(path, zlib(&object)).unwrap();
 
-        let (streamed, read) = read(&repo, Oid::from_str(&hex).unwrap(), &budget());
+        let (streamed, read) = read(&repo, oid, &budget());
         assert!(streamed);
         let message = read.expect_err("50 bytes are not the promised 2,000,000").to_string();
         assert!(message.contains(&hex) && message.contains("after 50 of its 2000000 bytes"), "{message}");

@@ -11,7 +11,7 @@
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use flate2::bufread::ZlibDecoder;
 use git2::Oid;
@@ -32,10 +32,15 @@ pub fn open(objects: &Path, oid: Oid) -> Option<Stream> {
     loose(objects, oid).or_else(|| packed(objects, oid))
 }
 
-/// A loose object: `objects/ab/cdef…`, the zlib stream of `blob <size>\0<contents>`.
-fn loose(objects: &Path, oid: Oid) -> Option<Stream> {
+/// Where object `oid` lies in `objects` when it is loose: `ab/cdef…`.
+pub fn loose_path(objects: &Path, oid: Oid) -> PathBuf {
     let hex = oid.to_string();
-    let file = File::open(objects.join(&hex[..2]).join(&hex[2..])).ok()?;
+    objects.join(&hex[..2]).join(&hex[2..])
+}
+
+/// A loose object: the zlib stream of `blob <size>\0<contents>`.
+fn loose(objects: &Path, oid: Oid) -> Option<Stream> {
+    let file = File::open(loose_path(objects, oid)).ok()?;
     let mut z = ZlibDecoder::new(BufReader::with_capacity(BUFFER, file));
     let mut header = Vec::new();
     let mut byte = [0u8];
