@@ -2,7 +2,8 @@
 //! writer asks for it. A large file that git stored as one zlib stream (a
 //! loose object, or a packed one that is not a delta: see [`object_stream`])
 //! is inflated as it is read, so only fixed buffers are in memory, whatever
-//! its size. Every other file is read whole through libgit2 and first takes
+//! its size; after its last byte the stream is read to its end, where zlib
+//! checks its checksum (libgit2 checks a whole read by its object id). Every other file is read whole through libgit2 and first takes
 //! its size from a [`Budget`], which it gives back once read. Small files are
 //! read whole even when they could be streamed: memory is not at stake, and
 //! whole reads are libgit2's fast path (through libgit2's own loose stream,
@@ -96,7 +97,29 @@ impl Read for FileContents<'_> {
             ));
         }
         self.left -= n as u64;
+        if self.left == 0 {
+            self.check_end()?;
+        }
         Ok(n)
+    }
+}
+
+impl FileContents<'_> {
+    /// After the last byte of a streamed file, reads its stream to the end:
+    /// only there does zlib compare the checksum of what it inflated, and
+    /// a damaged byte in a stored (uncompressed) block shows nowhere else.
+    fn check_end(&mut self) -> std::io::Result<()> {
+        let Source::Streamed(reader) = &mut self.source else { return Ok(()) };
+        match reader.read(&mut [0u8; 1]) {
+            Ok(0) => Ok(()),
+            Ok(_) => Err(std::io::Error::new(
+                ErrorKind::InvalidData,
+                format!("git object {} holds more than the {} bytes its header gives; {FSCK}", self.oid, self.size),
+            )),
+            Err(e) => {
+                Err(std::io::Error::new(e.kind(), format!("git object {} failed its checksum: {e}; {FSCK}", self.oid)))
+            }
+        }
     }
 }
 
@@ -234,10 +257,89 @@ mod tests {
         assert!(message.contains(&oid.to_string()), "names the object: {message}");
     }
 
+    #[test]
+    fn a_flipped_byte_in_a_streamed_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let data = noise(2 << 20);
+        let oid = repo.blob(&data).unwrap();
+        // Noise is kept in stored deflate blocks: a flipped byte there is
+        // still a well-formed stream, and only zlib's checksum at its end
+        // tells that the contents changed.
+        let flip = |path: &std::path::Path, at: usize| {
+            let mut bytes = std::fs::read(path).unwrap();
+            bytes[at] ^= 0x20;
+            std::fs::remove_file(path).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        };
+        let path = loose_path(&repo, oid);
+        let len = std::fs::metadata(&path).unwrap().len() as usize;
+        flip(&path, len / 2);
+        let (streamed, loose) = read(&repo, oid, &budget());
+        assert!(streamed);
+        let message = loose.expect_err("a loose object whose checksum fails").to_string();
+        assert!(message.contains(&oid.to_string()) && message.contains("git fsck"), "{message}");
+
+        flip(&path, len / 2);
+        pack(&repo, &[oid]);
+        let pack_file = std::fs::read_dir(repo.path().join("objects/pack"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "pack"))
+            .unwrap();
+        flip(&pack_file, std::fs::metadata(&pack_file).unwrap().len() as usize / 2);
+        let (streamed, packed) = read(&repo, oid, &budget());
+        assert!(streamed);
+        let message = packed.expect_err("a packed object whose checksum fails").to_string();
+        assert!(message.contains(&oid.to_string()), "{message}");
+    }
+
     /// `data` as a zlib stream, as git writes a loose object.
     fn zlib(data: &[u8]) -> Vec<u8> {
         use std::io::Write;
         let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(data).unwrap();
+        z.finish().unwrap()
+    }
+
+    #[test]
+    fn a_flipped_byte_is_an_error_wherever_the_checksum_falls_in_the_read_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        // Loose objects kept in stored blocks, sized so that their 4-byte
+        // checksum ends 0 to 4 bytes past a multiple of 64 KiB: where it
+        // straddles two reads, the read that ends the contents may not see it.
+        for past in 0..=4u64 {
+            let mut data = noise(STREAM_FROM as usize + 70_000);
+            let object = loop {
+                let object = [format!("blob {}\0", data.len()).as_bytes(), &data].concat();
+                let len = zlib_stored(&object).len() as u64;
+                if len % 65536 == past {
+                    break object;
+                }
+                // Block headers come and go with the length: close in, then byte by byte.
+                let over = ((len + 65536 - past) % 65536) as usize;
+                data.truncate(data.len() - over.saturating_sub(64).max(1));
+            };
+            let oid = Oid::hash_object(git2::ObjectType::Blob, &data).unwrap();
+            let mut file = zlib_stored(&object);
+            let at = file.len() / 2;
+            file[at] ^= 0x20;
+            let path = loose_path(&repo, oid);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, file).unwrap();
+
+            let (streamed, read) = read(&repo, oid, &budget());
+            assert!(streamed);
+            let Err(e) = read else { panic!("checksum {past} bytes past 64 KiB: damaged contents read as good") };
+            assert!(e.to_string().contains(&oid.to_string()), "checksum {past} bytes past 64 KiB: {e}");
+        }
+    }
+
+    /// `data` as a zlib stream of stored (uncompressed) blocks.
+    fn zlib_stored(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::none());
         z.write_all(data).unwrap();
         z.finish().unwrap()
     }
@@ -258,5 +360,22 @@ mod tests {
         assert!(streamed);
         let message = read.expect_err("50 bytes are not the promised 2,000,000").to_string();
         assert!(message.contains(&hex) && message.contains("after 50 of its 2000000 bytes"), "{message}");
+    }
+
+    #[test]
+    fn an_object_longer_than_its_header_says_is_an_error_not_a_cut_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let hex = "cd".repeat(20);
+        let oid = Oid::from_str(&hex).unwrap();
+        let path = loose_path(&repo, oid);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let object = [format!("blob {STREAM_FROM}\0").as_bytes(), &noise(STREAM_FROM as usize + 10)].concat();
+        std::fs::write(path, zlib(&object)).unwrap();
+
+        let (streamed, read) = read(&repo, oid, &budget());
+        assert!(streamed);
+        let Err(e) = read else { panic!("an object with 10 bytes beyond its header's size was read as good") };
+        assert!(e.to_string().contains(&hex) && e.to_string().contains("holds more than"), "{e}");
     }
 }

@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 use flate2::bufread::ZlibDecoder;
 use git2::Oid;
 
-/// A blob's size and a reader of exactly its contents (or fewer bytes, if
-/// the object file is damaged: the caller checks the count).
+/// A blob's size and a reader of exactly its contents. A damaged object
+/// file may give fewer or more bytes, or fail zlib's checksum, which only
+/// the read after the last byte checks: the caller reads to the end.
 pub type Stream = (u64, Box<dyn Read + Send>);
 
 /// Bytes read from an object file at a time.
