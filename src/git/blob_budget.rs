@@ -1,6 +1,6 @@
 //! A process-wide bound on the bytes of file contents held in memory while
-//! build contexts are written. Files that are small or stored as deltas are
-//! read whole (see `file_contents`), and a release writes up to
+//! build contexts are written. Small files (and a large one that cannot be
+//! streamed, see `file_contents`) are read whole, and a release writes up to
 //! `build.parallelism` contexts side by side: without a bound, each would
 //! hold its current file at once (six 20 MB files took relctl's peak RSS to
 //! about 155 MiB). A file waits until it fits in the budget; one larger than

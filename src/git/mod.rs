@@ -4,6 +4,7 @@
 
 mod blob_budget;
 pub mod context;
+mod delta;
 pub mod dockerignore;
 mod file_contents;
 mod local_remote;
