@@ -269,8 +269,7 @@ mod tests {
         let oid = repo.blob(&noise(2 << 20)).unwrap();
         let path = loose_path(&repo, oid);
         let compressed = std::fs::read(&path).unwrap();
-        std::fs::remove_file(&path).unwrap();
-        std::fs::write(&path, &compressed[..compressed.len() / 2]).unwrap();
+        replace(&path, &compressed[..compressed.len() / 2]);
 
         // libgit2 1.9 inflates a truncated object forever (libgit2#7342):
         // read on another thread, so a regression fails instead of hanging.
@@ -298,8 +297,7 @@ mod tests {
         let flip = |path: &std::path::Path, at: usize| {
             let mut bytes = std::fs::read(path).unwrap();
             bytes[at] ^= 0x20;
-            std::fs::remove_file(path).unwrap();
-            std::fs::write(path, bytes).unwrap();
+            replace(path, &bytes);
         };
         let path = loose_path(&repo, oid);
         let len = std::fs::metadata(&path).unwrap().len() as usize;
@@ -323,12 +321,19 @@ mod tests {
         assert!(message.contains(&oid.to_string()), "{message}");
     }
 
-    /// `data` as a zlib stream, as git writes a loose object.
-    fn zlib(data: &[u8]) -> Vec<u8> {
+    /// `data` as a zlib stream at `level` (0: stored blocks), as git writes a loose object.
+    fn zlib(data: &[u8], level: u32) -> Vec<u8> {
         use std::io::Write;
-        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(level));
         z.write_all(data).unwrap();
         z.finish().unwrap()
+    }
+
+    /// Writes `file` at `path`, in place of the read-only object file git may have written there.
+    fn replace(path: &std::path::Path, file: &[u8]) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let _ = std::fs::remove_file(path);
+        std::fs::write(path, file).unwrap();
     }
 
     #[test]
@@ -342,7 +347,7 @@ mod tests {
             let mut data = noise(STREAM_FROM as usize + 70_000);
             let object = loop {
                 let object = [format!("blob {}\0", data.len()).as_bytes(), &data].concat();
-                let len = zlib_stored(&object).len() as u64;
+                let len = zlib(&object, 0).len() as u64;
                 if len % 65536 == past {
                     break object;
                 }
@@ -351,26 +356,16 @@ mod tests {
                 data.truncate(data.len() - over.saturating_sub(64).max(1));
             };
             let oid = Oid::hash_object(git2::ObjectType::Blob, &data).unwrap();
-            let mut file = zlib_stored(&object);
+            let mut file = zlib(&object, 0);
             let at = file.len() / 2;
             file[at] ^= 0x20;
-            let path = loose_path(&repo, oid);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, file).unwrap();
+            replace(&loose_path(&repo, oid), &file);
 
             let (streamed, read) = read(&repo, oid, &budget());
             assert!(streamed);
             let Err(e) = read else { panic!("checksum {past} bytes past 64 KiB: damaged contents read as good") };
             assert!(e.to_string().contains(&oid.to_string()), "checksum {past} bytes past 64 KiB: {e}");
         }
-    }
-
-    /// `data` as a zlib stream of stored (uncompressed) blocks.
-    fn zlib_stored(data: &[u8]) -> Vec<u8> {
-        use std::io::Write;
-        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::none());
-        z.write_all(data).unwrap();
-        z.finish().unwrap()
     }
 
     #[test]
@@ -380,10 +375,8 @@ mod tests {
         // A loose object whose header promises 2,000,000 bytes and whose body ends after 50.
         let hex = "ab".repeat(20);
         let oid = Oid::from_str(&hex).unwrap();
-        let path = loose_path(&repo, oid);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let object = [&b"blob 2000000\0"[..], &[b'x'; 50]].concat();
-        std::fs::write(path, zlib(&object)).unwrap();
+        replace(&loose_path(&repo, oid), &zlib(&object, 1));
 
         let (streamed, read) = read(&repo, oid, &budget());
         assert!(streamed);
@@ -397,10 +390,8 @@ mod tests {
         let repo = Repository::init(dir.path()).unwrap();
         let hex = "cd".repeat(20);
         let oid = Oid::from_str(&hex).unwrap();
-        let path = loose_path(&repo, oid);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let object = [format!("blob {STREAM_FROM}\0").as_bytes(), &noise(STREAM_FROM as usize + 10)].concat();
-        std::fs::write(path, zlib(&object)).unwrap();
+        replace(&loose_path(&repo, oid), &zlib(&object, 1));
 
         let (streamed, read) = read(&repo, oid, &budget());
         assert!(streamed);
