@@ -2,8 +2,8 @@
 //! writer asks for it. A large file is read from git's object files as it
 //! is read (a loose object or packed blob inflated, a packed delta applied:
 //! see [`object_stream`]), so only fixed buffers are in memory, whatever its
-//! size; after its last byte the stream is read to its end, where zlib
-//! checks its checksum (libgit2 checks a whole read by its object id).
+//! size; it is hashed as it is read, and after its last byte zlib's
+//! checksum and the file's id are checked, as libgit2 checks a whole read.
 //! Every other file is read whole through libgit2 and first takes its size
 //! from a [`Budget`], which it gives back once read. Small files are read
 //! whole even when they could be streamed: memory is not at stake, and
@@ -15,6 +15,7 @@
 use std::io::{ErrorKind, Read};
 
 use git2::{Blob, Odb, Oid, Repository};
+use openssl::sha::Sha1;
 
 use super::blob_budget::{Budget, Permit};
 use super::context::io;
@@ -35,8 +36,16 @@ pub struct FileContents<'a> {
 }
 
 enum Source<'a> {
-    Streamed(Box<dyn Read + Send>),
-    Whole { blob: Blob<'a>, _held: Permit<'a> },
+    /// Read from git's object files, hashed as read: the last byte checks
+    /// the hash against the id, as libgit2 checks a whole read.
+    Streamed {
+        reader: Box<dyn Read + Send>,
+        hash: Sha1,
+    },
+    Whole {
+        blob: Blob<'a>,
+        _held: Permit<'a>,
+    },
 }
 
 impl<'a> FileContents<'a> {
@@ -46,7 +55,9 @@ impl<'a> FileContents<'a> {
         let (size, _) = odb.read_header(oid).map_err(io)?;
         if size as u64 >= STREAM_FROM {
             if let Some((size, reader)) = object_stream::open(&repo.commondir().join("objects"), oid) {
-                return Ok(Self { oid, size, left: size, source: Source::Streamed(reader) });
+                let mut hash = Sha1::new();
+                hash.update(format!("blob {size}\0").as_bytes());
+                return Ok(Self { oid, size, left: size, source: Source::Streamed { reader, hash } });
             }
         }
         let held = budget.take(size as u64);
@@ -63,7 +74,7 @@ impl<'a> FileContents<'a> {
     /// Whether the file is inflated as it is read rather than held whole.
     #[cfg(test)]
     pub fn is_streamed(&self) -> bool {
-        matches!(self.source, Source::Streamed(_))
+        matches!(self.source, Source::Streamed { .. })
     }
 }
 
@@ -74,9 +85,13 @@ impl Read for FileContents<'_> {
         }
         let max = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
         let n = match &mut self.source {
-            Source::Streamed(reader) => reader
-                .read(&mut buf[..max])
-                .map_err(|e| std::io::Error::new(e.kind(), format!("reading git object {}: {e}; {FSCK}", self.oid)))?,
+            Source::Streamed { reader, hash } => {
+                let n = reader.read(&mut buf[..max]).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("reading git object {}: {e}; {FSCK}", self.oid))
+                })?;
+                hash.update(&buf[..n]);
+                n
+            }
             Source::Whole { blob, .. } => {
                 let rest = &blob.content()[(self.size - self.left) as usize..];
                 let n = rest.len().min(max);
@@ -106,21 +121,30 @@ impl Read for FileContents<'_> {
 }
 
 impl FileContents<'_> {
-    /// After the last byte of a streamed file, reads its stream to the end:
-    /// only there does zlib compare the checksum of what it inflated, and
-    /// a damaged byte in a stored (uncompressed) block shows nowhere else.
+    /// After the last byte of a streamed file, reads its stream to the end
+    /// (only there does zlib compare the checksum of what it inflated: a
+    /// damaged byte in a stored block shows nowhere else), then checks that
+    /// the bytes hash to the file's id, so that no other bytes than the
+    /// tree names go into an image, whatever is wrong with the object files.
     fn check_end(&mut self) -> std::io::Result<()> {
-        let Source::Streamed(reader) = &mut self.source else { return Ok(()) };
+        let Source::Streamed { reader, hash } = &mut self.source else { return Ok(()) };
+        let damaged = |what: String| std::io::Error::new(ErrorKind::InvalidData, format!("{what}; {FSCK}"));
         match reader.read(&mut [0u8; 1]) {
-            Ok(0) => Ok(()),
-            Ok(_) => Err(std::io::Error::new(
-                ErrorKind::InvalidData,
-                format!("git object {} holds more than the {} bytes its header gives; {FSCK}", self.oid, self.size),
-            )),
-            Err(e) => {
-                Err(std::io::Error::new(e.kind(), format!("git object {} failed its checksum: {e}; {FSCK}", self.oid)))
+            Ok(0) => {}
+            Ok(_) => {
+                return Err(damaged(format!(
+                    "git object {} holds more than the {} bytes its header gives",
+                    self.oid, self.size
+                )));
             }
+            Err(e) => return Err(damaged(format!("git object {} failed its checksum: {e}", self.oid))),
         }
+        let got = std::mem::replace(hash, Sha1::new()).finish();
+        if got != self.oid.as_bytes() {
+            let got = got.iter().map(|b| format!("{b:02x}")).collect::<String>();
+            return Err(damaged(format!("git object {}'s contents hash to {got}, not to its id", self.oid)));
+        }
+        Ok(())
     }
 }
 
@@ -366,6 +390,26 @@ mod tests {
             let Err(e) = read else { panic!("checksum {past} bytes past 64 KiB: damaged contents read as good") };
             assert!(e.to_string().contains(&oid.to_string()), "checksum {past} bytes past 64 KiB: {e}");
         }
+    }
+
+    #[test]
+    fn an_object_whose_bytes_are_not_its_id_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path()).unwrap();
+        let data = noise(STREAM_FROM as usize);
+        let oid = repo.blob(&data).unwrap();
+        // A well-formed object file with other bytes of the same size, as
+        // a damaged pack index pointing at another entry would give.
+        let mut other = data.clone();
+        other[12_345] ^= 1;
+        let object = [format!("blob {}\0", other.len()).as_bytes(), &other].concat();
+        replace(&loose_path(&repo, oid), &zlib(&object, 1));
+
+        let (streamed, read) = read(&repo, oid, &budget());
+        assert!(streamed);
+        let Err(e) = read else { panic!("other bytes than the id names were read as good") };
+        let other_id = Oid::hash_object(git2::ObjectType::Blob, &other).unwrap();
+        assert!(e.to_string().contains(&format!("{oid}'s contents hash to {other_id}, not to its id")), "{e}");
     }
 
     #[test]
