@@ -24,7 +24,7 @@ use super::object_stream;
 /// What to do about a damaged object, in every error that names one.
 const FSCK: &str = "check the repository with `git fsck`";
 
-/// Files from this size up are streamed when git stored them as one zlib stream.
+/// Files from this size up are streamed from git's object files when they can be.
 pub const STREAM_FROM: u64 = 1 << 20;
 
 /// The contents of one file: exactly `size` bytes, or an error.
@@ -49,8 +49,8 @@ enum Source<'a> {
 }
 
 impl<'a> FileContents<'a> {
-    /// Opens blob `oid`: as a stream when it is large and stored as one
-    /// zlib stream, else whole once its size fits in `budget`.
+    /// Opens blob `oid`: as a stream when it is large and
+    /// [`object_stream`](super::object_stream) can read it, else whole once its size fits in `budget`.
     pub fn open(repo: &'a Repository, odb: &'a Odb<'a>, oid: Oid, budget: &'a Budget) -> std::io::Result<Self> {
         let (size, _) = odb.read_header(oid).map_err(io)?;
         if size as u64 >= STREAM_FROM {
@@ -71,7 +71,7 @@ impl<'a> FileContents<'a> {
         self.size
     }
 
-    /// Whether the file is inflated as it is read rather than held whole.
+    /// Whether the file is streamed from git's object files rather than held whole.
     #[cfg(test)]
     pub fn is_streamed(&self) -> bool {
         matches!(self.source, Source::Streamed { .. })
@@ -153,6 +153,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::git::object_stream::tests::loose_object;
 
     /// Bytes no compressor shrinks much, so a loose object is about as large as its file.
     fn noise(len: usize) -> Vec<u8> {
@@ -345,14 +346,6 @@ mod tests {
         assert!(message.contains(&oid.to_string()), "{message}");
     }
 
-    /// `data` as a zlib stream at `level` (0: stored blocks), as git writes a loose object.
-    fn zlib(data: &[u8], level: u32) -> Vec<u8> {
-        use std::io::Write;
-        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(level));
-        z.write_all(data).unwrap();
-        z.finish().unwrap()
-    }
-
     /// Writes `file` at `path`, in place of the read-only object file git may have written there.
     fn replace(path: &std::path::Path, file: &[u8]) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -369,18 +362,17 @@ mod tests {
         // straddles two reads, the read that ends the contents may not see it.
         for past in 0..=4u64 {
             let mut data = noise(STREAM_FROM as usize + 70_000);
-            let object = loop {
-                let object = [format!("blob {}\0", data.len()).as_bytes(), &data].concat();
-                let len = zlib(&object, 0).len() as u64;
+            let mut file = loop {
+                let file = loose_object(data.len() as u64, &data, 0);
+                let len = file.len() as u64;
                 if len % 65536 == past {
-                    break object;
+                    break file;
                 }
                 // Block headers come and go with the length: close in, then byte by byte.
                 let over = ((len + 65536 - past) % 65536) as usize;
                 data.truncate(data.len() - over.saturating_sub(64).max(1));
             };
             let oid = Oid::hash_object(git2::ObjectType::Blob, &data).unwrap();
-            let mut file = zlib(&object, 0);
             let at = file.len() / 2;
             file[at] ^= 0x20;
             replace(&loose_path(&repo, oid), &file);
@@ -402,8 +394,7 @@ mod tests {
         // a damaged pack index pointing at another entry would give.
         let mut other = data.clone();
         other[12_345] ^= 1;
-        let object = [format!("blob {}\0", other.len()).as_bytes(), &other].concat();
-        replace(&loose_path(&repo, oid), &zlib(&object, 1));
+        replace(&loose_path(&repo, oid), &loose_object(other.len() as u64, &other, 1));
 
         let (streamed, read) = read(&repo, oid, &budget());
         assert!(streamed);
@@ -419,8 +410,7 @@ mod tests {
         // A loose object whose header promises 2,000,000 bytes and whose body ends after 50.
         let hex = "ab".repeat(20);
         let oid = Oid::from_str(&hex).unwrap();
-        let object = [&b"blob 2000000\0"[..], &[b'x'; 50]].concat();
-        replace(&loose_path(&repo, oid), &zlib(&object, 1));
+        replace(&loose_path(&repo, oid), &loose_object(2_000_000, &[b'x'; 50], 1));
 
         let (streamed, read) = read(&repo, oid, &budget());
         assert!(streamed);
@@ -434,8 +424,7 @@ mod tests {
         let repo = Repository::init(dir.path()).unwrap();
         let hex = "cd".repeat(20);
         let oid = Oid::from_str(&hex).unwrap();
-        let object = [format!("blob {STREAM_FROM}\0").as_bytes(), &noise(STREAM_FROM as usize + 10)].concat();
-        replace(&loose_path(&repo, oid), &zlib(&object, 1));
+        replace(&loose_path(&repo, oid), &loose_object(STREAM_FROM, &noise(STREAM_FROM as usize + 10), 1));
 
         let (streamed, read) = read(&repo, oid, &budget());
         assert!(streamed);

@@ -121,14 +121,11 @@ fn packed(objects: &Path, mut pack: PathBuf, mut offset: u64) -> std::io::Result
         if deltas.len() > MAX_CHAIN {
             return Ok(None);
         }
-        let mut entry = BufReader::new(File::open(&pack)?);
+        let mut entry = BufReader::with_capacity(BUFFER, File::open(&pack)?);
         entry.seek(SeekFrom::Start(offset))?;
         let (kind, size) = entry_header(&mut entry)?;
         match kind {
-            BLOB => {
-                let at = entry.stream_position()?;
-                break (size, Box::new(inflate(&pack, at)?));
-            }
+            BLOB => break (size, Box::new(ZlibDecoder::new(entry))),
             OFS_DELTA => {
                 let back = base_distance(&mut entry)?;
                 deltas.push((pack.clone(), entry.stream_position()?));
@@ -241,7 +238,7 @@ fn entry_header(r: &mut impl Read) -> std::io::Result<(u8, u64)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A pack index (v2) of `objects` (id, offset), sorted by id.
@@ -326,11 +323,17 @@ mod tests {
         }
     }
 
-    fn zlib(data: &[u8]) -> Vec<u8> {
+    /// `data` as a zlib stream at `level` (0: stored blocks), as git writes objects.
+    pub(crate) fn zlib(data: &[u8], level: u32) -> Vec<u8> {
         use std::io::Write;
-        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(level));
         z.write_all(data).unwrap();
         z.finish().unwrap()
+    }
+
+    /// A loose object file: the zlib stream of a header that gives `size`, then `body`.
+    pub(crate) fn loose_object(size: u64, body: &[u8], level: u32) -> Vec<u8> {
+        zlib(&[format!("blob {size}\0").as_bytes(), body].concat(), level)
     }
 
     fn blob_id(data: &[u8]) -> Oid {
@@ -360,7 +363,7 @@ mod tests {
             index.push((id.as_bytes().try_into().unwrap(), at));
             pack.extend(entry(kind, data.len() as u64));
             pack.extend(prefix);
-            pack.extend(zlib(&data));
+            pack.extend(zlib(&data, 1));
         }
         pack.extend([0u8; 20]);
         index.sort();
