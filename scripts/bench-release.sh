@@ -23,9 +23,8 @@ cleanup() {
 }
 trap cleanup EXIT
 eval "$(scripts/services.sh env)"
-cargo build --release --quiet --bin relctl --example push_image
+cargo build --release --quiet --bin relctl
 relctl=$PWD/target/release/relctl
-pusher=$PWD/target/release/examples/push_image   # relctl's uploader alone, for the floor
 reg=$RELCTL_TEST_REGISTRY
 log=$RELCTL_TEST_REGISTRY_LOG
 work=$(mktemp -d /tmp/relctl-bench4.XXXXXX)
@@ -173,22 +172,20 @@ declare -A bt bw
 floor_for classic_build; classic_chain=$(( chain1 > chain2 ? chain1 : chain2 ))
 if [ "$BUILDER" = classic ]; then floor_for classic_build; else floor_for bk_build; fi
 # The largest image (by size in the engine: one built on base or frontend,
-# with both 20 MB layers), pushed alone to an empty namespace by relctl's
-# uploader (examples/push_image.rs), as a release pushes; docker push of it,
-# as the baseline pushes, is printed beside it.
+# with both 20 MB layers), pushed alone to the empty namespace.
 largest=$(for img in base frontend server worker agent nginx; do
   echo "$(docker image inspect -f '{{.Size}}' "$reg/$ns/bench-$img:f") $img"; done | sort -n | tail -1)
 largest_mb=$(( ${largest% *} / 1000000 )); largest=${largest#* }
-sync; t0=$(now); docker push -q "$reg/$ns/bench-$largest:f" >/dev/null; push_largest_docker=$(ms $t0 $(now))
-for img in base frontend server worker agent nginx; do docker tag "$reg/$ns/bench-$img:f" "$reg/${ns}u/bench-$img:f"; done
-sync; b0=$(busy); push_largest=$("$pusher" "$reg" "$reg/${ns}u/bench-$largest:f" | cut -d' ' -f1)
+sync; b0=$(busy); t0=$(now); docker push -q "$reg/$ns/bench-$largest:f" >/dev/null; push_largest=$(ms $t0 $(now))
 push_work=$(( $(busy) - b0 ))
 floor=$(( (chain1 > chain2 ? chain1 : chain2) + push_largest ))
 # The CPU the release's steps need, each alone on the engine: the builds
 # above and every image pushed once (layers already pushed are skipped, as in
 # a release). Spread perfectly over all cores, the work alone takes work_ms.
-others=$(for img in base frontend server worker agent nginx; do if [ "$img" != "$largest" ]; then echo "$reg/${ns}u/bench-$img:f"; fi; done)
-sync; b0=$(busy); "$pusher" "$reg" $others >/dev/null; push_work=$(( push_work + $(busy) - b0 ))
+for img in base frontend server worker agent nginx; do
+  [ "$img" = "$largest" ] && continue
+  sync; b0=$(busy); docker push -q "$reg/$ns/bench-$img:f" >/dev/null; push_work=$(( push_work + $(busy) - b0 ))
+done
 work_ms=$(( (build_work + push_work) * 10 / $(nproc) ))
 # The DAG tightens that bound: until the first of the roots (base, frontend)
 # is built, nothing else can run, not even a push; at most the roots' own
@@ -219,7 +216,7 @@ printf '%-46s %-10s %-10s %-8s %s\n' "2. only frontend/ changed" "$mg" "$mgb" "$
 printf '%-46s %-10s %-10s %-8s %s\n' "   relctl blob uploads to unchanged images" "$(printf '%s\n' "${up_unchanged[@]}" | sort -n | tail -1)" "" "" "0"
 printf '%-46s %-10s %-10s %-8s %s\n' "3. rerun of a released tag" "$(median "${rerun[@]}")" "" "" "< 1000 ms"
 printf '%-46s %-10s %-10s %-8s %s\n' "4. cold relctl vs physical floor" "$mc" "$floor" "$(ratio "$mc" "$floor")" "<= 1.25"
-printf '   floor = longest chain (base+server %s ms, frontend+nginx %s ms) + push of the largest image (%s, %s MB) by relctl'"'"'s uploader %s ms (docker push: %s ms); builder %s\n' "$chain1" "$chain2" "$largest" "$largest_mb" "$push_largest" "$push_largest_docker" "$([ "$BUILDER" = classic ] && echo classic || echo BuildKit)"
+printf '   floor = longest chain (base+server %s ms, frontend+nginx %s ms) + push of the largest image (%s, %s MB) %s ms; builder %s\n' "$chain1" "$chain2" "$largest" "$largest_mb" "$push_largest" "$([ "$BUILDER" = classic ] && echo classic || echo BuildKit)"
 printf '   (the same chains with the classic builder, which the baseline uses: %s ms)\n' "$classic_chain"
 printf '   CPU work of the steps, each alone: builds %s + pushes %s core-s; on %s cores at least %s ms = %s x floor\n' \
   "$(awk -v j="$build_work" 'BEGIN {printf "%.1f", j / 100}')" "$(awk -v j="$push_work" 'BEGIN {printf "%.1f", j / 100}')" \
