@@ -42,8 +42,7 @@ impl Controller {
         let registry = RegistryClient::new(&ctx.config.registry, creds.clone());
         // A controller's output is a log: per-image progress as plain lines.
         let progress = Arc::new(LogProgress::default());
-        let builder = LazyEngine::new(&ctx.config.registry, creds, progress.clone(), ctx.config.build.builder)
-            .with_http(registry.http());
+        let builder = LazyEngine::new(&ctx.config.registry, creds, progress.clone(), ctx.config.build.builder);
         let github = super::release::github(&ctx)?;
         Ok(Self { ctx, registry, builder, progress, github, metrics: Arc::new(Metrics::new()) })
     }

@@ -91,8 +91,7 @@ async fn run(global: &Global, tag: &str, opts: &PlanOptions, dry_run: bool) -> a
     if actions::active() {
         progress = Arc::new(actions::Grouped::new(progress));
     }
-    let builder = LazyEngine::new(&ctx.config.registry, creds, progress.clone(), ctx.config.build.builder)
-        .with_http(registry.http());
+    let builder = LazyEngine::new(&ctx.config.registry, creds, progress.clone(), ctx.config.build.builder);
     let executor = Executor {
         config: &ctx.config,
         git: &ctx.git,

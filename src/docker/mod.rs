@@ -9,8 +9,6 @@
 mod build;
 mod buildkit;
 pub mod gate;
-mod gzip;
-mod push;
 pub mod store;
 mod trace;
 
@@ -19,13 +17,16 @@ use std::future::Future;
 
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
+use bollard::models::ProgressDetail;
+use bollard::query_parameters::PushImageOptionsBuilder;
+use futures_util::StreamExt;
 use secrecy::ExposeSecret;
 
 use crate::config::Builder;
 use crate::git::ContextSpec;
 use crate::plan::BuildStep;
 use crate::registry::Credentials;
-use crate::release::progress::ProgressSink;
+use crate::release::progress::{ImageState, ProgressSink};
 use gate::Gate;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +39,6 @@ pub enum DockerError {
     Build { image: String, message: String },
     #[error("image {image}: pushing {reference} failed: {message}")]
     Push { image: String, reference: String, message: String },
-    #[error("image {image}: pushing {reference} failed: {source}")]
-    Registry { image: String, reference: String, source: Box<crate::registry::RegistryError> },
     #[error("image {image}: not built, because a parent image's build failed")]
     ParentFailed { image: String },
 }
@@ -56,9 +55,6 @@ impl DockerError {
     pub fn retryable(&self) -> bool {
         match self {
             DockerError::Push { message, .. } => !refused(message),
-            DockerError::Registry { source, .. } => {
-                !matches!(**source, crate::registry::RegistryError::Unauthorized { .. })
-            }
             DockerError::NoBuildKit { .. } | DockerError::ParentFailed { .. } => false,
             DockerError::Unreachable { .. } | DockerError::Build { .. } => true,
         }
@@ -74,7 +70,6 @@ impl DockerError {
                 "the registry refused the push: set RELCTL_REGISTRY_USERNAME / RELCTL_REGISTRY_PASSWORD for an account that may push".into()
             }
             DockerError::Push { .. } => "check the registry and retry; rerunning the release resumes where it stopped".into(),
-            DockerError::Registry { source, .. } => source.hint(),
         }
     }
 }
@@ -140,12 +135,6 @@ pub struct DockerEngine {
     progress: ProgressSink,
     /// Set when builds go to BuildKit; `None` builds with the classic builder.
     buildkit: Option<buildkit::BuildKit>,
-    /// The registry client pushes upload through, made on the first push.
-    uploader: tokio::sync::OnceCell<crate::registry::RegistryClient>,
-    /// The HTTP client for it, if the caller has one already.
-    http: Option<reqwest::Client>,
-    /// Layers pushed by this engine, so the next image that has them mounts them.
-    sent: push::SentLayers,
 }
 
 impl DockerEngine {
@@ -181,24 +170,7 @@ impl DockerEngine {
                 }
             }
         };
-        Ok(Self {
-            docker,
-            host,
-            registry: registry.to_string(),
-            creds,
-            progress,
-            buildkit,
-            uploader: tokio::sync::OnceCell::new(),
-            http: None,
-            sent: push::SentLayers::default(),
-        })
-    }
-
-    /// Uploads through `http` (e.g. the release's registry client's), instead
-    /// of a client of its own, whose CA certificates take 0.1 s of CPU to load.
-    pub fn with_http(mut self, http: reqwest::Client) -> Self {
-        self.http = Some(http);
-        self
+        Ok(Self { docker, host, registry: registry.to_string(), creds, progress, buildkit })
     }
 
     pub fn host(&self) -> &str {
@@ -262,7 +234,44 @@ impl ImageBuilder for DockerEngine {
     }
 
     async fn push(&self, image: &str, repository: &str, tag: &str) -> Result<String, DockerError> {
-        self.push_image(image, repository, tag).await
+        let reference = format!("{repository}:{tag}");
+        let options = PushImageOptionsBuilder::new().tag(tag).build();
+        let mut stream = self.docker.push_image(repository, Some(options), self.credentials());
+        let mut digest = None;
+        // The API model carries no layer id, so layers are told apart by
+        // size: two same-sized layers at once only undercount.
+        let mut layers = LayerBytes::default();
+        while let Some(item) = stream.next().await {
+            let fail =
+                |message: String| DockerError::Push { image: image.to_string(), reference: reference.clone(), message };
+            match item {
+                Ok(info) => {
+                    if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                        return Err(fail(message));
+                    }
+                    if let Some(ProgressDetail { current: Some(current), total: Some(total) }) = info.progress_detail {
+                        let (done, total) = layers.update(total, current, total);
+                        let state = ImageState::Pushing { done, total };
+                        self.progress.update(image, &state);
+                    }
+                    if let Some(status) = info.status.as_deref() {
+                        if let Some(d) = status.split_whitespace().find(|w| w.starts_with("sha256:")) {
+                            digest = Some(d.to_string());
+                        }
+                        tracing::debug!(image, "{status}");
+                    }
+                }
+                Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    return Err(fail(error));
+                }
+                Err(e) => return Err(fail(e.to_string())),
+            }
+        }
+        digest.ok_or_else(|| DockerError::Push {
+            image: image.to_string(),
+            reference,
+            message: "the daemon reported no digest".into(),
+        })
     }
 }
 
@@ -290,38 +299,18 @@ pub struct LazyEngine {
     registry: String,
     creds: Option<Credentials>,
     progress: ProgressSink,
-    http: Option<reqwest::Client>,
     engine: tokio::sync::OnceCell<DockerEngine>,
 }
 
 impl LazyEngine {
     pub fn new(registry: &str, creds: Option<Credentials>, progress: ProgressSink, builder: Builder) -> Self {
-        Self {
-            builder,
-            registry: registry.to_string(),
-            creds,
-            progress,
-            http: None,
-            engine: tokio::sync::OnceCell::new(),
-        }
-    }
-
-    /// See [`DockerEngine::with_http`].
-    pub fn with_http(mut self, http: reqwest::Client) -> Self {
-        self.http = Some(http);
-        self
+        Self { builder, registry: registry.to_string(), creds, progress, engine: tokio::sync::OnceCell::new() }
     }
 
     async fn get(&self) -> Result<&DockerEngine, DockerError> {
         self.engine
-            .get_or_try_init(|| async {
-                let engine =
-                    DockerEngine::connect(&self.registry, self.creds.clone(), self.progress.clone(), self.builder)
-                        .await?;
-                Ok(match &self.http {
-                    Some(http) => engine.with_http(http.clone()),
-                    None => engine,
-                })
+            .get_or_try_init(|| {
+                DockerEngine::connect(&self.registry, self.creds.clone(), self.progress.clone(), self.builder)
             })
             .await
     }
