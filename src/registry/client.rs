@@ -15,12 +15,6 @@ use super::credentials::Credentials;
 
 const MAX_ATTEMPTS: u32 = 4;
 
-/// A request body: bytes in memory, or a file streamed from disk.
-pub enum Payload {
-    Bytes(Vec<u8>),
-    File(std::path::PathBuf),
-}
-
 #[derive(Clone)]
 enum Auth {
     Basic,
@@ -77,11 +71,6 @@ impl RegistryClient {
         }
     }
 
-    /// The HTTP client, to share (it is a handle).
-    pub fn http(&self) -> reqwest::Client {
-        self.http.clone()
-    }
-
     /// Forgets the cached tag listings: the next observation lists again.
     pub fn forget_listings(&self) {
         self.listings.lock().expect("listing cache").clear();
@@ -107,55 +96,18 @@ impl RegistryClient {
         body: Option<Vec<u8>>,
         push: bool,
     ) -> Result<Response, RegistryError> {
-        let url = self.url(repository, path);
-        self.send_to(method, &url, repository, headers, body.map(Payload::Bytes).as_ref(), push).await
-    }
-
-    /// `/v2/<repository>/<path>` on this registry.
-    pub(super) fn url(&self, repository: &str, path: &str) -> String {
-        format!("{}/v2/{repository}/{path}", self.base)
-    }
-
-    /// An upload location as the registry gave it (absolute, or a path on this host).
-    pub(super) fn absolute(&self, location: &str) -> String {
-        if location.starts_with("http://") || location.starts_with("https://") {
-            location.to_string()
-        } else {
-            format!("{}/{}", self.base, location.trim_start_matches('/'))
-        }
-    }
-
-    /// [`Self::send`] to a full `url` of `repository`, e.g. an upload location;
-    /// a file payload is streamed, and opened again for each attempt.
-    pub(super) async fn send_to(
-        &self,
-        method: Method,
-        url: &str,
-        repository: &str,
-        headers: &[(header::HeaderName, String)],
-        body: Option<&Payload>,
-        push: bool,
-    ) -> Result<Response, RegistryError> {
+        let url = format!("{}/v2/{repository}/{path}", self.base);
         let scope = format!("repository:{repository}:{}", if push { "pull,push" } else { "pull" });
         let mut challenged = false;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut req = self.http.request(method.clone(), url);
+            let mut req = self.http.request(method.clone(), &url);
             for (k, v) in headers {
                 req = req.header(k, v);
             }
-            match body {
-                Some(Payload::Bytes(b)) => req = req.body(b.clone()),
-                Some(Payload::File(path)) => {
-                    let file = tokio::fs::File::open(path).await.map_err(|e| RegistryError::Transport {
-                        registry: self.registry.clone(),
-                        message: format!("cannot read {}: {e}", path.display()),
-                    })?;
-                    let len = file.metadata().await.map(|m| m.len()).unwrap_or_default();
-                    req = req.header(header::CONTENT_LENGTH, len).body(file);
-                }
-                None => {}
+            if let Some(b) = &body {
+                req = req.body(b.clone());
             }
             let auth = self.auth.lock().expect("auth cache").get(&scope).cloned();
             req = match (&auth, &self.creds) {

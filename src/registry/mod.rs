@@ -3,7 +3,6 @@
 
 pub mod client;
 pub mod credentials;
-pub mod upload;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -279,7 +278,22 @@ impl Registry for RegistryClient {
             tag: from.to_string(),
             message: "tag disappeared before it could be copied".into(),
         })?;
-        self.put_manifest(repository, to, &media, bytes).await?;
+        let resp = self
+            .send(
+                Method::PUT,
+                repository,
+                &format!("manifests/{to}"),
+                &[(header::CONTENT_TYPE, media)],
+                Some(bytes),
+                true,
+            )
+            .await?;
+        self.success(resp, repository, &format!("tag {to} in")).await?;
+        if let Some(tags) = self.listings.lock().expect("listing cache").get_mut(repository) {
+            if !tags.iter().any(|t| t == to) {
+                tags.push(to.to_string());
+            }
+        }
         Ok(digest)
     }
 }
