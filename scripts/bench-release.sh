@@ -3,7 +3,8 @@
 # the same engine and registry. Fixture: the five-image example plus a base
 # image that server, worker and agent build on; every build has `RUN sleep 1`
 # and a 20 MB layer of random data. Prints a table (medians of RUNS); not a test.
-# Also measures relctl's peak RSS releasing a 1 GiB build context.
+# Also measures relctl's peak RSS releasing a 1 GiB build context, and the
+# same DAG scripted without relctl, to tell relctl's overhead from the engine's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
@@ -102,6 +103,46 @@ baseline() {
    echo "$tag" >VERSION && G add VERSION && G commit -q -m "chore(release): $tag" && G push -q origin main)
 }
 
+# bk_build DIR REF: one BuildKit build exactly as relctl sends it (POST
+# /build?version=2 with the context tar as the body).
+bk_build() {
+  local out
+  out=$(tar -C "$1" -cf - . | curl -sS --unix-socket "${DOCKER_HOST#unix://}" -X POST -H 'Content-Type: application/x-tar' \
+    --data-binary @- --url-query version=2 --url-query nocache=1 --url-query networkmode=none --url-query "t=$2" \
+    --url-query "buildargs={\"BASE_IMAGE\":\"$reg/$ns/bench-base:f\",\"FRONTEND_IMAGE\":\"$reg/$ns/bench-frontend:f\"}" \
+    http://docker/v1.41/build)
+  if grep -q errorDetail <<<"$out"; then echo "bench: BuildKit build of $1 failed: $out" >&2; exit 1; fi
+}
+classic_build() {
+  docker build -q --no-cache --network none --build-arg "BASE_IMAGE=$reg/$ns/bench-base:f" \
+    --build-arg "FRONTEND_IMAGE=$reg/$ns/bench-frontend:f" -t "$2" "$1" >/dev/null 2> >(quiet_legacy)
+}
+# The same DAG scripted by hand, without relctl: the best schedule a script
+# can run on this engine. Each build is the request relctl sends (bk_build,
+# or classic_build with BUILDER=classic) and starts the moment its parent is
+# built; each image is pushed (docker push) the moment it is built. No
+# context from git, no staging, promotion or VERSION commit. relctl / script
+# is relctl's own overhead; script / floor is what running the steps side by
+# side costs on the engine, whoever schedules them.
+scripted_chain() { # scripted_chain DIR ROOT CHILD...: build ROOT, then push it while its children build and push
+  local d=$1 root=$2 build=bk_build pids=() p rc=0; shift 2
+  [ "$BUILDER" = classic ] && build=classic_build
+  "$build" "$d/app/docker/$root" "$reg/$ns/bench-$root:f"
+  docker push -q "$reg/$ns/bench-$root:f" >/dev/null & pids+=($!)
+  for c in "$@"; do
+    ("$build" "$d/app/docker/$c" "$reg/$ns/bench-$c:f" && docker push -q "$reg/$ns/bench-$c:f" >/dev/null) & pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || rc=1; done
+  return $rc
+}
+scripted() {
+  local rc=0 a b
+  (scripted_chain "$1" base server worker agent) & a=$!
+  (scripted_chain "$1" frontend nginx) & b=$!
+  wait $a || rc=1; wait $b || rc=1
+  if [ $rc != 0 ]; then echo "bench: the scripted schedule failed" >&2; exit 1; fi
+}
+
 uploads_for() { # uploads_for OFFSET NS IMAGE...: blob upload requests to those repositories since OFFSET
   local off=$1 ns=$2; shift 2
   local n=0
@@ -109,9 +150,12 @@ uploads_for() { # uploads_for OFFSET NS IMAGE...: blob upload requests to those 
   echo $n
 }
 
-busy_r=(); busy_b=(); rss_cold=(); cold_r=(); cold_b=(); chg_r=(); chg_b=(); rerun=(); up_unchanged=()
+busy_r=(); busy_b=(); rss_cold=(); cold_r=(); cold_b=(); cold_s=(); chg_r=(); chg_b=(); rerun=(); up_unchanged=()
 for i in $(seq 1 "$RUNS"); do
-  for who in relctl baseline; do
+  # relctl and the script take turns going first (the first run after the
+  # engine starts pays its warm-up); the baseline, the slowest, goes last.
+  order="relctl scripted"; [ $((i % 2)) = 0 ] && order="scripted relctl"
+  for who in $order baseline; do
     d="$work/$who-$i"; ns="b4$who$i$(date +%s)"
     mkdir -p "$d"; make_app "$d" "$ns"
     fresh_layers "$d" base frontend server worker agent nginx
@@ -120,8 +164,10 @@ for i in $(seq 1 "$RUNS"); do
     if [ $who = relctl ]; then
       (cd "$d/app" && exec "$relctl" -q release v1.0.0 --no-cache >/dev/null) &
       peak_kib $! >"$work/cold-rss"
+    elif [ $who = scripted ]; then scripted "$d"
     else baseline "$d" "$ns" v1.0.0; fi
     t1=$(now); b1=$(busy)
+    if [ $who = scripted ]; then cold_s+=($(ms $t0 $t1)); continue; fi
     # average number of busy cores during the cold release (jiffies are 1/100 s)
     cores=$(awk -v j=$((b1 - b0)) -v ms="$(ms $t0 $t1)" 'BEGIN {printf "%.2f", j * 10 / ms}')
     fresh_layers "$d" frontend
@@ -144,20 +190,6 @@ done
 # The physical floor: the longest dependency chain of single-image builds plus
 # the push of the largest image, with the builder relctl used (BuildKit through
 # the Engine API unless BUILDER=classic), each build alone on the engine.
-# bk_build DIR REF: one BuildKit build exactly as relctl sends it (POST
-# /build?version=2 with the context tar as the body).
-bk_build() {
-  local out
-  out=$(tar -C "$1" -cf - . | curl -sS --unix-socket "${DOCKER_HOST#unix://}" -X POST -H 'Content-Type: application/x-tar' \
-    --data-binary @- --url-query version=2 --url-query nocache=1 --url-query networkmode=none --url-query "t=$2" \
-    --url-query "buildargs={\"BASE_IMAGE\":\"$reg/$ns/bench-base:f\",\"FRONTEND_IMAGE\":\"$reg/$ns/bench-frontend:f\"}" \
-    http://docker/v1.41/build)
-  if grep -q errorDetail <<<"$out"; then echo "bench: BuildKit build of $1 failed: $out" >&2; exit 1; fi
-}
-classic_build() {
-  docker build -q --no-cache --network none --build-arg "BASE_IMAGE=$reg/$ns/bench-base:f" \
-    --build-arg "FRONTEND_IMAGE=$reg/$ns/bench-frontend:f" -t "$2" "$1" >/dev/null 2> >(quiet_legacy)
-}
 floor_for() { # floor_for BUILD_FUNCTION: sets bt[image], bw[image] (jiffies), chain1, chain2, build_work (jiffies of all builds)
   d="$work/floor-$1"; ns="b4floor$1$(date +%s)"; mkdir -p "$d"; make_app "$d" "$ns"; fresh_layers "$d" base frontend server worker agent nginx
   build_work=0
@@ -223,9 +255,12 @@ printf '   CPU work of the steps, each alone: builds %s + pushes %s core-s; on %
   "$(nproc)" "$work_ms" "$(ratio "$work_ms" "$floor")"
 printf '   with the DAG: no other step before a root is built (%s ms alone), then the rest of that work: at least %s ms = %s x floor\n' \
   "$roots_ms" "$dag_ms" "$(ratio "$dag_ms" "$floor")"
+mo=$(median "${cold_s[@]}")
+printf '   the same DAG scripted without relctl (each build as soon as its parent is built, each push as soon as its image is): %s ms = %s x floor; relctl / script = %s\n' \
+  "$mo" "$(ratio "$mo" "$floor")" "$(ratio "$mc" "$mo")"
 printf '%-46s %-10s %-10s %-8s %s\n' "   busy cores during the cold release (of $(nproc))" "$(median "${busy_r[@]}")" "$(median "${busy_b[@]}")" "" ""
 printf '%-46s %-10s %s\n' "peak RSS releasing a ${ctx_mib} MiB context (MiB)" "$(mib "$peak")" "< 150"
 printf '%-46s %-10s\n' "peak RSS in the cold release (MiB, max of $RUNS)" "$(mib "$(printf '%s\n' "${rss_cold[@]}" | sort -n | tail -1)")"
-printf 'all runs (ms): relctl cold %s | baseline cold %s | relctl changed %s | baseline changed %s | rerun %s\n' \
-  "${cold_r[*]}" "${cold_b[*]}" "${chg_r[*]}" "${chg_b[*]}" "${rerun[*]}"
+printf 'all runs (ms): relctl cold %s | scripted DAG cold %s | baseline cold %s | relctl changed %s | baseline changed %s | rerun %s\n' \
+  "${cold_r[*]}" "${cold_s[*]}" "${cold_b[*]}" "${chg_r[*]}" "${chg_b[*]}" "${rerun[*]}"
 rm -rf "$work"
