@@ -117,13 +117,13 @@ classic_build() {
   docker build -q --no-cache --network none --build-arg "BASE_IMAGE=$reg/$ns/bench-base:f" \
     --build-arg "FRONTEND_IMAGE=$reg/$ns/bench-frontend:f" -t "$2" "$1" >/dev/null 2> >(quiet_legacy)
 }
-# The same DAG scripted by hand, without relctl: the best schedule a script
-# can run on this engine. Each build is the request relctl sends (bk_build,
-# or classic_build with BUILDER=classic) and starts the moment its parent is
+# The same DAG scripted by hand, without relctl: a greedy schedule with no
+# overhead of its own. Each build is the request relctl sends (bk_build, or
+# classic_build with BUILDER=classic) and starts the moment its parent is
 # built; each image is pushed (docker push) the moment it is built. No
 # context from git, no staging, promotion or VERSION commit. relctl / script
 # is relctl's own overhead; script / floor is what running the steps side by
-# side costs on the engine, whoever schedules them.
+# side costs on the engine (the DAG bound printed above holds for any schedule).
 scripted_chain() { # scripted_chain DIR ROOT CHILD...: build ROOT, then push it while its children build and push
   local d=$1 root=$2 build=bk_build pids=() p rc=0; shift 2
   [ "$BUILDER" = classic ] && build=classic_build
@@ -255,9 +255,9 @@ printf '   CPU work of the steps, each alone: builds %s + pushes %s core-s; on %
   "$(nproc)" "$work_ms" "$(ratio "$work_ms" "$floor")"
 printf '   with the DAG: no other step before a root is built (%s ms alone), then the rest of that work: at least %s ms = %s x floor\n' \
   "$roots_ms" "$dag_ms" "$(ratio "$dag_ms" "$floor")"
-mo=$(median "${cold_s[@]}")
+mscript=$(median "${cold_s[@]}")
 printf '   the same DAG scripted without relctl (each build as soon as its parent is built, each push as soon as its image is): %s ms = %s x floor; relctl / script = %s\n' \
-  "$mo" "$(ratio "$mo" "$floor")" "$(ratio "$mc" "$mo")"
+  "$mscript" "$(ratio "$mscript" "$floor")" "$(ratio "$mc" "$mscript")"
 printf '%-46s %-10s %-10s %-8s %s\n' "   busy cores during the cold release (of $(nproc))" "$(median "${busy_r[@]}")" "$(median "${busy_b[@]}")" "" ""
 printf '%-46s %-10s %s\n' "peak RSS releasing a ${ctx_mib} MiB context (MiB)" "$(mib "$peak")" "< 150"
 printf '%-46s %-10s\n' "peak RSS in the cold release (MiB, max of $RUNS)" "$(mib "$(printf '%s\n' "${rss_cold[@]}" | sort -n | tail -1)")"
