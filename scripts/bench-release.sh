@@ -117,20 +117,21 @@ classic_build() {
   docker build -q --no-cache --network none --build-arg "BASE_IMAGE=$reg/$ns/bench-base:f" \
     --build-arg "FRONTEND_IMAGE=$reg/$ns/bench-frontend:f" -t "$2" "$1" >/dev/null 2> >(quiet_legacy)
 }
+# The builder relctl uses: BuildKit through the Engine API unless BUILDER=classic.
+relctl_build=bk_build; [ "$BUILDER" = classic ] && relctl_build=classic_build
 # The same DAG scripted by hand, without relctl: a greedy schedule with no
-# overhead of its own. Each build is the request relctl sends (bk_build, or
-# classic_build with BUILDER=classic) and starts the moment its parent is
-# built; each image is pushed (docker push) the moment it is built. No
-# context from git, no staging, promotion or VERSION commit. relctl / script
+# overhead of its own. Each build is the request relctl sends ($relctl_build)
+# and starts the moment its parent is built; each image is pushed (docker
+# push) the moment it is built. No context from git, no staging, promotion
+# or VERSION commit. relctl / script
 # is relctl's own overhead; script / floor is what running the steps side by
 # side costs on the engine (the DAG bound printed above holds for any schedule).
 scripted_chain() { # scripted_chain DIR ROOT CHILD...: build ROOT, then push it while its children build and push
-  local d=$1 root=$2 build=bk_build pids=() p rc=0; shift 2
-  [ "$BUILDER" = classic ] && build=classic_build
-  "$build" "$d/app/docker/$root" "$reg/$ns/bench-$root:f"
+  local d=$1 root=$2 pids=() p rc=0; shift 2
+  "$relctl_build" "$d/app/docker/$root" "$reg/$ns/bench-$root:f"
   docker push -q "$reg/$ns/bench-$root:f" >/dev/null & pids+=($!)
   for c in "$@"; do
-    ("$build" "$d/app/docker/$c" "$reg/$ns/bench-$c:f" && docker push -q "$reg/$ns/bench-$c:f" >/dev/null) & pids+=($!)
+    ("$relctl_build" "$d/app/docker/$c" "$reg/$ns/bench-$c:f" && docker push -q "$reg/$ns/bench-$c:f" >/dev/null) & pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p" || rc=1; done
   return $rc
@@ -202,7 +203,7 @@ floor_for() { # floor_for BUILD_FUNCTION: sets bt[image], bw[image] (jiffies), c
 }
 declare -A bt bw
 floor_for classic_build; classic_chain=$(( chain1 > chain2 ? chain1 : chain2 ))
-if [ "$BUILDER" = classic ]; then floor_for classic_build; else floor_for bk_build; fi
+floor_for "$relctl_build"
 # The largest image (by size in the engine: one built on base or frontend,
 # with both 20 MB layers), pushed alone to the empty namespace.
 largest=$(for img in base frontend server worker agent nginx; do
