@@ -203,7 +203,8 @@ floor_for() { # floor_for BUILD_FUNCTION: sets bt[image], bw[image] (jiffies), c
 }
 declare -A bt bw
 floor_for classic_build; classic_chain=$(( chain1 > chain2 ? chain1 : chain2 ))
-floor_for "$relctl_build"
+# With BUILDER=classic those are relctl's builds already (a second run would reuse their directory).
+[ "$relctl_build" = classic_build ] || floor_for "$relctl_build"
 # The largest image (by size in the engine: one built on base or frontend,
 # with both 20 MB layers), pushed alone to the empty namespace.
 largest=$(for img in base frontend server worker agent nginx; do
