@@ -135,21 +135,13 @@ pub enum Command {
     },
 }
 
-/// `30s`, `5m`, `1h`, or plain seconds.
+/// `30s`, `5m`, `1h`, or plain seconds; at least 1 s.
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration; write e.g. 30s, 5m or 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("`{s}` has unknown unit `{unit}`; use s, m or h")),
-    };
-    if secs == 0 {
-        return Err("the interval must be at least 1s".into());
+    match relctl::config::parse_duration(s) {
+        None => Err(format!("`{}` is not a duration; write e.g. 30s, 5m or 1h", s.trim())),
+        Some(d) if d.is_zero() => Err("the interval must be at least 1s".into()),
+        Some(d) => Ok(d),
     }
-    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[derive(Debug, Args)]

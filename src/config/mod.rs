@@ -7,6 +7,7 @@ mod validate;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub use template::{TagScope, TagTemplate};
 
@@ -28,6 +29,45 @@ pub struct Config {
     /// `github: { release: true }` (default): create or update the GitHub
     /// Release of each released tag when GITHUB_TOKEN is set.
     pub github_release: bool,
+    pub timeouts: Timeouts,
+}
+
+/// When a silent operation counts as stuck (`timeouts:`); each is between 1 s and 24 h.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A build that reports nothing for this long has stalled.
+    pub build_stall: Duration,
+    /// A push that moves no byte for this long has stalled.
+    pub push_stall: Duration,
+    /// One registry or GitHub API request, from connect to the end of its body.
+    pub request: Duration,
+    /// A git fetch or push that moves no data for this long has stalled.
+    pub git: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            build_stall: Duration::from_secs(600),
+            push_stall: Duration::from_secs(120),
+            request: Duration::from_secs(60),
+            git: Duration::from_secs(120),
+        }
+    }
+}
+
+/// `30s`, `5m`, `1h`, or plain seconds; `None` for anything else (or an overflow).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().ok()?;
+    let per = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return None,
+    };
+    n.checked_mul(per).map(Duration::from_secs)
 }
 
 /// Which release tags `relctl reconcile` keeps converged.

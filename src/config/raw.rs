@@ -43,6 +43,29 @@ pub struct RawConfig {
     /// GitHub integration.
     #[serde(default)]
     pub github: RawGitHub,
+    /// How long relctl waits before it calls a silent operation stuck.
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+}
+
+/// Durations such as 30s, 5m, 1h, or plain seconds.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTimeouts {
+    /// A build step that prints nothing for this long fails and is retried (default 10m).
+    pub build_stall: String,
+    /// A push that moves no byte for this long fails and is retried (default 2m).
+    pub push_stall: String,
+    /// One registry or GitHub API request, body included (default 60s).
+    pub request: String,
+    /// A git fetch or push that moves no data for this long fails (default 2m).
+    pub git: String,
+}
+
+impl Default for RawTimeouts {
+    fn default() -> Self {
+        Self { build_stall: "10m".into(), push_stall: "2m".into(), request: "60s".into(), git: "2m".into() }
+    }
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

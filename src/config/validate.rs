@@ -216,6 +216,7 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         ));
     }
     let reconcile = ReconcileConfig { since, max_tags: raw.reconcile.max_tags };
+    let timeouts = timeouts(&cx, &raw.timeouts)?;
 
     Ok(Config {
         source: path.to_path_buf(),
@@ -229,6 +230,28 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         commit,
         reconcile,
         github_release: raw.github.release,
+        timeouts,
+    })
+}
+
+fn timeouts(cx: &Ctx, raw: &super::raw::RawTimeouts) -> Result<super::Timeouts, ConfigError> {
+    let one = |key: &str, value: &str| {
+        super::parse_duration(value)
+            .filter(|d| (1..=24 * 3600).contains(&d.as_secs()))
+            .ok_or_else(|| {
+                cx.invalid(
+                    key,
+                    format!("timeouts.{key}"),
+                    format!("`{value}` is not a duration between 1s and 24h"),
+                    "write e.g. 90s, 10m or 1h",
+                )
+            })
+    };
+    Ok(super::Timeouts {
+        build_stall: one("build_stall", &raw.build_stall)?,
+        push_stall: one("push_stall", &raw.push_stall)?,
+        request: one("request", &raw.request)?,
+        git: one("git", &raw.git)?,
     })
 }
 
