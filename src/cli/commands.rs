@@ -27,6 +27,7 @@ pub(super) fn load(global: &Global) -> anyhow::Result<Ctx> {
         None => repo.join("release.yaml"),
     };
     let config = config::load(&path)?;
+    relctl::git::set_network_timeouts(config.timeouts.git);
     let git = Git2Repo::open(&repo, &config.git.remote, &config.git.branch)?;
     Ok(Ctx { config, git })
 }
@@ -64,6 +65,7 @@ pub(super) fn resolve(ctx: &Ctx, tag: Option<&str>) -> Result<(ReleaseVersion, S
     match tag {
         Some(t) => {
             let target = ReleaseVersion::parse(t, &ctx.config.git.tag_prefix)?;
+            plan::image_tags(&ctx.config, &target)?;
             let commit = tags.iter().find(|(v, _)| v.raw == t).map(|(_, c)| c.clone());
             let commit = commit
                 .ok_or_else(|| GitError::TagNotFound { tag: t.to_string(), remote: ctx.config.git.remote.clone() })?;
@@ -96,7 +98,7 @@ pub(super) async fn plan_cmd(global: &Global, tag: Option<&str>) -> anyhow::Resu
     }
     let (target, commit) = resolve(&ctx, tag)?;
     let creds = credentials::load(&ctx.config.registry).map_err(ReleaseError::from)?;
-    let registry = RegistryClient::new(&ctx.config.registry, creds);
+    let registry = RegistryClient::new(&ctx.config.registry, creds).with_timeout(ctx.config.timeouts.request);
     let observed =
         observe::observe(&ctx.config, &ctx.git, &registry, &target, &commit, RegistryFailure::Tolerate, false).await?;
     let plan = plan::plan(&ctx.config, &observed, &PlanOptions::default()).map_err(ReleaseError::from)?;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use relctl::controller::metrics::Metrics;
 use relctl::controller::server::{self, AppState};
-use relctl::controller::{self, Outcome, Shutdown, Trigger};
+use relctl::controller::{self, Backoff, Outcome, Shutdown, TagResult, Trigger};
 use relctl::docker::LazyEngine;
 use relctl::forge::github::GitHub;
 use relctl::registry::{RegistryClient, credentials};
@@ -21,10 +21,13 @@ use secrecy::SecretString;
 use super::Global;
 use super::commands::{Ctx, load};
 
-/// Raised when a reconcile could not converge some tags (exit 1).
+/// Raised when a reconcile could not converge some tags (exit 1); the others were.
 #[derive(Debug, thiserror::Error)]
-#[error("reconcile could not converge {}: {}", .0.len(), .0.iter().map(|(t, e)| format!("{t}: {e}")).collect::<Vec<_>>().join("; "))]
-pub struct NotConverged(pub Vec<(String, String)>);
+#[error("reconcile could not converge {} of {in_scope} release tags: {}", .failed.len(), .failed.join(", "))]
+pub struct NotConverged {
+    pub failed: Vec<String>,
+    pub in_scope: usize,
+}
 
 struct Controller {
     ctx: Ctx,
@@ -33,18 +36,23 @@ struct Controller {
     progress: Arc<LogProgress>,
     github: Option<GitHub>,
     metrics: Arc<Metrics>,
+    /// Tags that failed, and when the loop tries them again.
+    backoff: tokio::sync::Mutex<Backoff>,
 }
 
 impl Controller {
     fn new(global: &Global) -> anyhow::Result<Self> {
         let ctx = load(global)?;
         let creds = credentials::load(&ctx.config.registry).map_err(ReleaseError::from)?;
-        let registry = RegistryClient::new(&ctx.config.registry, creds.clone());
+        let registry =
+            RegistryClient::new(&ctx.config.registry, creds.clone()).with_timeout(ctx.config.timeouts.request);
         // A controller's output is a log: per-image progress as plain lines.
         let progress = Arc::new(LogProgress::default());
-        let builder = LazyEngine::new(&ctx.config.registry, creds, progress.clone(), ctx.config.build.builder);
+        let builder = LazyEngine::new(&ctx.config.registry, creds, progress.clone(), ctx.config.build.builder)
+            .with_timeouts(ctx.config.timeouts);
         let github = super::release::github(&ctx)?;
-        Ok(Self { ctx, registry, builder, progress, github, metrics: Arc::new(Metrics::new()) })
+        let metrics = Arc::new(Metrics::new());
+        Ok(Self { ctx, registry, builder, progress, github, metrics, backoff: Default::default() })
     }
 
     /// One reconcile with metrics and a summary line.
@@ -60,16 +68,20 @@ impl Controller {
         self.registry.forget_listings();
         let before = self.registry.request_count();
         let started = Instant::now();
-        let result = controller::reconcile_once(&executor, requested, shutdown).await;
+        let mut backoff = self.backoff.lock().await;
+        let result = controller::reconcile_once(&executor, requested, &mut backoff, shutdown).await;
         let took = started.elapsed();
         self.metrics.registry_requests(self.registry.request_count());
         match &result {
             Ok(o) => {
-                self.metrics.reconciled(o.failed.is_empty(), took, o.released.len() as u64, o.builds, o.pushes);
+                self.metrics.reconciled(o.failed().is_empty(), took, o.released().len() as u64, o.builds(), o.pushes());
+                for t in &o.tags {
+                    self.metrics.tag_outcome(&t.result);
+                }
                 tracing::info!(
                     tags = o.in_scope.len(),
-                    released = o.released.len(),
-                    failed = o.failed.len(),
+                    released = o.released().len(),
+                    failed = o.failed().len(),
                     registry_requests = self.registry.request_count() - before,
                     ms = took.as_millis() as u64,
                     "reconciled"
@@ -102,8 +114,9 @@ pub async fn reconcile_cmd(global: &Global, interval: Option<Duration>) -> anyho
     let Some(interval) = interval else {
         let outcome = c.run(&BTreeSet::new(), None).await?;
         print_outcome(&outcome, global.json);
-        if !outcome.failed.is_empty() {
-            return Err(NotConverged(outcome.failed).into());
+        let failed: Vec<String> = outcome.failed().iter().map(|t| t.tag.clone()).collect();
+        if !failed.is_empty() {
+            return Err(NotConverged { failed, in_scope: outcome.in_scope.len() }.into());
         }
         return Ok(());
     };
@@ -149,16 +162,37 @@ pub struct MissingSecret;
 
 fn print_outcome(o: &Outcome, json: bool) {
     if json {
+        let failed: Vec<_> = o
+            .tags
+            .iter()
+            .filter_map(|t| match &t.result {
+                TagResult::Failed { error, hint, .. } => {
+                    Some(serde_json::json!({"tag": t.tag, "error": error, "hint": hint}))
+                }
+                TagResult::BackingOff { error, .. } => Some(serde_json::json!({"tag": t.tag, "error": error})),
+                _ => None,
+            })
+            .collect();
         let v = serde_json::json!({
-            "in_scope": o.in_scope, "released": o.released, "builds": o.builds, "pushes": o.pushes,
-            "failed": o.failed.iter().map(|(t, e)| serde_json::json!({"tag": t, "error": e})).collect::<Vec<_>>(),
+            "in_scope": o.in_scope, "tags": o.tags, "released": o.released(), "builds": o.builds(),
+            "pushes": o.pushes(), "failed": failed, "interrupted": o.interrupted,
         });
-        println!("{}", serde_json::to_string_pretty(&v).expect("serializes"));
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return;
     }
-    if o.released.is_empty() && o.failed.is_empty() {
+    let (released, failed) = (o.released(), o.failed());
+    if released.is_empty() && failed.is_empty() {
         println!("nothing to do: {} release tags in scope are converged", o.in_scope.len());
-    } else {
-        println!("reconciled {} release tags in scope; released: {}", o.in_scope.len(), o.released.join(", "));
+        return;
+    }
+    println!("reconciled {} release tags in scope; released: {}", o.in_scope.len(), released.join(", "));
+    for t in failed {
+        match &t.result {
+            TagResult::Failed { error, hint, .. } => println!("failed: {}: {error}\n  hint: {hint}", t.tag),
+            TagResult::BackingOff { error, retry_in_secs } => {
+                println!("waiting: {}: failed before ({error}); tried again in {retry_in_secs}s", t.tag)
+            }
+            _ => {}
+        }
     }
 }

@@ -60,7 +60,7 @@ async fn verified(ctx: &Ctx, tag: &str) -> anyhow::Result<(ReleaseVersion, Verif
     }
     let (target, commit) = resolve(ctx, Some(tag))?;
     let creds = credentials::load(&ctx.config.registry).map_err(ReleaseError::from)?;
-    let registry = RegistryClient::new(&ctx.config.registry, creds);
+    let registry = RegistryClient::new(&ctx.config.registry, creds).with_timeout(ctx.config.timeouts.request);
     let observed =
         observe::observe(&ctx.config, &ctx.git, &registry, &target, &commit, RegistryFailure::Fatal, false).await?;
     let opts = PlanOptions { force: true, ..Default::default() };
@@ -120,7 +120,8 @@ async fn engine(ctx: &Ctx, progress: ProgressSink) -> anyhow::Result<DockerEngin
     let creds = credentials::load(&ctx.config.registry).map_err(ReleaseError::from)?;
     Ok(DockerEngine::connect(&ctx.config.registry, creds, progress, Builder::Classic)
         .await
-        .map_err(ReleaseError::from)?)
+        .map_err(ReleaseError::from)?
+        .with_timeouts(ctx.config.timeouts))
 }
 
 pub async fn export_cmd(global: &Global, tag: &str, out: &Path) -> anyhow::Result<()> {

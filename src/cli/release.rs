@@ -55,7 +55,8 @@ async fn prepare(
     let (target, commit) = resolve(ctx, Some(tag))?;
     let creds = credentials::load(&ctx.config.registry).map_err(ReleaseError::from)?;
     let http = http.await.context("the HTTP client's setup stopped")?;
-    let registry = RegistryClient::with_http(&ctx.config.registry, creds.clone(), http);
+    let registry =
+        RegistryClient::with_http(&ctx.config.registry, creds.clone(), http).with_timeout(ctx.config.timeouts.request);
     let staged = opts.stage_only || opts.finalize;
     let observed =
         observe::observe(&ctx.config, &ctx.git, &registry, &target, &commit, RegistryFailure::Fatal, staged).await?;
@@ -91,7 +92,8 @@ async fn run(global: &Global, tag: &str, opts: &PlanOptions, dry_run: bool) -> a
     if actions::active() {
         progress = Arc::new(actions::Grouped::new(progress));
     }
-    let builder = LazyEngine::new(&ctx.config.registry, creds, progress.clone(), ctx.config.build.builder);
+    let builder = LazyEngine::new(&ctx.config.registry, creds, progress.clone(), ctx.config.build.builder)
+        .with_timeouts(ctx.config.timeouts);
     let executor = Executor {
         config: &ctx.config,
         git: &ctx.git,

@@ -26,6 +26,8 @@ pub struct Metrics {
     pushes: AtomicU64,
     registry_requests: AtomicU64,
     webhooks: [AtomicU64; 4],
+    /// Tags reconciled, by result: converged, released, failed, backing off.
+    tags: [AtomicU64; 4],
     duration: Mutex<(Vec<u64>, f64, u64)>,
 }
 
@@ -57,6 +59,18 @@ impl Metrics {
         d.2 += 1;
     }
 
+    /// Counts one tag's outcome in a reconcile.
+    pub fn tag_outcome(&self, result: &super::TagResult) {
+        use super::TagResult::*;
+        let i = match result {
+            Converged => 0,
+            Released { .. } => 1,
+            Failed { .. } => 2,
+            BackingOff { .. } => 3,
+        };
+        self.tags[i].fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn registry_requests(&self, total: u64) {
         self.registry_requests.store(total, Ordering::Relaxed);
     }
@@ -79,6 +93,17 @@ impl Metrics {
             "counter",
             "Reconcile runs by result.",
             &[("{result=\"success\"}", get(&self.reconciles_ok)), ("{result=\"error\"}", get(&self.reconciles_err))],
+        );
+        metric(
+            "relctl_reconcile_tags_total",
+            "counter",
+            "Release tags looked at by reconciles, by result.",
+            &[
+                ("{result=\"converged\"}", get(&self.tags[0])),
+                ("{result=\"released\"}", get(&self.tags[1])),
+                ("{result=\"failed\"}", get(&self.tags[2])),
+                ("{result=\"backing_off\"}", get(&self.tags[3])),
+            ],
         );
         metric(
             "relctl_last_success_timestamp_seconds",

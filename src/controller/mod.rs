@@ -2,11 +2,13 @@
 //! serve` (the same loop plus a GitHub webhook endpoint, health and metrics).
 //! All triggers converge through the same reconcile.
 
+pub mod backoff;
 pub mod metrics;
 pub mod reconcile;
 pub mod server;
 pub mod trigger;
 pub mod webhook;
 
-pub use reconcile::{Outcome, reconcile_once};
+pub use backoff::Backoff;
+pub use reconcile::{Outcome, TagOutcome, TagResult, reconcile_once};
 pub use trigger::{Shutdown, Trigger, run_loop};

@@ -2,11 +2,19 @@
 //! (every image carries the version tag, floating tags on the highest
 //! eligible release, VERSION on the highest stable release), oldest first.
 //!
+//! Each tag is reconciled on its own: a tag that fails (a broken build, a
+//! moved tag, a registry refusing a push) is recorded with its reason and
+//! the others still converge; floating tags and VERSION then go to the
+//! highest release that is fully published. A failed tag waits out its
+//! [`Backoff`] before the loop tries it again.
+//!
 //! Registry cost is O(images): each repository is listed once; a tag whose
 //! images are all listed is taken as released, and only releases that are a
 //! floating-tag or VERSION target are observed in full (digests and labels).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
 
 use crate::config::{Config, TagScope};
 use crate::docker::ImageBuilder;
@@ -17,20 +25,66 @@ use crate::release::observe::{self, RegistryFailure};
 use crate::release::{Executor, ReleaseError};
 use crate::version::ReleaseVersion;
 
+use super::backoff::Backoff;
 use super::trigger::Shutdown;
 
+/// How one tag in scope ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum TagResult {
+    /// Already in its desired state.
+    Converged,
+    /// Its plan ran: `built` images built, `pushed` given version tags.
+    Released { built: u64, pushed: u64 },
+    /// Could not be converged; the other tags still were.
+    Failed { error: String, hint: String, retry_in_secs: Option<u64> },
+    /// Failed before and its next try is not due: not attempted.
+    BackingOff { error: String, retry_in_secs: u64 },
+}
+
+/// One tag's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TagOutcome {
+    pub tag: String,
+    #[serde(flatten)]
+    pub result: TagResult,
+}
+
 /// What one reconcile did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct Outcome {
     pub in_scope: Vec<String>,
-    /// Tags whose plan had steps, in the order they ran.
-    pub released: Vec<String>,
-    pub builds: u64,
-    pub pushes: u64,
-    /// Tags that could not be converged, with why (the others still were).
-    pub failed: Vec<(String, String)>,
+    /// Every tag in scope that was looked at, oldest first.
+    pub tags: Vec<TagOutcome>,
     /// Stopped early by shutdown.
     pub interrupted: bool,
+}
+
+impl Outcome {
+    /// Tags whose plan had steps, oldest first.
+    pub fn released(&self) -> Vec<&str> {
+        self.with(|r| matches!(r, TagResult::Released { .. }))
+    }
+
+    /// Tags that are not converged: failed now, or waiting out a backoff.
+    pub fn failed(&self) -> Vec<&TagOutcome> {
+        self.tags
+            .iter()
+            .filter(|t| matches!(t.result, TagResult::Failed { .. } | TagResult::BackingOff { .. }))
+            .collect()
+    }
+
+    pub fn builds(&self) -> u64 {
+        self.tags.iter().map(|t| if let TagResult::Released { built, .. } = t.result { built } else { 0 }).sum()
+    }
+
+    pub fn pushes(&self) -> u64 {
+        self.tags.iter().map(|t| if let TagResult::Released { pushed, .. } = t.result { pushed } else { 0 }).sum()
+    }
+
+    fn with(&self, f: impl Fn(&TagResult) -> bool) -> Vec<&str> {
+        self.tags.iter().filter(|t| f(&t.result)).map(|t| t.tag.as_str()).collect()
+    }
 }
 
 /// The tags reconcile looks after: semver tags from `since` on, the newest
@@ -62,9 +116,14 @@ fn is_target(config: &Config, tag: &ReleaseVersion, all: &[ReleaseVersion]) -> b
     floating_scopes.iter().chain(std::iter::once(&TagScope::Global)).any(|s| floating::eligible(tag, *s, all).is_ok())
 }
 
+/// Reconciles every tag in scope, each on its own (see the module docs).
+/// `backoff` holds the tags that failed in earlier runs; tags in `requested`
+/// (a webhook named them) are tried even while they back off. An `Err` is a
+/// failure of the whole run (the remote or the registry listing cannot be read).
 pub async fn reconcile_once<G: GitRepo, B: ImageBuilder, R: Registry>(
     executor: &Executor<'_, G, B, R>,
     requested: &BTreeSet<String>,
+    backoff: &mut Backoff,
     shutdown: Option<&Shutdown>,
 ) -> Result<Outcome, ReleaseError> {
     let (config, git, registry) = (executor.config, executor.git, executor.registry);
@@ -72,43 +131,145 @@ pub async fn reconcile_once<G: GitRepo, B: ImageBuilder, R: Registry>(
     let tags = observe::release_tags(config, git, true)?;
     for r in requested {
         if !tags.iter().any(|(v, _)| &v.raw == r) {
-            tracing::warn!(tag = %r, "requested tag is not a semver tag of the remote; ignored");
+            tracing::warn!(tag = %r, "requested tag is not a release tag of the remote; ignored");
         }
     }
-    let all: Vec<ReleaseVersion> = tags.iter().map(|(v, _)| v.clone()).collect();
     let in_scope = scope(config, &tags, requested);
-    let mut outcome = Outcome { in_scope: in_scope.iter().map(|(v, _)| v.raw.clone()).collect(), ..Default::default() };
-
     let mut listings = Vec::new();
     for image in &config.images {
         listings.push((image.name.as_str(), registry.tags(&image.repository).await?));
     }
+    let mut run = Run { config, executor, listings, results: BTreeMap::new(), unpublished: BTreeSet::new() };
 
-    for (tag, commit) in &in_scope {
-        if shutdown.is_some_and(Shutdown::is_set) {
-            outcome.interrupted = true;
-            break;
+    // Tags that wait out a backoff and are not published never hold a floating tag.
+    let now = tokio::time::Instant::now();
+    for (tag, _) in &in_scope {
+        if let Some(f) = backoff.waiting(&tag.raw, now).filter(|_| !requested.contains(&tag.raw)) {
+            let retry_in_secs = f.retry_at.saturating_duration_since(now).as_secs();
+            tracing::info!(tag = %tag.raw, "not retried for another {retry_in_secs}s after failing: {}", f.error);
+            run.results.insert(tag.raw.clone(), TagResult::BackingOff { error: f.error.clone(), retry_in_secs });
+            if !run.missing(tag).is_empty() {
+                run.unpublished.insert(tag.raw.clone());
+            }
         }
-        let (version_tags, _) = plan::image_tags(config, tag);
-        let missing: Vec<&str> =
-            listings.iter().filter(|(_, listed)| !listed.contains(&version_tags[0])).map(|(name, _)| *name).collect();
-        if missing.is_empty() && !is_target(config, tag, &all) {
-            continue;
-        }
-        if !missing.is_empty() {
-            tracing::info!(tag = %tag.raw, "drift: {} not in the registry for {}", missing.join(", "), version_tags[0]);
-        }
-        let observed = observe::observe(config, git, registry, tag, commit, RegistryFailure::Fatal, false).await?;
-        let plan = match plan::plan(config, &observed, &PlanOptions::default()) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(tag = %tag.raw, "cannot reconcile: {e}");
-                outcome.failed.push((tag.raw.clone(), e.to_string()));
+    }
+
+    // A tag failing can make a lower tag the target of a floating tag or
+    // VERSION: go again over the tags until no new failure appears.
+    let mut interrupted = false;
+    loop {
+        let failures = run.unpublished.len();
+        for (tag, commit) in &in_scope {
+            if shutdown.is_some_and(Shutdown::is_set) {
+                interrupted = true;
+                break;
+            }
+            let busy =
+                matches!(run.results.get(&tag.raw), Some(TagResult::Failed { .. } | TagResult::BackingOff { .. }));
+            if busy {
                 continue;
             }
+            let all: Vec<ReleaseVersion> =
+                tags.iter().map(|(v, _)| v.clone()).filter(|v| !run.unpublished.contains(&v.raw)).collect();
+            match run.tag(tag, commit, &all).await {
+                Ok(None) => {
+                    backoff.succeeded(&tag.raw);
+                    run.results.entry(tag.raw.clone()).or_insert(TagResult::Converged);
+                }
+                Ok(Some((built, pushed))) => {
+                    backoff.succeeded(&tag.raw);
+                    let entry =
+                        run.results.entry(tag.raw.clone()).or_insert(TagResult::Released { built: 0, pushed: 0 });
+                    *entry = match entry {
+                        TagResult::Released { built: b, pushed: p } => {
+                            TagResult::Released { built: *b + built, pushed: *p + pushed }
+                        }
+                        _ => TagResult::Released { built, pushed },
+                    };
+                }
+                Err(e) => {
+                    let (error, hint) = (e.to_string(), e.hint());
+                    tracing::error!(tag = %tag.raw, "cannot reconcile {}: {error}; hint: {hint}", tag.raw);
+                    let delay = backoff.failed(&tag.raw, error.clone(), tokio::time::Instant::now());
+                    let retry_in_secs = shutdown.is_some().then_some(delay.as_secs());
+                    run.results.insert(tag.raw.clone(), TagResult::Failed { error, hint, retry_in_secs });
+                    if !run.missing(tag).is_empty() {
+                        run.unpublished.insert(tag.raw.clone());
+                    }
+                }
+            }
+        }
+        if interrupted || run.unpublished.len() == failures {
+            break;
+        }
+        run.forget_listings().await?;
+    }
+
+    let mut results = run.results;
+    let tags = in_scope
+        .iter()
+        .filter_map(|(v, _)| results.remove(&v.raw).map(|result| TagOutcome { tag: v.raw.clone(), result }))
+        .collect();
+    Ok(Outcome { in_scope: in_scope.iter().map(|(v, _)| v.raw.clone()).collect(), tags, interrupted })
+}
+
+/// The state of one reconcile across its tags.
+struct Run<'r, 'e, G, B, R> {
+    config: &'r Config,
+    executor: &'r Executor<'e, G, B, R>,
+    /// Each image's tags in the registry, as listed at the start (or the last pass).
+    listings: Vec<(&'r str, Vec<String>)>,
+    results: BTreeMap<String, TagResult>,
+    /// Tags whose images are not all published and that failed (now or before).
+    unpublished: BTreeSet<String>,
+}
+
+impl<G: GitRepo, B: ImageBuilder, R: Registry> Run<'_, '_, G, B, R> {
+    /// Images whose repository does not list `tag`'s primary image tag.
+    fn missing(&self, tag: &ReleaseVersion) -> Vec<&str> {
+        let Ok(tags) = plan::image_tags(self.config, tag) else {
+            return self.listings.iter().map(|(name, _)| *name).collect();
         };
+        self.listings
+            .iter()
+            .filter(|(_, listed)| !listed.iter().any(|t| t == tags.primary()))
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
+    async fn forget_listings(&mut self) -> Result<(), ReleaseError> {
+        for (name, listed) in &mut self.listings {
+            let image = self.config.image(name).map(|i| i.repository.clone()).unwrap_or_default();
+            *listed = self.executor.registry.tags(&image).await?;
+        }
+        Ok(())
+    }
+
+    /// Reconciles one tag: `None` when nothing was to do, else (built, pushed).
+    /// `all` is every release tag that is or may be published.
+    async fn tag(
+        &self,
+        tag: &ReleaseVersion,
+        commit: &str,
+        all: &[ReleaseVersion],
+    ) -> Result<Option<(u64, u64)>, ReleaseError> {
+        let (config, executor) = (self.config, self.executor);
+        let missing = self.missing(tag);
+        if missing.is_empty() && !is_target(config, tag, all) {
+            return Ok(None);
+        }
+        if !missing.is_empty() {
+            let primary = plan::image_tags(config, tag)?.primary().to_string();
+            tracing::info!(tag = %tag.raw, "drift: {} not in the registry for {primary}", missing.join(", "));
+        }
+        let mut observed =
+            observe::observe(config, executor.git, executor.registry, tag, commit, RegistryFailure::Fatal, false)
+                .await?;
+        // A release that failed is no reason to keep a floating tag back.
+        observed.release_tags.retain(|v| all.iter().any(|a| a.raw == v.raw) || v.raw == tag.raw);
+        let plan = plan::plan(config, &observed, &PlanOptions::default())?;
         if plan.steps.is_empty() {
-            continue;
+            return Ok(None);
         }
         // Drift: the release was already out, yet a floating tag points elsewhere.
         for step in &plan.steps {
@@ -120,11 +281,8 @@ pub async fn reconcile_once<G: GitRepo, B: ImageBuilder, R: Registry>(
             }
         }
         let report = executor.execute(&plan, tag).await?;
-        outcome.builds += report.images.iter().filter(|i| i.built).count() as u64;
-        outcome.pushes += report.images.len() as u64;
-        outcome.released.push(tag.raw.clone());
+        Ok(Some((report.images.iter().filter(|i| i.built).count() as u64, report.images.len() as u64)))
     }
-    Ok(outcome)
 }
 
 #[cfg(test)]

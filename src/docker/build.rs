@@ -70,6 +70,24 @@ impl Write for ChannelWriter {
     }
 }
 
+/// `next` unless nothing arrives for `stall` while `held()` is false (a
+/// child's build waits silently for its parents); `Err(())` when stalled.
+/// `next` must be cancel safe (a stream's `next`, a body's `frame`).
+pub async fn within<F: std::future::Future>(
+    stall: std::time::Duration,
+    held: impl Fn() -> bool,
+    next: F,
+) -> Result<F::Output, ()> {
+    tokio::pin!(next);
+    loop {
+        match tokio::time::timeout(stall, &mut next).await {
+            Ok(item) => return Ok(item),
+            Err(_) if held() => continue,
+            Err(_) => return Err(()),
+        }
+    }
+}
+
 /// The classic builder's own lines between a step's output: ids of committed
 /// layers and containers, which say nothing about why a step failed.
 fn classic_chatter(line: &str) -> bool {
@@ -187,6 +205,7 @@ impl super::DockerEngine {
         let image = step.image.as_str();
         let dockerfile = context.dockerfile_in_tar();
         let (rx, producer) = stream_context(context);
+        let parents = gate.clone();
         let body = super::gate::context_body(rx, gate);
         let build_args: HashMap<&str, &str> = step.build_args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let labels: HashMap<&str, &str> = step.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -203,7 +222,9 @@ impl super::DockerEngine {
         let creds = self.credentials().map(|c| HashMap::from([(self.registry.clone(), c)]));
         let mut stream = self.docker.build_image(options, creds, Some(bollard::body_try_stream(body)));
         let mut log = BuildLog::new(image, &self.progress);
-        while let Some(item) = stream.next().await {
+        let stall = self.timeouts.build_stall;
+        let held = || parents.as_ref().is_some_and(|g| !g.is_open());
+        while let Some(item) = within(stall, held, stream.next()).await.map_err(|()| stalled(image, stall))? {
             match item {
                 Ok(info) => {
                     if let Some(line) = info.stream.as_deref() {
@@ -219,6 +240,16 @@ impl super::DockerEngine {
         }
         context_written(image, producer).await?;
         log.finish()
+    }
+}
+
+/// A build that printed nothing for `after`.
+pub fn stalled(image: &str, after: std::time::Duration) -> DockerError {
+    DockerError::Stalled {
+        image: image.to_string(),
+        operation: "the build".into(),
+        after,
+        setting: "timeouts.build_stall",
     }
 }
 

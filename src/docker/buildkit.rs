@@ -19,7 +19,10 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::build::{BuildLog, context_written, stream_context};
+use super::build::{BuildLog, context_written, stalled, stream_context, within};
+
+/// The longest line of build output kept while waiting for its end.
+const MAX_LINE: usize = 4 << 20;
 use super::gate::{Gate, context_body};
 use super::{DockerError, trace};
 use crate::git::ContextSpec;
@@ -79,9 +82,11 @@ impl BuildKit {
         context: ContextSpec,
         gate: Option<Gate>,
         progress: &ProgressSink,
+        stall: std::time::Duration,
     ) -> Result<Outcome, DockerError> {
         let dockerfile = context.dockerfile_in_tar();
         let (rx, producer) = stream_context(context);
+        let parents = gate.clone();
         let body = StreamBody::new(context_body(rx, gate).map_ok(Frame::data));
         let json = |map: &BTreeMap<String, String>| serde_json::to_string(map).unwrap_or_default();
         let mut query = vec![
@@ -122,9 +127,14 @@ impl BuildKit {
 
         let mut log = BuildLog::new(image, progress);
         let mut pending: Vec<u8> = Vec::new();
-        while let Some(frame) = body.frame().await {
+        let held = || parents.as_ref().is_some_and(|g| !g.is_open());
+        while let Some(frame) = within(stall, held, body.frame()).await.map_err(|()| stalled(image, stall))? {
             let Ok(chunk) = frame.map_err(|e| self.unreachable(e))?.into_data() else { continue };
             pending.extend_from_slice(&chunk);
+            if pending.len() > MAX_LINE && !pending.contains(&b'\n') {
+                tracing::debug!(image, "dropping {} bytes of engine output without a line break", pending.len());
+                pending.clear();
+            }
             while let Some(end) = pending.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = pending.drain(..=end).collect();
                 message(&mut log, &line);

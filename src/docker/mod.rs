@@ -14,6 +14,7 @@ mod trace;
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::time::Duration;
 
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
@@ -22,7 +23,7 @@ use bollard::query_parameters::PushImageOptionsBuilder;
 use futures_util::StreamExt;
 use secrecy::ExposeSecret;
 
-use crate::config::Builder;
+use crate::config::{Builder, Timeouts};
 use crate::git::ContextSpec;
 use crate::plan::BuildStep;
 use crate::registry::Credentials;
@@ -41,6 +42,8 @@ pub enum DockerError {
     Push { image: String, reference: String, message: String },
     #[error("image {image}: not built, because a parent image's build failed")]
     ParentFailed { image: String },
+    #[error("image {image}: {operation} stalled: the engine reported nothing for {}s", .after.as_secs())]
+    Stalled { image: String, operation: String, after: Duration, setting: &'static str },
 }
 
 impl DockerError {
@@ -56,7 +59,7 @@ impl DockerError {
         match self {
             DockerError::Push { message, .. } => !refused(message),
             DockerError::NoBuildKit { .. } | DockerError::ParentFailed { .. } => false,
-            DockerError::Unreachable { .. } | DockerError::Build { .. } => true,
+            DockerError::Unreachable { .. } | DockerError::Build { .. } | DockerError::Stalled { .. } => true,
         }
     }
 
@@ -70,6 +73,9 @@ impl DockerError {
                 "the registry refused the push: set RELCTL_REGISTRY_USERNAME / RELCTL_REGISTRY_PASSWORD for an account that may push".into()
             }
             DockerError::Push { .. } => "check the registry and retry; rerunning the release resumes where it stopped".into(),
+            DockerError::Stalled { setting, .. } => format!(
+                "check the connection between the engine and the registry and rerun (no release tag was pushed); raise {setting} in release.yaml if this step is just slow and silent"
+            ),
         }
     }
 }
@@ -135,6 +141,7 @@ pub struct DockerEngine {
     progress: ProgressSink,
     /// Set when builds go to BuildKit; `None` builds with the classic builder.
     buildkit: Option<buildkit::BuildKit>,
+    timeouts: Timeouts,
 }
 
 impl DockerEngine {
@@ -170,7 +177,14 @@ impl DockerEngine {
                 }
             }
         };
-        Ok(Self { docker, host, registry: registry.to_string(), creds, progress, buildkit })
+        let timeouts = Timeouts::default();
+        Ok(Self { docker, host, registry: registry.to_string(), creds, progress, buildkit, timeouts })
+    }
+
+    /// When builds and pushes count as stalled (`timeouts.build_stall`, `timeouts.push_stall`).
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     pub fn host(&self) -> &str {
@@ -192,7 +206,7 @@ impl DockerEngine {
     /// chunk waits for it.
     async fn build_gated(&self, step: &BuildStep, context: ContextSpec, gate: Option<Gate>) -> Result<(), DockerError> {
         let Some(buildkit) = &self.buildkit else { return self.build_classic(step, context, gate).await };
-        match buildkit.build(step, context.clone(), gate, &self.progress).await? {
+        match buildkit.build(step, context.clone(), gate, &self.progress, self.timeouts.build_stall).await? {
             buildkit::Outcome::Built => return Ok(()),
             buildkit::Outcome::NeedsPull(bases) => {
                 for base in &bases {
@@ -201,7 +215,7 @@ impl DockerEngine {
                 }
             }
         }
-        match buildkit.build(step, context, None, &self.progress).await? {
+        match buildkit.build(step, context, None, &self.progress, self.timeouts.build_stall).await? {
             buildkit::Outcome::Built => Ok(()),
             buildkit::Outcome::NeedsPull(bases) => Err(DockerError::Build {
                 image: step.image.clone(),
@@ -241,7 +255,14 @@ impl ImageBuilder for DockerEngine {
         // The API model carries no layer id, so layers are told apart by
         // size: two same-sized layers at once only undercount.
         let mut layers = LayerBytes::default();
-        while let Some(item) = stream.next().await {
+        let stall = self.timeouts.push_stall;
+        let stalled = || DockerError::Stalled {
+            image: image.to_string(),
+            operation: format!("pushing {reference}"),
+            after: stall,
+            setting: "timeouts.push_stall",
+        };
+        while let Some(item) = build::within(stall, || false, stream.next()).await.map_err(|()| stalled())? {
             let fail =
                 |message: String| DockerError::Push { image: image.to_string(), reference: reference.clone(), message };
             match item {
@@ -299,18 +320,36 @@ pub struct LazyEngine {
     registry: String,
     creds: Option<Credentials>,
     progress: ProgressSink,
+    timeouts: Timeouts,
     engine: tokio::sync::OnceCell<DockerEngine>,
 }
 
 impl LazyEngine {
     pub fn new(registry: &str, creds: Option<Credentials>, progress: ProgressSink, builder: Builder) -> Self {
-        Self { builder, registry: registry.to_string(), creds, progress, engine: tokio::sync::OnceCell::new() }
+        let timeouts = Timeouts::default();
+        Self {
+            builder,
+            registry: registry.to_string(),
+            creds,
+            progress,
+            timeouts,
+            engine: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// See [`DockerEngine::with_timeouts`].
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
     }
 
     async fn get(&self) -> Result<&DockerEngine, DockerError> {
         self.engine
-            .get_or_try_init(|| {
-                DockerEngine::connect(&self.registry, self.creds.clone(), self.progress.clone(), self.builder)
+            .get_or_try_init(|| async {
+                let engine =
+                    DockerEngine::connect(&self.registry, self.creds.clone(), self.progress.clone(), self.builder)
+                        .await?;
+                Ok(engine.with_timeouts(self.timeouts))
             })
             .await
     }

@@ -64,9 +64,10 @@ impl DockerEngine {
         let options = CreateImageOptionsBuilder::default().from_image(repository).tag(tag).build();
         let mut stream = self.docker.create_image(Some(options), None, creds);
         let mut layers = super::LayerBytes::default();
-        while let Some(item) = stream.next().await {
-            let fail =
-                |message: String| StoreError::Pull { image: image.into(), reference: reference.clone(), message };
+        let stall = self.timeouts.push_stall;
+        let fail = |message: String| StoreError::Pull { image: image.into(), reference: reference.clone(), message };
+        let stalled = || fail(format!("no progress for {}s (timeouts.push_stall)", stall.as_secs()));
+        while let Some(item) = super::build::within(stall, || false, stream.next()).await.map_err(|()| stalled())? {
             match item {
                 Ok(info) => {
                     if let Some(message) = info.error_detail.and_then(|d| d.message) {

@@ -106,6 +106,10 @@ impl Progress for Grouped {
         self.inner.update(image, state);
     }
 
+    fn tick(&self) {
+        self.inner.tick();
+    }
+
     fn phase(&self, title: &str) {
         let mut open = self.open.lock().expect("group lock");
         let mut err = std::io::stderr().lock();

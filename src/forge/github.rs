@@ -80,6 +80,10 @@ impl GitHub {
             .base_uri(api)
             .map_err(unreachable)?
             .personal_token(token)
+            // Without these a request that never answers hangs the release.
+            .set_connect_timeout(Some(std::time::Duration::from_secs(10)))
+            .set_read_timeout(Some(crate::config::Timeouts::default().request))
+            .set_write_timeout(Some(crate::config::Timeouts::default().request))
             .build()
             .map_err(unreachable)?;
         Ok(Self { client, api: api.trim_end_matches('/').to_string(), repo, max_wait: MAX_WAIT })

@@ -32,8 +32,36 @@ pub enum GitError {
     NoBranch { remote: String, branch: String },
     #[error("pushing {branch} to remote `{remote}` failed: {message}")]
     Push { remote: String, branch: String, message: String },
+    #[error("refusing to write {path} in the VERSION commit: {what}")]
+    WouldReplace { path: String, what: String },
     #[error("git {op} failed: {message}")]
     Other { op: &'static str, message: String },
+}
+
+/// What a path names in a commit's tree, when it is not a plain file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    /// A regular (or executable) file.
+    File,
+    Directory,
+    Symlink,
+    /// A gitlink (submodule).
+    Submodule,
+    /// A leading component is a file, so the path cannot exist.
+    UnderAFile,
+}
+
+impl PathKind {
+    /// How a message names it: "a directory", "a symbolic link" ...
+    pub fn describe(self) -> &'static str {
+        match self {
+            PathKind::File => "a file",
+            PathKind::Directory => "a directory",
+            PathKind::Symlink => "a symbolic link",
+            PathKind::Submodule => "a submodule",
+            PathKind::UnderAFile => "inside a path that is a file",
+        }
+    }
 }
 
 impl GitError {
@@ -55,6 +83,7 @@ impl GitError {
                 "the branch is protected: set `commit: { via: github-api }` with a GITHUB_TOKEN allowed to bypass the rule, let the release identity push, or release to a branch without protection (git.branch)".into()
             }
             GitError::Push { .. } => "check push access to the remote; the release's images are published, so rerunning relctl only commits VERSION".into(),
+            GitError::WouldReplace { .. } => "point version_file / also_update in release.yaml at regular files (or paths that do not exist yet)".into(),
             GitError::Other { .. } => "check the repository's state (git fsck) and retry".into(),
         }
     }
@@ -90,6 +119,8 @@ pub trait GitRepo {
     fn file_at(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>, GitError>;
     /// Whether `path` is a directory at `commit` (`""` is the root).
     fn dir_exists(&self, commit: &str, path: &str) -> Result<bool, GitError>;
+    /// What `path` is at `commit`, `None` if nothing is there.
+    fn path_kind(&self, commit: &str, path: &str) -> Result<Option<PathKind>, GitError>;
     /// The release branch's tip as last fetched from the remote.
     fn branch_tip(&self) -> Result<String, GitError>;
     /// The remote's URL for `org.opencontainers.image.source`, without credentials.
@@ -141,6 +172,25 @@ pub fn tune_libgit2() {
             tracing::debug!("cannot bound libgit2's mapped pack windows: {e}");
         }
         git2::opts::strict_hash_verification(false);
+    });
+}
+
+/// Bounds every fetch and push over the network: 30 s to connect, and
+/// `stall` for a read or write on the connection, so a remote that stops
+/// answering fails the operation instead of hanging it. Process-wide, set once.
+pub fn set_network_timeouts(stall: std::time::Duration) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let ms = i32::try_from(stall.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: libgit2 globals written once (Once), before the first fetch
+        // or push reads them when it opens a connection.
+        let set = unsafe {
+            git2::opts::set_server_connect_timeout_in_milliseconds(30_000)
+                .and_then(|()| git2::opts::set_server_timeout_in_milliseconds(ms))
+        };
+        if let Err(e) = set {
+            tracing::debug!("cannot bound libgit2's network timeouts: {e}");
+        }
     });
 }
 
@@ -269,29 +319,49 @@ impl Git2Repo {
         GitError::Push { remote: self.remote.clone(), branch: self.branch.clone(), message }
     }
 
-    /// `base` with `path` set to `blob`, creating intermediate trees as needed.
-    fn tree_with(&self, base: Option<&git2::Tree>, path: &[&str], blob: git2::Oid) -> Result<git2::Oid, git2::Error> {
-        let mut builder = self.repo.treebuilder(base)?;
+    /// `base` with `path` set to `blob`, creating intermediate trees as
+    /// needed. Only ever replaces a regular file: a directory, symlink or
+    /// submodule in the way, or a `.git` component, is an error.
+    fn tree_with(
+        &self,
+        base: Option<&git2::Tree>,
+        full: &str,
+        path: &[&str],
+        blob: git2::Oid,
+    ) -> Result<git2::Oid, GitError> {
+        let refuse = |what: &str| GitError::WouldReplace { path: full.to_string(), what: what.to_string() };
+        let write = other("write tree");
+        let mut builder = self.repo.treebuilder(base).map_err(&write)?;
+        let existing = |name: &str| base.and_then(|t| t.get_name(name)).map(|e| e.filemode());
         match path {
+            [name, ..] if name.is_empty() || *name == "." || *name == ".." || name.eq_ignore_ascii_case(".git") => {
+                return Err(refuse(&format!("`{name}` is not a path component relctl writes")));
+            }
             [name] => {
-                let mode = base
-                    .and_then(|t| t.get_name(name))
-                    .map(|e| e.filemode())
-                    .filter(|m| *m == 0o100755)
-                    .unwrap_or(0o100644);
-                builder.insert(name, blob, mode)?;
+                let mode = match existing(name) {
+                    None | Some(0o100644) => 0o100644,
+                    Some(0o100755) => 0o100755,
+                    Some(0o040000) => return Err(refuse("it is a directory on the release branch")),
+                    Some(0o120000) => return Err(refuse("it is a symbolic link on the release branch")),
+                    Some(_) => return Err(refuse("it is a submodule on the release branch")),
+                };
+                builder.insert(name, blob, mode).map_err(&write)?;
             }
             [dir, rest @ ..] => {
-                let sub = base
-                    .and_then(|t| t.get_name(dir))
-                    .and_then(|e| e.to_object(&self.repo).ok())
-                    .and_then(|o| o.into_tree().ok());
-                let oid = self.tree_with(sub.as_ref(), rest, blob)?;
-                builder.insert(dir, oid, 0o040000)?;
+                let sub = match existing(dir) {
+                    None => None,
+                    Some(0o040000) => base
+                        .and_then(|t| t.get_name(dir))
+                        .and_then(|e| e.to_object(&self.repo).ok())
+                        .and_then(|o| o.into_tree().ok()),
+                    Some(_) => return Err(refuse(&format!("`{dir}` is not a directory on the release branch"))),
+                };
+                let oid = self.tree_with(sub.as_ref(), full, rest, blob)?;
+                builder.insert(dir, oid, 0o040000).map_err(&write)?;
             }
-            [] => unreachable!("empty path"),
+            [] => return Err(refuse("the path is empty")),
         }
-        builder.write()
+        builder.write().map_err(write)
     }
 }
 
@@ -370,6 +440,31 @@ impl GitRepo for Git2Repo {
         Ok(tree.get_path(Path::new(path)).is_ok_and(|e| e.kind() == Some(git2::ObjectType::Tree)))
     }
 
+    fn path_kind(&self, commit: &str, path: &str) -> Result<Option<PathKind>, GitError> {
+        let mut tree = self.commit_obj(commit)?.tree().map_err(other("read tree"))?;
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        for (i, part) in parts.iter().enumerate() {
+            let (kind, object) = match tree.get_name(part) {
+                None => return Ok(None),
+                Some(entry) => {
+                    let kind = match entry.filemode() {
+                        0o040000 => PathKind::Directory,
+                        0o120000 => PathKind::Symlink,
+                        0o160000 => PathKind::Submodule,
+                        _ => PathKind::File,
+                    };
+                    (kind, entry.id())
+                }
+            };
+            match (i + 1 == parts.len(), kind) {
+                (true, kind) => return Ok(Some(kind)),
+                (false, PathKind::Directory) => tree = self.repo.find_tree(object).map_err(other("read tree"))?,
+                (false, _) => return Ok(Some(PathKind::UnderAFile)),
+            }
+        }
+        Ok(Some(PathKind::Directory))
+    }
+
     fn branch_tip(&self) -> Result<String, GitError> {
         let r = self
             .repo
@@ -396,7 +491,7 @@ impl GitRepo for Git2Repo {
         for f in files {
             let blob = self.repo.blob(&f.content).map_err(other("write blob"))?;
             let parts: Vec<&str> = f.path.split('/').collect();
-            let oid = self.tree_with(Some(&tree), &parts, blob).map_err(other("write tree"))?;
+            let oid = self.tree_with(Some(&tree), &f.path, &parts, blob)?;
             tree = self.repo.find_tree(oid).map_err(other("write tree"))?;
         }
         let sig = Signature::now(author.0, author.1).map_err(other("signature"))?;

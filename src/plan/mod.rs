@@ -193,12 +193,18 @@ pub struct VersionStep {
 pub enum PlanError {
     #[error("--only names `{name}`, which is not an image in the config")]
     UnknownImage { name: String, known: Vec<String> },
+    #[error("{field}: {path} is {what} on the release branch; relctl writes only regular files")]
+    NotAFile { field: String, path: String, what: String },
     #[error("image {image}: {path} does not exist at commit {commit}")]
     MissingInput { image: String, path: String, commit: String },
     #[error("image {image} depends on {parent}, which is neither selected nor published as {tag}")]
     ParentUnavailable { image: String, parent: String, tag: String },
     #[error("cannot finalize {tag}: not staged from commit {commit}: {}", images.join(", "))]
     NotStaged { tag: String, commit: String, images: Vec<String> },
+    #[error(
+        "tag `{tag}` is not a release tag here: no template of `tags` renders an image tag for it within the registry's limit of {MAX_TAG_LEN} characters ([A-Za-z0-9_][A-Za-z0-9._-]*)"
+    )]
+    UnrenderableTag { tag: String },
     #[error("image {reference} already exists, built from commit {}, but tag {tag} is commit {tag_commit}; release tags are immutable", registry_commit.as_deref().unwrap_or("unknown (no revision label)"))]
     TagConflict { reference: String, tag: String, registry_commit: Option<String>, tag_commit: String },
 }
@@ -225,6 +231,12 @@ impl PlanError {
                 "run `relctl release {tag} --only {} --stage` (the fan-out build jobs) before finalizing; nothing was published",
                 images.join(",")
             ),
+            PlanError::NotAFile { field, .. } => {
+                format!("set {field} in release.yaml to a regular file (or a path that does not exist yet); nothing was built")
+            }
+            PlanError::UnrenderableTag { .. } => {
+                "tag a shorter version (a shorter pre-release or build suffix); the repository's other tags are not affected".into()
+            }
             PlanError::TagConflict { .. } => {
                 "a published version must not change; tag a new version, or pass --force to rebuild and overwrite it"
                     .into()
@@ -243,8 +255,12 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
         }
     }
     let selected = |name: &str| opts.only.as_ref().is_none_or(|o| o.contains(name));
+    if let Some((path, what)) = observed.unwritable.first() {
+        let field = if *path == config.version_file { "version_file" } else { "also_update" };
+        return Err(PlanError::NotAFile { field: field.into(), path: path.clone(), what: what.clone() });
+    }
 
-    let (version_tags, floating) = image_tags(config, target);
+    let ReleaseTags { version: version_tags, floating } = image_tags(config, target)?;
     let primary = version_tags[0].clone();
 
     let mut notes = Vec::new();
@@ -468,18 +484,49 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
     })
 }
 
-/// The image tags of a release: immutable version tags (primary first, never
-/// empty) and the floating tags with their scope.
-pub fn image_tags(config: &Config, target: &ReleaseVersion) -> (Vec<String>, Vec<(String, TagScope)>) {
-    let version_tags = dedup(config.tags.iter().filter(|t| !t.scope().is_floating()).filter_map(|t| t.render(target)));
-    assert!(!version_tags.is_empty(), "config validation requires a {{{{raw}}}} or {{{{version}}}} tag");
-    let floating = config
-        .tags
-        .iter()
-        .filter(|t| t.scope().is_floating())
-        .filter_map(|t| t.render(target).map(|tag| (tag, t.scope())))
-        .collect();
-    (version_tags, floating)
+/// The longest image tag the distribution spec allows.
+pub const MAX_TAG_LEN: usize = 128;
+
+/// The image tags of one release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseTags {
+    /// Immutable version tags, primary first; never empty.
+    pub version: Vec<String>,
+    /// Floating tags with their scope.
+    pub floating: Vec<(String, TagScope)>,
+}
+
+impl ReleaseTags {
+    /// The version tag installers pull: the first of [`Self::version`].
+    pub fn primary(&self) -> &str {
+        &self.version[0]
+    }
+}
+
+/// The image tags of a release, or [`PlanError::UnrenderableTag`] when no
+/// version template renders a tag within the spec for it (e.g. a pre-release
+/// suffix of 160 characters): such a tag is not a release tag.
+pub fn image_tags(config: &Config, target: &ReleaseVersion) -> Result<ReleaseTags, PlanError> {
+    let render = |scope_floating: bool| {
+        config
+            .tags
+            .iter()
+            .filter(move |t| t.scope().is_floating() == scope_floating)
+            .filter_map(|t| t.render(target).filter(|tag| valid_tag(tag)).map(|tag| (tag, t.scope())))
+    };
+    let version = dedup(render(false).map(|(tag, _)| tag));
+    if version.is_empty() {
+        return Err(PlanError::UnrenderableTag { tag: target.raw.clone() });
+    }
+    Ok(ReleaseTags { version, floating: render(true).collect() })
+}
+
+/// The distribution spec's tag grammar: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+pub fn valid_tag(tag: &str) -> bool {
+    let mut chars = tag.chars();
+    tag.len() <= MAX_TAG_LEN
+        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 fn dedup(tags: impl Iterator<Item = String>) -> Vec<String> {

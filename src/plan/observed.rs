@@ -20,6 +20,9 @@ pub struct Observed {
     pub version_file: Option<String>,
     /// Build inputs (Dockerfile, context directory) absent at `commit`: (image, path).
     pub missing_inputs: Vec<(String, String)>,
+    /// Files the VERSION commit writes (VERSION, `also_update`) that are not
+    /// regular files on the release branch: (path, what is there instead).
+    pub unwritable: Vec<(String, String)>,
     /// Registry state per image name.
     pub registry: BTreeMap<String, RegistryView>,
     /// `org.opencontainers.image.source`: the repository URL, without credentials.

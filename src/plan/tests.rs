@@ -36,6 +36,7 @@ fn observed(target: &str, tags: &[&str], version_file: Option<&str>) -> Observed
         commit: COMMIT.into(),
         release_tags: tags.iter().map(|t| rv(t)).collect(),
         version_file: version_file.map(|v| format!("{v}\n")),
+        unwritable: vec![],
         missing_inputs: vec![],
         registry: BTreeMap::new(),
         source_url: "https://example.test/acme/app".into(),
@@ -499,4 +500,33 @@ fn staging_tag_fits_the_registry_limit() {
     let tag = crate::plan::stage_tag(&long, &"f".repeat(40));
     assert_eq!(tag.len(), 128);
     assert!(tag.starts_with("relctl-stage-v1.0.0-aaa"));
+}
+
+#[test]
+fn a_tag_whose_image_tag_would_pass_the_registry_limit_is_refused_and_others_plan() {
+    let long = format!("v0.9.0-{}", "a".repeat(160));
+    let err = plan(&cfg(CONFIG), &observed(&long, &[&long, "v1.0.0"], None), &PlanOptions::default()).unwrap_err();
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("limit of 128 characters"), "{err}");
+    assert!(image_tags(&cfg(CONFIG), &rv(&long)).is_err());
+    // 121 characters is the longest `v`-prefixed tag that fits.
+    let fits = format!("v0.9.0-{}", "a".repeat(121));
+    assert_eq!(image_tags(&cfg(CONFIG), &rv(&fits)).unwrap().primary(), fits);
+    let p = plan(&cfg(CONFIG), &observed("v1.0.0", &[&long, "v1.0.0"], None), &PlanOptions::default()).unwrap();
+    assert!(p.images.iter().all(|i| i.version_tags == ["v1.0.0"]), "{p}");
+    assert!(valid_tag("_a.b-C") && !valid_tag(".a") && !valid_tag("a/b") && !valid_tag(&"a".repeat(129)));
+}
+
+#[test]
+fn version_file_or_also_update_that_is_not_a_regular_file_is_bad_input() {
+    for (path, field) in [("VERSION", "version_file"), ("README.md", "also_update")] {
+        let mut o = observed("v1.2.0", &["v1.2.0"], None);
+        o.unwritable = vec![(path.into(), "a directory".into())];
+        let err = plan(&cfg(CONFIG), &o, &PlanOptions::default()).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert_eq!(
+            err.to_string(),
+            format!("{field}: {path} is a directory on the release branch; relctl writes only regular files")
+        );
+    }
 }

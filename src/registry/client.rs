@@ -30,6 +30,8 @@ pub struct RegistryClient {
     creds: Option<Credentials>,
     auth: Mutex<HashMap<String, Auth>>,
     requests: AtomicU64,
+    /// Bound on one request, from connect to the end of its body.
+    timeout: Duration,
     /// Tag listings of this run, so a reconcile lists each repository once.
     pub(super) listings: Mutex<HashMap<String, Vec<String>>>,
 }
@@ -49,7 +51,6 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .user_agent(concat!("relctl/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(300))
         .build()
         .expect("TLS backend initialises")
 }
@@ -67,8 +68,15 @@ impl RegistryClient {
             creds,
             auth: Mutex::new(HashMap::new()),
             requests: AtomicU64::new(0),
+            timeout: crate::config::Timeouts::default().request,
             listings: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Bounds each request (and its body) by `timeout` (`timeouts.request`).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// Forgets the cached tag listings: the next observation lists again.
@@ -102,7 +110,7 @@ impl RegistryClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut req = self.http.request(method.clone(), &url);
+            let mut req = self.http.request(method.clone(), &url).timeout(self.timeout);
             for (k, v) in headers {
                 req = req.header(k, v);
             }
@@ -116,7 +124,18 @@ impl RegistryClient {
                 _ => req,
             };
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let resp = req.send().await.map_err(|e| self.transport(e))?;
+            let resp = match req.send().await {
+                Ok(resp) => resp,
+                // A reset connection or a request that timed out: every
+                // request relctl sends is idempotent, so send it again.
+                Err(e) if attempt < MAX_ATTEMPTS && (e.is_timeout() || e.is_connect() || e.is_request()) => {
+                    let wait = Duration::from_millis(500 * 2u64.pow(attempt - 1));
+                    tracing::warn!(registry = %self.registry, wait_ms = wait.as_millis() as u64, "registry request failed, retrying: {}", self.transport(e));
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Err(e) => return Err(self.transport(e)),
+            };
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED && !challenged {
                 challenged = true;
@@ -165,7 +184,7 @@ impl RegistryClient {
         }
         let params = parse_params(params);
         let realm = params.get("realm").ok_or_else(unauthorized)?;
-        let mut req = self.http.get(realm.as_str()).query(&[("scope", scope)]);
+        let mut req = self.http.get(realm.as_str()).timeout(self.timeout).query(&[("scope", scope)]);
         if let Some(service) = params.get("service") {
             req = req.query(&[("service", service.as_str())]);
         }

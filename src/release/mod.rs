@@ -124,7 +124,16 @@ pub struct Executor<'a, G, B, R> {
 impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
     /// Carries out `plan` for `target`. Steps run in phase order; an error ends the release.
     pub async fn execute(&self, plan: &Plan, target: &ReleaseVersion) -> Result<Report, ReleaseError> {
-        let result = self.run_phases(plan, target).await;
+        let run = self.run_phases(plan, target);
+        tokio::pin!(run);
+        let mut ticks = tokio::time::interval(progress::LOG_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let result = loop {
+            tokio::select! {
+                result = &mut run => break result,
+                _ = ticks.tick() => self.progress.tick(),
+            }
+        };
         self.progress.finish();
         result
     }

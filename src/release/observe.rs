@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 
 use crate::config::Config;
-use crate::git::{GitError, GitRepo};
-use crate::plan::{Observed, RegistryView, image_tags};
+use crate::git::{GitError, GitRepo, PathKind};
+use crate::plan::{Observed, RegistryView, ReleaseTags, image_tags};
 use crate::registry::{Registry, RegistryError};
 use crate::version::ReleaseVersion;
 
-/// Every semver tag of the repository, oldest first, with its commit. Other
+/// Every release tag of the repository, oldest first, with its commit: semver
+/// tags whose image tags can be rendered within the registry's limits. Other
 /// tags are skipped with a log line each (at info level when `announce`).
 pub fn release_tags(
     config: &Config,
@@ -19,10 +20,20 @@ pub fn release_tags(
 ) -> Result<Vec<(ReleaseVersion, String)>, GitError> {
     let mut out = Vec::new();
     for (name, commit) in git.tags()? {
-        match ReleaseVersion::parse(&name, &config.git.tag_prefix) {
-            Ok(v) => out.push((v, commit)),
-            Err(e) if announce => tracing::info!(tag = %name, "skipping non-semver tag: {e}"),
-            Err(e) => tracing::debug!(tag = %name, "skipping tag: {e}"),
+        let skipped = match ReleaseVersion::parse(&name, &config.git.tag_prefix) {
+            Ok(v) => match image_tags(config, &v) {
+                Ok(_) => {
+                    out.push((v, commit));
+                    continue;
+                }
+                Err(e) => format!("skipping tag: {e}"),
+            },
+            Err(e) => format!("skipping non-semver tag: {e}"),
+        };
+        if announce {
+            tracing::info!(tag = %name, "{skipped}");
+        } else {
+            tracing::debug!(tag = %name, "{skipped}");
         }
     }
     out.sort_by(|a, b| a.0.cmp_release(&b.0));
@@ -48,11 +59,24 @@ pub async fn observe(
     staged: bool,
 ) -> Result<Observed, super::ReleaseError> {
     let release_tags: Vec<ReleaseVersion> = release_tags(config, git, false)?.into_iter().map(|(v, _)| v).collect();
-    let version_file = match git.branch_tip() {
-        Ok(tip) => git.file_at(&tip, &config.version_file)?.map(|b| String::from_utf8_lossy(&b).into_owned()),
+    let tip = match git.branch_tip() {
+        Ok(tip) => Some(tip),
         Err(GitError::NoBranch { .. }) => None,
         Err(e) => return Err(e.into()),
     };
+    let mut version_file = None;
+    let mut unwritable = Vec::new();
+    if let Some(tip) = &tip {
+        for path in config.rewritten_files() {
+            match git.path_kind(tip, path)? {
+                None | Some(PathKind::File) => {}
+                Some(kind) => unwritable.push((path.to_string(), kind.describe().to_string())),
+            }
+        }
+        if unwritable.is_empty() {
+            version_file = git.file_at(tip, &config.version_file)?.map(|b| String::from_utf8_lossy(&b).into_owned());
+        }
+    }
     let mut missing_inputs = Vec::new();
     let mut context_digests = BTreeMap::new();
     let mut rewritten_in_context = BTreeMap::new();
@@ -75,7 +99,7 @@ pub async fn observe(
         }
     }
 
-    let (version_tags, floating) = image_tags(config, target);
+    let ReleaseTags { version: version_tags, floating } = image_tags(config, target)?;
     let mut wanted = version_tags.clone();
     wanted.extend(floating.into_iter().map(|(t, _)| t));
     let stage = crate::plan::stage_tag(&version_tags[0], commit);
@@ -104,7 +128,7 @@ pub async fn observe(
         let earlier: Vec<String> = release_tags
             .iter()
             .filter(|v| v.cmp_release(target).is_lt())
-            .filter_map(|v| image_tags(config, v).0.into_iter().next())
+            .filter_map(|v| image_tags(config, v).ok().map(|t| t.primary().to_string()))
             .collect();
         for image in &config.images {
             if views
@@ -127,6 +151,7 @@ pub async fn observe(
         commit: commit.to_string(),
         release_tags,
         version_file,
+        unwritable,
         missing_inputs,
         registry: views,
         source_url: git.source_url()?,

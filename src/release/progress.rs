@@ -99,6 +99,8 @@ pub trait Progress: Send + Sync {
     fn phase(&self, _title: &str) {}
     /// The release ended, done or failed.
     fn finish(&self) {}
+    /// Called every [`LOG_EVERY`] while a release runs, whether or not anything changed.
+    fn tick(&self) {}
 }
 
 /// A shared progress sink.
@@ -112,7 +114,10 @@ impl Progress for NoProgress {
 }
 
 /// How often a long build or push repeats its line in a log.
-const LOG_EVERY: Duration = Duration::from_secs(5);
+pub const LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// How often an image whose state has not changed says it is still at it.
+const STILL_EVERY: Duration = Duration::from_secs(30);
 
 /// One `info` log line per change of state. Build steps and byte counts are
 /// logged when the build or push starts and then at most every 5 s, so a
@@ -139,9 +144,23 @@ impl LogProgress {
     }
 }
 
+impl LogProgress {
+    /// Whether an image `quiet` since its last line should say it is still at `state`.
+    fn still_at_it(state: &ImageState, quiet: Duration) -> bool {
+        let busy = matches!(
+            state,
+            ImageState::Building { .. }
+                | ImageState::Pushing { .. }
+                | ImageState::Pulling { .. }
+                | ImageState::Saving { .. }
+        );
+        busy && quiet >= STILL_EVERY
+    }
+}
+
 impl Progress for LogProgress {
     fn update(&self, image: &str, state: &ImageState) {
-        let mut last = self.last.lock().expect("progress lock");
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
         let previous = last.get(image);
         let since = previous.map_or(Duration::MAX, |(_, at)| now.duration_since(*at));
@@ -151,6 +170,20 @@ impl Progress for LogProgress {
                 _ => tracing::info!("{image}: {state}"),
             }
             last.insert(image.to_string(), (state.clone(), now));
+        }
+    }
+
+    /// A build or push that reports nothing (a silent `RUN`, a stuck upload)
+    /// still gets a line every 30 s, so a log never looks hung.
+    fn tick(&self) {
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        for (image, (state, at)) in last.iter_mut() {
+            let quiet = now.duration_since(*at);
+            if Self::still_at_it(state, quiet) {
+                tracing::info!("{image}: {state} (no news for {}s)", quiet.as_secs());
+                *at = now;
+            }
         }
     }
 }
@@ -224,6 +257,18 @@ mod tests {
             "uploaded sha256:1, waiting for the other builds",
         ];
         assert_eq!(logged, expected);
+    }
+
+    #[test]
+    fn a_silent_build_or_push_still_gets_a_line_every_30_s() {
+        let secs = Duration::from_secs;
+        let pushing = ImageState::Pushing { done: 1, total: 2 };
+        assert!(!LogProgress::still_at_it(&pushing, secs(29)));
+        assert!(LogProgress::still_at_it(&pushing, secs(30)));
+        assert!(LogProgress::still_at_it(&ImageState::Building { step: 2, of: 3 }, secs(31)));
+        for settled in [ImageState::Queued, ImageState::Published, ImageState::Staged { digest: "d".into() }] {
+            assert!(!LogProgress::still_at_it(&settled, secs(3600)), "{settled}");
+        }
     }
 
     #[test]
