@@ -68,6 +68,9 @@ impl DockerError {
             DockerError::Unreachable { .. } => "start the Docker daemon, or point DOCKER_HOST at it (e.g. unix:///var/run/docker.sock)".into(),
             DockerError::NoBuildKit { .. } => "set build.builder: auto (BuildKit where the engine offers it) or classic".into(),
             DockerError::ParentFailed { .. } => "fix the parent's build first; see its error".into(),
+            DockerError::Build { message, .. } if lost_connection(message) => {
+                "the build lost its connection to a registry or the engine, not a fault of the Dockerfile: check the registry and network, then rerun; no release tag was pushed".into()
+            }
             DockerError::Build { .. } => "fix the Dockerfile at the tagged commit and tag a new version; no release tag was pushed".into(),
             DockerError::Push { message, .. } if refused(message) => {
                 "the registry refused the push: set RELCTL_REGISTRY_USERNAME / RELCTL_REGISTRY_PASSWORD for an account that may push".into()
@@ -96,6 +99,27 @@ impl<K: std::hash::Hash + Eq> LayerBytes<K> {
         let (done, total) = self.0.values().fold((0, 0), |(d, t), (c, tot)| (d + c, t + tot));
         (done.max(0) as u64, total.max(0) as u64)
     }
+}
+
+/// A build failed on the network (pulling a base, a registry that went
+/// away), not on the Dockerfile: the messages Go's net/http and BuildKit give.
+fn lost_connection(message: &str) -> bool {
+    const SIGNS: [&str; 12] = [
+        "connection refused",
+        "connection reset",
+        "broken pipe",
+        "i/o timeout",
+        "tls handshake timeout",
+        "no such host",
+        "server misbehaving",
+        "unexpected eof",
+        "502 bad gateway",
+        "503 service unavailable",
+        "504 gateway timeout",
+        "network is unreachable",
+    ];
+    let lower = message.to_lowercase();
+    SIGNS.iter().any(|s| lower.contains(s))
 }
 
 /// The registry refused the credentials (or their absence).
@@ -371,7 +395,21 @@ impl ImageBuilder for LazyEngine {
 
 #[cfg(test)]
 mod tests {
-    use super::LayerBytes;
+    use super::{DockerError, LayerBytes};
+
+    #[test]
+    fn network_failures_of_a_build_say_rerun_and_dockerfile_failures_say_fix() {
+        let hint = |message: &str| DockerError::Build { image: "app".into(), message: message.into() }.hint();
+        for net in [
+            "failed to do request: Head \"http://127.0.0.1:5055/v2/a/manifests/v1\": dial tcp 127.0.0.1:5055: connect: connection refused",
+            "failed to copy: read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer",
+            "unexpected EOF",
+        ] {
+            assert!(hint(net).contains("rerun") && !hint(net).contains("fix the Dockerfile"), "{net}");
+        }
+        let run = "The command '/bin/sh -c exit 3' returned a non-zero code: 3";
+        assert!(hint(run).contains("fix the Dockerfile"), "{run}");
+    }
 
     #[test]
     fn layer_bytes_sum_the_latest_count_of_each_layer() {

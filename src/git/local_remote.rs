@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use git2::{ErrorCode, ObjectType, Oid, Repository};
 
+use super::PushOutcome;
+
 /// The repository a remote URL names when it is on this machine
 /// (`/srv/app.git`, `../app.git`, `file:///srv/app.git`); relative paths are
 /// taken from `base`, the repository's root.
@@ -25,23 +27,27 @@ pub fn path_of(url: &str, base: &Path) -> Option<PathBuf> {
 }
 
 /// Moves `branch` of the repository at `remote` from `expected` to `new`, a
-/// commit of `repo`, after copying the objects it lacks. `Ok(None)` when
-/// moved; `Ok(Some(why))` when the branch was not at `expected` or another
-/// push held its lock: the caller fetches and tries again.
+/// commit of `repo`, after copying the objects it lacks. Rejected when the
+/// branch was not at `expected`, locked when a lock file of the branch
+/// exists: the caller fetches and tries again.
 pub fn push(
     repo: &Repository,
     remote: &Path,
     branch: &str,
     new: Oid,
     expected: Oid,
-) -> Result<Option<String>, git2::Error> {
+) -> Result<PushOutcome, git2::Error> {
     let target = Repository::open(remote)?;
     copy_missing(repo, &target, new)?;
     let swapped =
         target.reference_matching(&format!("refs/heads/{branch}"), new, true, expected, "relctl: release commit");
     match swapped {
-        Ok(_) => Ok(None),
-        Err(e) if e.code() == ErrorCode::Modified || super::held_lock(&e) => Ok(Some(e.message().to_string())),
+        Ok(_) => Ok(PushOutcome::Pushed),
+        Err(e) if super::held_lock(&e) => {
+            let lock = remote.join(format!("refs/heads/{branch}.lock"));
+            Ok(PushOutcome::Locked { why: e.message().to_string(), lock: Some(lock.display().to_string()) })
+        }
+        Err(e) if e.code() == ErrorCode::Modified => Ok(PushOutcome::Rejected(e.message().to_string())),
         Err(e) => Err(e),
     }
 }
@@ -127,7 +133,7 @@ mod tests {
                         let commit = git.commit_on(&tip, &[change], "release", ("t", "t@example.invalid")).unwrap();
                         match git.push_branch(&commit) {
                             Ok(PushOutcome::Pushed) => pushed.lock().unwrap().push(commit),
-                            Ok(PushOutcome::Rejected(_)) => {}
+                            Ok(PushOutcome::Rejected(_) | PushOutcome::Locked { .. }) => {}
                             Err(e) => panic!("{who}: push {n}: {e}"),
                         }
                     }

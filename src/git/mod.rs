@@ -99,6 +99,24 @@ pub enum PushOutcome {
     Pushed,
     /// The remote branch moved since it was fetched (not a fast-forward).
     Rejected(String),
+    /// A lock file of the branch exists on the remote: another push is
+    /// updating it right now, or one died and left the lock behind. The
+    /// lock file's path when the message names it.
+    Locked {
+        why: String,
+        lock: Option<String>,
+    },
+}
+
+/// The lock file a git message names (`Unable to create '/srv/a.git/refs/heads/main.lock'`,
+/// `failed to lock file '/srv/a.git/refs/heads/main.lock' for writing`).
+pub fn lock_file_in(message: &str) -> Option<String> {
+    message.split('\'').find(|part| part.ends_with(".lock") && !part.contains('\n')).map(str::to_string)
+}
+
+fn locked(why: String) -> PushOutcome {
+    let lock = lock_file_in(&why);
+    PushOutcome::Locked { why, lock }
 }
 
 /// A file change in the VERSION commit.
@@ -290,7 +308,8 @@ impl Git2Repo {
             // Not a fast-forward, or another push holds the branch's lock
             // right now: either way someone else moved or is moving the tip;
             // fetch and try again.
-            Err(e) if e.code() == ErrorCode::NotFastForward || held_lock(&e) => {
+            Err(e) if held_lock(&e) => return Ok(locked(e.message().to_string())),
+            Err(e) if e.code() == ErrorCode::NotFastForward => {
                 return Ok(PushOutcome::Rejected(e.message().to_string()));
             }
             Err(e) => return Err(push_err(e.message().to_string())),
@@ -301,12 +320,14 @@ impl Git2Repo {
             // Another push updating the branch at that moment holds its lock:
             // git's receive-pack answers "cannot lock ref" or "failed to
             // lock". Not any "lock": GitHub's "lock branch" is final.
+            if lower.contains("cannot lock ref") || lower.contains("failed to lock") {
+                let said = said.join(" / ");
+                return Ok(locked(if said.is_empty() { s } else { format!("{s} ({said})") }));
+            }
             if lower.contains("fast-forward")
                 || lower.contains("fast forward")
                 || lower.contains("fetch first")
                 || lower.contains("stale")
-                || lower.contains("cannot lock ref")
-                || lower.contains("failed to lock")
             {
                 return Ok(PushOutcome::Rejected(s));
             }
@@ -506,11 +527,8 @@ impl GitRepo for Git2Repo {
         let outcome = match remote.url().ok().and_then(|url| local_remote::path_of(url, &self.path)) {
             Some(path) => {
                 let built_on = self.commit_obj(commit)?.parent_id(0).map_err(other("read release commit"))?;
-                match local_remote::push(&self.repo, &path, &self.branch, oid, built_on) {
-                    Ok(None) => PushOutcome::Pushed,
-                    Ok(Some(why)) => PushOutcome::Rejected(why),
-                    Err(e) => return Err(self.push_error(e.message().to_string())),
-                }
+                local_remote::push(&self.repo, &path, &self.branch, oid, built_on)
+                    .map_err(|e| self.push_error(e.message().to_string()))?
             }
             None => self.push_to_server(&mut remote, oid)?,
         };
@@ -557,7 +575,17 @@ pub fn public_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::public_url;
+    use super::{lock_file_in, public_url};
+
+    #[test]
+    fn lock_files_are_found_in_git_messages() {
+        let server =
+            "cannot lock ref 'refs/heads/main': Unable to create '/srv/app.git/refs/heads/main.lock': File exists.";
+        assert_eq!(lock_file_in(server).as_deref(), Some("/srv/app.git/refs/heads/main.lock"));
+        let libgit2 = "failed to lock file '/tmp/r.git/refs/heads/main.lock' for writing: ";
+        assert_eq!(lock_file_in(libgit2).as_deref(), Some("/tmp/r.git/refs/heads/main.lock"));
+        assert_eq!(lock_file_in("non-fast-forward"), None);
+    }
 
     #[test]
     fn urls_lose_credentials() {

@@ -41,10 +41,35 @@ pub enum ReleaseError {
     Build { attempts: u32, error: DockerError },
     #[error("the release branch kept moving: the VERSION commit was rejected {attempts} times")]
     VersionRace { attempts: u32 },
+    #[error("the release branch {branch} is locked on the remote: {lock} was still there after {waited:.0}s")]
+    BranchLocked { branch: String, lock: String, waited: f32 },
+    #[error("{error}; {} of the release's images already carry {tag}: {}", done.len(), if done.is_empty() { "none".to_string() } else { done.join(", ") })]
+    Incomplete { tag: String, done: Vec<String>, error: Box<ReleaseError> },
     #[error(transparent)]
     Forge(#[from] ForgeError),
     #[error("commit.via is github-api, but GITHUB_TOKEN is not set")]
     NoGitHubToken,
+}
+
+/// A registry write of phase 2 tried 3 times, 1 s and 2 s apart, on top of
+/// the client's own retries: a version tag that could not be written leaves
+/// the release incomplete. A refusal of the credentials is not retried.
+async fn retry_registry<T, F, Fut>(mut op: F) -> Result<T, RegistryError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, RegistryError>>,
+{
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Err(e) if attempt < 3 && !matches!(e, RegistryError::Unauthorized { .. }) => {
+                tracing::warn!(attempt, "registry write failed, retrying: {e}");
+                tokio::time::sleep(std::time::Duration::from_secs(1 << (attempt - 1))).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
 }
 
 fn attempts_made(attempts: u32) -> String {
@@ -81,6 +106,12 @@ impl ReleaseError {
             ReleaseError::VersionRace { .. } => {
                 "rerun the release: the images are published and only the VERSION commit is left".into()
             }
+            ReleaseError::BranchLocked { lock, .. } => format!(
+                "a git process that died left the lock behind: if none is writing to the remote now, delete {lock} there and rerun (the images are published; only the VERSION commit is left)"
+            ),
+            ReleaseError::Incomplete { tag, .. } => format!(
+                "rerun the release (or relctl reconcile): it adds {tag} to the images that lack it; those that carry it are complete images, and VERSION and floating tags were left alone"
+            ),
         }
     }
 }
@@ -199,18 +230,18 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
                         (push.await.map_err(|f| f.error)?, &p.tags[1..], true)
                     }
                     PushSource::Tag(from) => {
-                        let digest = self.registry.copy_tag(&path, from, &p.tags[0]).await?;
+                        let digest = retry_registry(|| self.registry.copy_tag(&path, from, &p.tags[0])).await?;
                         if retagged.contains(p.image.as_str()) {
                             self.progress.update(&p.image, &ImageState::Retagged { from: from.clone() });
                         }
                         (digest, &p.tags[1..], false)
                     }
                     PushSource::Staged(stage) => {
-                        (self.registry.copy_tag(&path, stage, &p.tags[0]).await?, &p.tags[1..], true)
+                        (retry_registry(|| self.registry.copy_tag(&path, stage, &p.tags[0])).await?, &p.tags[1..], true)
                     }
                 };
                 for tag in rest {
-                    self.registry.copy_tag(&path, &p.tags[0], tag).await?;
+                    retry_registry(|| self.registry.copy_tag(&path, &p.tags[0], tag)).await?;
                 }
                 tracing::debug!(image = %p.image, digest = %digest, "pushed {}", p.tags.join(", "));
                 self.progress.update(&p.image, &ImageState::Done { tags: p.tags.clone(), digest: digest.clone() });
@@ -225,14 +256,28 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
             .buffered(cfg.build.parallelism)
             .collect()
             .await;
+        // Every push was tried; on a failure, say which images are complete.
+        let mut failure = None;
         for (p, r) in pushes.iter().zip(results) {
             match r {
                 Ok(published) => report.images.push(published),
                 Err(e) => {
                     self.progress.update(&p.image, &ImageState::Failed { reason: e.to_string() });
-                    return Err(e);
+                    failure.get_or_insert(e);
                 }
             }
+        }
+        if let Some(error) = failure {
+            let mut done: Vec<String> = plan
+                .images
+                .iter()
+                .filter(|i| matches!(i.action, ImageAction::Published { .. }))
+                .map(|i| i.name.clone())
+                .collect();
+            done.extend(report.images.iter().map(|i| i.image.clone()));
+            done.sort();
+            done.dedup();
+            return Err(ReleaseError::Incomplete { tag: plan.tag.clone(), done, error: Box::new(error) });
         }
 
         // Phase 3: floating tags, by manifest copy; images side by side (each

@@ -50,6 +50,11 @@ pub enum BranchUpdate {
     Rejected {
         why: String,
     },
+    /// A lock file of the branch on the remote stopped the push (its path when known).
+    Locked {
+        why: String,
+        lock: Option<String>,
+    },
 }
 
 /// The release branch as the VERSION commit sees it: read the tip, read files
@@ -94,6 +99,7 @@ impl<G: GitRepo> VersionBranch for GitBranch<'_, G> {
             Ok(match self.0.push_branch(&commit)? {
                 PushOutcome::Pushed => BranchUpdate::Moved { commit },
                 PushOutcome::Rejected(why) => BranchUpdate::Rejected { why },
+                PushOutcome::Locked { why, lock } => BranchUpdate::Locked { why, lock },
             })
         })
     }
@@ -101,6 +107,13 @@ impl<G: GitRepo> VersionBranch for GitBranch<'_, G> {
     async fn refresh(&self) -> Result<(), ReleaseError> {
         Ok(tokio::task::block_in_place(|| self.0.fetch())?)
     }
+}
+
+/// The wait before compare-and-swap attempt `n + 1`: 250 ms doubling (about
+/// 4 s over all attempts), so racing releases and a lock held for a moment
+/// by another push are waited out instead of hammered.
+pub fn retry_wait(n: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(250 << n.saturating_sub(1).min(6))
 }
 
 /// Writes VERSION (and the `also_update` files) as one commit on the release
@@ -111,7 +124,11 @@ pub async fn publish_version(
     step: &VersionStep,
     target: &ReleaseVersion,
 ) -> Result<VersionOutcome, ReleaseError> {
+    let mut last_lock = None;
     for attempt in 1..=MAX_ATTEMPTS {
+        if attempt > 1 {
+            tokio::time::sleep(retry_wait(attempt - 1)).await;
+        }
         let tip = branch.tip().await?;
         let current = branch.file_at(&tip, &step.path).await?.map(|b| String::from_utf8_lossy(&b).trim().to_string());
         if let Some(cur) = current.as_deref().and_then(|c| ReleaseVersion::parse(c, &config.git.tag_prefix).ok()) {
@@ -141,20 +158,98 @@ pub async fn publish_version(
         match branch.commit_onto(&tip, &files, &message, author).await? {
             BranchUpdate::Moved { commit } => return Ok(VersionOutcome::Committed { commit, attempts: attempt }),
             BranchUpdate::Rejected { why } => {
+                last_lock = None;
                 tracing::warn!(
                     attempt,
                     "the release branch moved while releasing ({why}); reading it again and retrying"
                 );
                 branch.refresh().await?;
             }
+            BranchUpdate::Locked { why, lock } => {
+                tracing::warn!(attempt, "the release branch is locked on the remote ({why}); waiting");
+                last_lock = Some(lock.unwrap_or(why));
+                branch.refresh().await?;
+            }
         }
     }
-    Err(ReleaseError::VersionRace { attempts: MAX_ATTEMPTS })
+    let waited = (1..MAX_ATTEMPTS).map(retry_wait).sum::<std::time::Duration>().as_secs_f32();
+    match last_lock {
+        Some(lock) => Err(ReleaseError::BranchLocked { branch: config.git.branch.clone(), lock, waited }),
+        None => Err(ReleaseError::VersionRace { attempts: MAX_ATTEMPTS }),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
+
+    /// A branch whose pushes answer from a script, one answer per push.
+    struct Scripted(Mutex<Vec<BranchUpdate>>);
+
+    impl VersionBranch for Scripted {
+        async fn tip(&self) -> Result<String, ReleaseError> {
+            Ok("tip".into())
+        }
+        async fn file_at(&self, _: &str, _: &str) -> Result<Option<Vec<u8>>, ReleaseError> {
+            Ok(Some(b"v1.0.0\n".to_vec()))
+        }
+        async fn commit_onto(
+            &self,
+            _: &str,
+            _: &[FileChange],
+            _: &str,
+            _: (&str, &str),
+        ) -> Result<BranchUpdate, ReleaseError> {
+            Ok(self.0.lock().unwrap().remove(0))
+        }
+        async fn refresh(&self) -> Result<(), ReleaseError> {
+            Ok(())
+        }
+    }
+
+    fn publish(script: Vec<BranchUpdate>) -> (Result<VersionOutcome, ReleaseError>, std::time::Duration) {
+        let config = crate::config::parse(
+            "namespace: n\nproject: p\nimages: { a: { context: . } }\n",
+            std::path::Path::new("r.yaml"),
+        )
+        .unwrap();
+        let step = VersionStep {
+            path: "VERSION".into(),
+            from: None,
+            to: "v1.1.0".into(),
+            message: "m".into(),
+            also_update: vec![],
+        };
+        let target = ReleaseVersion::parse("v1.1.0", "v").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        rt.block_on(async {
+            let start = tokio::time::Instant::now();
+            let result = publish_version(&config, &Scripted(Mutex::new(script)), &step, &target).await;
+            (result, start.elapsed())
+        })
+    }
+
+    #[test]
+    fn a_moving_branch_is_retried_with_backoff_and_ends_in_one_commit() {
+        let moved = || BranchUpdate::Rejected { why: "not a fast-forward".into() };
+        let (result, waited) = publish(vec![moved(), moved(), BranchUpdate::Moved { commit: "c".into() }]);
+        assert_eq!(result.unwrap(), VersionOutcome::Committed { commit: "c".into(), attempts: 3 });
+        assert_eq!(waited, retry_wait(1) + retry_wait(2), "waits between attempts, not a tight loop");
+        assert!(retry_wait(1) >= std::time::Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_lock_that_stays_is_reported_with_its_file() {
+        let lock = "/srv/app.git/refs/heads/main.lock";
+        let locked = || BranchUpdate::Locked { why: "failed to lock file".into(), lock: Some(lock.into()) };
+        let (result, waited) = publish((0..MAX_ATTEMPTS).map(|_| locked()).collect());
+        let err = result.unwrap_err();
+        assert!(matches!(&err, ReleaseError::BranchLocked { lock: l, .. } if l == lock), "{err}");
+        assert!(err.hint().contains(&format!("delete {lock}")), "{}", err.hint());
+        assert!(waited >= std::time::Duration::from_secs(3), "{waited:?}");
+    }
 
     #[test]
     fn rewrites_only_the_group() {
