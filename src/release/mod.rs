@@ -177,6 +177,11 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
     async fn run_phases(&self, plan: &Plan, target: &ReleaseVersion) -> Result<Report, ReleaseError> {
         let mut report = Report { tag: plan.tag.clone(), commit: plan.commit.clone(), ..Default::default() };
         let cfg = self.config;
+        // What can fail for want of input fails before anything is built.
+        let commits = plan.steps.iter().any(|s| matches!(s, Step::CommitVersion(_)));
+        if commits && cfg.commit.via == CommitVia::GithubApi && self.github.is_none() {
+            return Err(ReleaseError::NoGitHubToken);
+        }
         let path_of = |image: &str| cfg.image(image).expect("plan names configured images").repository.clone();
         for image in &plan.images {
             match image.action {
