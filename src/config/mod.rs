@@ -1,6 +1,7 @@
 //! release.yaml: loading (`load`), the validated configuration every other
 //! module reads (`Config`), and errors that name the file, line and fix.
 
+pub mod oci;
 mod raw;
 pub mod template;
 mod validate;
@@ -9,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use template::{TagScope, TagTemplate};
+pub use template::{RenderError, TagScope, TagTemplate, image_tag_problem};
 
 /// The validated configuration. Built only by [`load`] / [`parse`].
 #[derive(Debug, Clone)]
@@ -167,6 +168,15 @@ impl Config {
     /// `registry/repository`, the name images are pushed under (without tag).
     pub fn image_repo(&self, image: &ImageConfig) -> String {
         format!("{}/{}", self.registry, image.repository)
+    }
+
+    /// Why `v` cannot be published with the configured tags (a template would
+    /// render a tag outside the spec, e.g. over 128 characters), or `None`.
+    /// Validation guarantees `None` for [`template::REPRESENTATIVE_VERSIONS`];
+    /// any valid SemVer tag can still have a problem here, and then only that
+    /// release is refused.
+    pub fn image_tag_problem(&self, v: &crate::version::ReleaseVersion) -> Option<RenderError> {
+        image_tag_problem(&self.tags, v)
     }
 
     /// The files relctl's VERSION commit rewrites after every release.
