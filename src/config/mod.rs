@@ -12,6 +12,13 @@ use std::time::Duration;
 
 pub use template::{RenderError, TagScope, TagTemplate, image_tag_problem};
 
+/// Most retries of a failed build or push (`build.retries`); more only delays a real failure.
+pub const MAX_RETRIES: u32 = 10;
+/// Most images built at once (`build.parallelism`).
+pub const MAX_PARALLELISM: usize = 64;
+/// Most release tags `relctl reconcile` keeps converged (`reconcile.max_tags`).
+pub const MAX_RECONCILED_TAGS: usize = 10_000;
+
 /// The validated configuration. Built only by [`load`] / [`parse`].
 #[derive(Debug, Clone)]
 pub struct Config {
