@@ -1,6 +1,8 @@
 //! release.yaml: loading (`load`), the validated configuration every other
 //! module reads (`Config`), and errors that name the file, line and fix.
 
+#[cfg(test)]
+pub(crate) mod corpus;
 pub mod oci;
 mod raw;
 pub mod template;

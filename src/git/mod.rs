@@ -9,6 +9,7 @@ pub mod dockerignore;
 mod file_contents;
 mod local_remote;
 mod object_stream;
+pub mod url;
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use git2::{Cred, CredentialType, ErrorCode, FetchOptions, PushOptions, RemoteCal
 use secrecy::{ExposeSecret, SecretString};
 
 pub use context::ContextSpec;
+pub use url::{public_url, redact_url, redact_urls_in};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
@@ -92,7 +94,8 @@ pub trait GitRepo {
     fn dir_exists(&self, commit: &str, path: &str) -> Result<bool, GitError>;
     /// The release branch's tip as last fetched from the remote.
     fn branch_tip(&self) -> Result<String, GitError>;
-    /// The remote's URL for `org.opencontainers.image.source`, without credentials.
+    /// The remote's web address for `org.opencontainers.image.source` ([`public_url`]),
+    /// without credentials; empty when the remote is a path on this machine.
     fn source_url(&self) -> Result<String, GitError>;
     /// Creates a commit on `parent` changing `files`; returns its id. Touches no branch.
     fn commit_on(
@@ -309,7 +312,7 @@ impl GitRepo for Git2Repo {
     fn fetch(&self) -> Result<(), GitError> {
         let mut remote =
             self.repo.find_remote(&self.remote).map_err(|_| GitError::NoRemote { remote: self.remote.clone() })?;
-        let url = self.source_url().unwrap_or_default();
+        let url = redact_url(remote.url().unwrap_or(""));
         let mut opts = FetchOptions::new();
         opts.remote_callbacks(self.callbacks());
         opts.download_tags(git2::AutotagOption::None);
@@ -381,7 +384,7 @@ impl GitRepo for Git2Repo {
     fn source_url(&self) -> Result<String, GitError> {
         let remote =
             self.repo.find_remote(&self.remote).map_err(|_| GitError::NoRemote { remote: self.remote.clone() })?;
-        Ok(public_url(remote.url().unwrap_or("")))
+        Ok(public_url(remote.url().unwrap_or("")).unwrap_or_default())
     }
 
     fn commit_on(
@@ -435,47 +438,6 @@ impl GitRepo for Git2Repo {
             commit: commit.to_string(),
             context: context.to_string(),
             dockerfile: dockerfile.to_string(),
-        }
-    }
-}
-
-/// A remote URL fit for an image label: no user or password, ssh spelled as https.
-pub fn public_url(url: &str) -> String {
-    let url = url.trim();
-    let stripped = if let Some((scheme, rest)) = url.split_once("://") {
-        let rest = match rest.split_once('/') {
-            Some((host, path)) => {
-                format!("{}/{path}", host.rsplit_once('@').map_or(host, |(_, h)| h))
-            }
-            None => rest.rsplit_once('@').map_or(rest, |(_, h)| h).to_string(),
-        };
-        let scheme = if scheme == "ssh" || scheme == "git" { "https" } else { scheme };
-        format!("{scheme}://{rest}")
-    } else if let Some((user_host, path)) = url.split_once(':').filter(|(h, _)| h.contains('@') && !h.contains('/')) {
-        let host = user_host.rsplit_once('@').map_or(user_host, |(_, h)| h);
-        format!("https://{host}/{path}")
-    } else {
-        url.to_string()
-    };
-    stripped.strip_suffix(".git").unwrap_or(&stripped).to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::public_url;
-
-    #[test]
-    fn urls_lose_credentials() {
-        let cases = [
-            ("https://x-access-token:ghs_SECRET@github.com/o/r.git", "https://github.com/o/r"),
-            ("git@github.com:o/r.git", "https://github.com/o/r"),
-            ("ssh://git@github.com/o/r.git", "https://github.com/o/r"),
-            ("https://github.com/o/r", "https://github.com/o/r"),
-            ("/tmp/remote.git", "/tmp/remote"),
-            ("file:///tmp/remote.git", "file:///tmp/remote"),
-        ];
-        for (url, want) in cases {
-            assert_eq!(public_url(url), want, "{url}");
         }
     }
 }
