@@ -263,4 +263,6 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

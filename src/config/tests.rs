@@ -335,3 +335,16 @@ fn oci_limits_numeric_bounds_and_git_paths() {
         }
     }
 }
+
+#[test]
+fn accepted_configs_name_only_valid_references() {
+    let c =
+        p(&with("registry: '[::1]:5000'\ntags: ['{{raw}}', '{{version}}', 'v{{major}}.{{minor}}', latest]\n")).unwrap();
+    super::proptests::assert_valid_references(&c);
+    assert_eq!(c.image_repo(&c.images[0]), "[::1]:5000/n/p-a");
+    let long = crate::version::ReleaseVersion::parse(&format!("v0.9.0-{}", "a".repeat(160)), "v").unwrap();
+    let problem = c.image_tag_problem(&long).expect("a 167-character tag is a problem");
+    assert!(matches!(problem, RenderError::TooLong { len: 167, .. }), "{problem}");
+    let fine = crate::version::ReleaseVersion::parse("v0.9.0-rc.1", "v").unwrap();
+    assert_eq!(c.image_tag_problem(&fine), None);
+}
