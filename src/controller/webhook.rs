@@ -18,7 +18,9 @@ pub fn verify(secret: &SecretString, body: &[u8], signature: Option<&str>) -> bo
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() != 64 {
+    // Hex digits only: byte pairs of other text may split a UTF-8 character (a panic), and
+    // from_str_radix would take a `+` sign.
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
@@ -96,6 +98,26 @@ mod tests {
             Some("sha1=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
         ));
         assert!(!verify(&s, b"Hello, World!", Some("sha256=zz")));
+    }
+
+    #[test]
+    fn signatures_that_are_not_hex_fail_without_panicking() {
+        let s = secret("It's a Secret to Everybody");
+        let real = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        let cases = [
+            // 64 bytes whose byte pairs split multi-byte characters
+            format!("a{}b", "é".repeat(31)),
+            format!("{}0", "€".repeat(21)),
+            "é".repeat(32),
+            // `+7` for the byte 07: from_str_radix reads it as 7, the same byte
+            format!("{}+7{}", &real[..4], &real[6..]),
+            real.replace('7', "g"),
+        ];
+        for hex in cases {
+            assert_eq!(hex.len(), 64, "{hex}");
+            assert!(!verify(&s, b"Hello, World!", Some(&format!("sha256={hex}"))), "{hex}");
+        }
+        assert!(verify(&s, b"Hello, World!", Some(&format!("sha256={}", real.to_uppercase()))));
     }
 
     #[test]
