@@ -203,3 +203,23 @@ fn a_stale_lock_on_the_remote_branch_is_named_after_a_short_wait() {
     f.relctl(&["release", "v1.0.0"]).expect(0);
     assert_eq!(f.remote_file("VERSION").as_deref(), Some("v1.0.0\n"));
 }
+
+#[test]
+fn a_remote_url_with_credentials_never_reaches_the_output() {
+    let f = Fixture::single("secrets");
+    f.tag("v1.0.0");
+    for url in [
+        "https://relctl:pa/ss@127.0.0.1:9/o/r.git?access_token=TOPSECRET1",
+        "https://x-access-token:TOPSECRET2@127.0.0.1:9/o/r.git",
+        "https://127.0.0.1:9/o/r.git?private_token=TOPSECRET3&x=1",
+    ] {
+        git(&f.work, &["remote", "set-url", "origin", url]);
+        for cmd in [&["plan", "v1.0.0"][..], &["release", "v1.0.0"], &["reconcile", "--once"], &["--json", "plan"]] {
+            let run = f.relctl_env(cmd, &[("RELCTL_LOG", "debug")]);
+            let all = format!("{}{}", run.stdout(), run.stderr());
+            for secret in ["TOPSECRET", "pa/ss", "x-access-token:"] {
+                assert!(!all.contains(secret), "{cmd:?} with {url} printed {secret}:\n{all}");
+            }
+        }
+    }
+}

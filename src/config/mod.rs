@@ -1,6 +1,9 @@
 //! release.yaml: loading (`load`), the validated configuration every other
 //! module reads (`Config`), and errors that name the file, line and fix.
 
+#[cfg(test)]
+pub(crate) mod corpus;
+pub mod oci;
 mod raw;
 pub mod template;
 mod validate;
@@ -9,7 +12,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use template::{TagScope, TagTemplate};
+pub use template::{RenderError, TagScope, TagTemplate, image_tag_problem};
+
+/// Most retries of a failed build or push (`build.retries`); more only delays a real failure.
+pub const MAX_RETRIES: u32 = 10;
+/// Most images built at once (`build.parallelism`).
+pub const MAX_PARALLELISM: usize = 64;
+/// Most release tags `relctl reconcile` keeps converged (`reconcile.max_tags`).
+pub const MAX_RECONCILED_TAGS: usize = 10_000;
 
 /// The validated configuration. Built only by [`load`] / [`parse`].
 #[derive(Debug, Clone)]
@@ -169,6 +179,15 @@ impl Config {
         format!("{}/{}", self.registry, image.repository)
     }
 
+    /// Why `v` cannot be published with the configured tags (a template would
+    /// render a tag outside the spec, e.g. over 128 characters), or `None`.
+    /// Validation guarantees `None` for [`template::REPRESENTATIVE_VERSIONS`];
+    /// any valid SemVer tag can still have a problem here, and then only that
+    /// release is refused.
+    pub fn image_tag_problem(&self, v: &crate::version::ReleaseVersion) -> Option<RenderError> {
+        image_tag_problem(&self.tags, v)
+    }
+
     /// The files relctl's VERSION commit rewrites after every release.
     pub fn rewritten_files(&self) -> Vec<&str> {
         std::iter::once(self.version_file.as_str()).chain(self.also_update.iter().map(|a| a.path.as_str())).collect()
@@ -243,5 +262,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
     validate::validate(raw, text, path)
 }
 
+#[cfg(test)]
+mod proptests;
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 /// relctl's release config: which images a release tag becomes, where they go, and how VERSION is committed.
 pub struct RawConfig {
-    /// Registry host[:port]; images go to REGISTRY/NAMESPACE/PROJECT-IMAGE.
+    /// Registry host[:port], e.g. docker.io, ghcr.io, 127.0.0.1:5000 or [::1]:5000; images go to REGISTRY/NAMESPACE/PROJECT-IMAGE.
     #[serde(default = "default_registry")]
     pub registry: String,
     /// Registry namespace (Docker Hub user or organisation).
@@ -19,7 +19,7 @@ pub struct RawConfig {
     /// The git remote, release branch and tag prefix.
     #[serde(default)]
     pub git: RawGit,
-    /// The file installers read the current version from.
+    /// The file installers read the current version from (relative to the repository root, not under .git).
     #[serde(default = "default_version_file")]
     pub version_file: String,
     /// Image tag templates: {{raw}} {{version}} {{major}} {{minor}} {{patch}}, or a fixed tag such as latest.
@@ -85,6 +85,8 @@ impl Default for RawGitHub {
 #[serde(deny_unknown_fields, default)]
 pub struct RawReconcile {
     pub since: Option<String>,
+    /// The newest this many release tags are kept converged (1 to 10000).
+    #[schemars(range(min = 1, max = super::MAX_RECONCILED_TAGS))]
     pub max_tags: usize,
 }
 
@@ -111,7 +113,11 @@ impl Default for RawGit {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawBuild {
+    /// Retries of a failed build or push (0 to 10).
+    #[schemars(range(max = super::MAX_RETRIES))]
     pub retries: u32,
+    /// Images built at once (1 to 64).
+    #[schemars(range(min = 1, max = super::MAX_PARALLELISM))]
     pub parallelism: usize,
     pub cache: bool,
     pub network: String,
@@ -173,6 +179,7 @@ pub struct RawImage {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawAlsoUpdate {
+    /// A file relative to the repository root, not under .git.
     pub path: String,
     pub regex: String,
 }

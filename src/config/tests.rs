@@ -206,3 +206,145 @@ fn committed_schema_is_the_generated_one() {
     assert_eq!(committed["additionalProperties"], false);
     assert!(committed["properties"]["images"]["additionalProperties"]["$ref"].is_string(), "{committed}");
 }
+
+/// `namespace: n`, `project: p`, `extra` from line 3 on, and one image unless `extra` has `images`.
+fn with(extra: &str) -> String {
+    let images = if extra.contains("images:") { "" } else { "images: { a: { context: a } }\n" };
+    format!("namespace: n\nproject: p\n{extra}{images}")
+}
+
+#[test]
+fn oci_limits_numeric_bounds_and_git_paths() {
+    let long = |n: usize| "a".repeat(n);
+    // (extra yaml, None = accepted, Some((message fragment, location)))
+    let cases: Vec<(String, Option<(String, &str)>)> = vec![
+        // registry hosts, IPv6 included
+        ("registry: '[2001:db8::1]:5000'\n".into(), None),
+        ("registry: '[::1]:5000'\n".into(), None),
+        ("registry: '[::1]'\n".into(), None),
+        ("registry: localhost:5000\n".into(), None),
+        (
+            "registry: '[::1'\n".into(),
+            Some(("registry: `[::1` is not a registry host[:port]".into(), "release.yaml:3")),
+        ),
+        ("registry: '[fe80::1%eth0]:5000'\n".into(), Some(("is not a registry host".into(), "release.yaml:3"))),
+        ("registry: '[::1]:99999'\n".into(), Some(("is not a registry host".into(), "release.yaml:3"))),
+        ("registry: x.io:0\n".into(), Some(("is not a registry host".into(), "release.yaml:3"))),
+        ("registry: x..io\n".into(), Some(("is not a registry host".into(), "release.yaml:3"))),
+        // tags: 128 characters at most, literal or rendered
+        (format!("tags: ['{{{{raw}}}}', '{}']\n", long(128)), None),
+        (
+            format!("tags: ['{{{{raw}}}}', '{}']\n", long(129)),
+            Some(("has 129 fixed characters; image tags are at most 128".into(), "release.yaml:3")),
+        ),
+        (
+            format!("tags: ['{}-{{{{raw}}}}']\n", long(100)),
+            Some(("renders a 134-character image tag for v123.456.789-alpha.10+sha.5114f85".into(), "release.yaml:3")),
+        ),
+        (format!("tags: ['{}-{{{{raw}}}}']\n", long(94)), None),
+        (
+            "git: { tag_prefix: release/ }\n".into(),
+            Some((
+                "renders `release/0.0.0` for release/0.0.0, which is not a valid image tag".into(),
+                "release.yaml:3",
+            )),
+        ),
+        ("git: { tag_prefix: release/ }\ntags: ['{{version}}', latest]\n".into(), None),
+        ("git: { tag_prefix: '-' }\n".into(), Some(("renders `-0.0.0`".into(), "release.yaml:3"))),
+        ("git: { tag_prefix: '' }\n".into(), None),
+        // registry/repository: 255 characters at most; components follow the grammar
+        (format!("images: {{ a: {{ context: a, repository: {} }} }}\n", long(245)), None),
+        (
+            format!("images: {{ a: {{ context: a, repository: {} }} }}\n", long(246)),
+            Some(("has 256 characters; image names are at most 255".into(), "release.yaml:3")),
+        ),
+        (
+            format!("images: {{ a: {{ context: a, repository: n/{} }} }}\n", long(250)),
+            Some(("images.a.repository: `docker.io/n/".into(), "release.yaml:3")),
+        ),
+        (
+            "images: { a: { context: a, repository: 'a//b' } }\n".into(),
+            Some(("is not a valid repository".into(), "release.yaml:3")),
+        ),
+        // numeric bounds
+        ("build: { retries: 10 }\n".into(), None),
+        ("build: { retries: 0 }\n".into(), None),
+        ("build: { retries: 11 }\n".into(), Some(("build.retries: 11 is more than 10".into(), "release.yaml:3"))),
+        (
+            "build: { retries: 4294967295 }\n".into(),
+            Some(("build.retries: 4294967295 is more than 10".into(), "release.yaml:3")),
+        ),
+        ("build: { retries: 4294967296 }\n".into(), Some(("invalid value".into(), "release.yaml:3:"))),
+        ("build: { parallelism: 64 }\n".into(), None),
+        (
+            "build: { parallelism: 65 }\n".into(),
+            Some(("build.parallelism: 65 is more than 64".into(), "release.yaml:3")),
+        ),
+        (
+            "build: { parallelism: 18446744073709551615 }\n".into(),
+            Some(("build.parallelism: 18446744073709551615 is more than 64".into(), "release.yaml:3")),
+        ),
+        ("reconcile: { max_tags: 10000 }\n".into(), None),
+        (
+            "reconcile: { max_tags: 10001 }\n".into(),
+            Some(("reconcile.max_tags: 10001 is more than 10000".into(), "release.yaml:3")),
+        ),
+        (
+            "timeouts: { git: 86401s }\n".into(),
+            Some(("timeouts.git: `86401s` is not a duration between 1s and 24h".into(), "release.yaml:3")),
+        ),
+        ("timeouts: { git: 0s }\n".into(), Some(("between 1s and 24h".into(), "release.yaml:3"))),
+        ("timeouts: { git: 24h }\n".into(), None),
+        // files relctl commits: never inside .git
+        (
+            "version_file: .git/config\n".into(),
+            Some(("version_file: `.git/config` is inside .git".into(), "release.yaml:3")),
+        ),
+        ("version_file: ./.git/config\n".into(), Some(("is inside .git".into(), "release.yaml:3"))),
+        ("version_file: .GIT/config\n".into(), Some(("is inside .git".into(), "release.yaml:3"))),
+        ("version_file: sub/.git/HEAD\n".into(), Some(("is inside .git".into(), "release.yaml:3"))),
+        ("version_file: .git\n".into(), Some(("is inside .git".into(), "release.yaml:3"))),
+        ("version_file: .\n".into(), Some(("version_file: `.` names no file".into(), "release.yaml:3"))),
+        ("version_file: .github/VERSION\n".into(), None),
+        ("version_file: .gitignore\n".into(), None),
+        (
+            "also_update: [{ path: .git/hooks/pre-commit, regex: '(v\\S+)' }]\n".into(),
+            Some(("also_update[0].path: `.git/hooks/pre-commit` is inside .git".into(), "release.yaml:3")),
+        ),
+        (
+            "also_update: [{ path: '', regex: '(v\\S+)' }]\n".into(),
+            Some(("also_update[0].path: `` names no file".into(), "release.yaml:3")),
+        ),
+        ("also_update: [{ path: docs/.gitkeep, regex: '(v\\S+)' }]\n".into(), None),
+    ];
+    for (extra, want) in cases {
+        let yaml = with(&extra);
+        match (p(&yaml), want) {
+            (Ok(_), None) => {}
+            (Ok(_), Some((want, _))) => panic!("{extra}: accepted, wanted an error with {want:?}"),
+            (Err(e), None) => panic!("{extra}: {e}"),
+            (Err(e), Some((want, loc))) => {
+                let msg = e.to_string();
+                assert!(msg.contains(&want), "{extra}=> {msg}\n(wanted {want:?})");
+                assert!(msg.starts_with(loc), "{extra}=> {msg} (wanted location {loc})");
+                assert!(!e.hint().is_empty(), "{extra}");
+                if !want.contains("invalid value") {
+                    assert!(matches!(e, ConfigError::Invalid { .. }), "{extra}: exit 2 with a field: {e:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn accepted_configs_name_only_valid_references() {
+    let c =
+        p(&with("registry: '[::1]:5000'\ntags: ['{{raw}}', '{{version}}', 'v{{major}}.{{minor}}', latest]\n")).unwrap();
+    super::proptests::assert_valid_references(&c);
+    assert_eq!(c.image_repo(&c.images[0]), "[::1]:5000/n/p-a");
+    let long = crate::version::ReleaseVersion::parse(&format!("v0.9.0-{}", "a".repeat(160)), "v").unwrap();
+    let problem = c.image_tag_problem(&long).expect("a 167-character tag is a problem");
+    assert!(matches!(problem, RenderError::TooLong { len: 167, .. }), "{problem}");
+    let fine = crate::version::ReleaseVersion::parse("v0.9.0-rc.1", "v").unwrap();
+    assert_eq!(c.image_tag_problem(&fine), None);
+}

@@ -8,14 +8,11 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::raw::{RawConfig, RawImage};
-use super::template::TagTemplate;
+use super::template::{REPRESENTATIVE_VERSIONS, TagTemplate};
 use super::{AlsoUpdate, BuildConfig, CommitConfig, Config, ConfigError, GitConfig, ImageConfig, ReconcileConfig};
+use super::{MAX_PARALLELISM, MAX_RECONCILED_TAGS, MAX_RETRIES, oci};
 use crate::version::ReleaseVersion;
 
-static REGISTRY: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$").unwrap());
-// The Distribution spec's path component grammar.
-static COMPONENT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$").unwrap());
 static BUILD_ARG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").unwrap());
 
 struct Ctx<'a> {
@@ -55,15 +52,15 @@ impl Ctx<'_> {
 pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigError> {
     let cx = Ctx { text, path };
 
-    if !REGISTRY.is_match(&raw.registry) {
+    if !oci::is_registry_host(&raw.registry) {
         return Err(cx.invalid(
             "registry",
             "registry",
             format!("`{}` is not a registry host[:port]", raw.registry),
-            "write the host only, e.g. docker.io, ghcr.io or 127.0.0.1:5000 (no scheme, no path)",
+            "write the host only, e.g. docker.io, ghcr.io, 127.0.0.1:5000 or [::1]:5000 (no scheme, no path, a port from 1 to 65535)",
         ));
     }
-    if raw.namespace.split('/').any(|c| !COMPONENT.is_match(c)) {
+    if !oci::is_repository(&raw.namespace) {
         return Err(cx.invalid(
             "namespace",
             "namespace",
@@ -71,7 +68,7 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
             "use lowercase letters, digits and single separators (. _ -), e.g. yyhuni",
         ));
     }
-    if !COMPONENT.is_match(&raw.project) {
+    if !oci::is_path_component(&raw.project) {
         return Err(cx.invalid(
             "project",
             "project",
@@ -84,17 +81,36 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         branch: non_empty(&cx, "branch", "git.branch", raw.git.branch.clone())?,
         tag_prefix: raw.git.tag_prefix.clone(),
     };
-    let version_file = rel_path(&cx, "version_file", "version_file", &raw.version_file)?;
-    if version_file.is_empty() {
-        return Err(cx.invalid("version_file", "version_file", "is empty", "name a file, e.g. VERSION"));
-    }
+    let version_file = rewritten_path(&cx, "version_file", "version_file", &raw.version_file, "e.g. VERSION")?;
 
     let mut tags = Vec::new();
     for t in &raw.tags {
         tags.push(TagTemplate::parse(t).map_err(|e| {
             cx.invalid("tags", "tags", e.to_string(),
-                "templates may use {{raw}} {{version}} {{major}} {{minor}} {{patch}} and the characters A-Z a-z 0-9 _ . -")
+                "templates may use {{raw}} {{version}} {{major}} {{minor}} {{patch}} and the characters A-Z a-z 0-9 _ . -, at most 128 in all")
         })?);
+    }
+    // Every template names typical releases within the spec; a longer release
+    // tag is refused when it is released (`Config::image_tag_problem`).
+    for version in REPRESENTATIVE_VERSIONS {
+        let release = format!("{}{version}", git.tag_prefix);
+        // Always Ok: the representative versions are SemVer (a unit test checks).
+        let Ok(v) = ReleaseVersion::parse(&release, &git.tag_prefix) else { continue };
+        if let Some(problem) = super::template::image_tag_problem(&tags, &v) {
+            let (near, hint) = match &problem {
+                super::RenderError::TooLong { .. } => {
+                    ("tags", "shorten the template's fixed text: image tags are at most 128 characters".to_string())
+                }
+                super::RenderError::Invalid { .. } => (
+                    "tag_prefix",
+                    format!(
+                        "{{{{raw}}}} includes git.tag_prefix `{}`: use {{{{version}}}} instead, or a prefix of A-Z a-z 0-9 _ . - that starts with a letter or digit",
+                        git.tag_prefix
+                    ),
+                ),
+            };
+            return Err(cx.invalid(near, "tags", problem.to_string(), hint));
+        }
     }
     if !tags.iter().any(|t| t.scope() == super::TagScope::Version) {
         return Err(cx.invalid(
@@ -122,6 +138,22 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
             "build.parallelism",
             "must be at least 1",
             "set build.parallelism: 1 to build one image at a time",
+        ));
+    }
+    if raw.build.parallelism > MAX_PARALLELISM {
+        return Err(cx.invalid(
+            "parallelism",
+            "build.parallelism",
+            format!("{} is more than {MAX_PARALLELISM}", raw.build.parallelism),
+            format!("builds share one engine: set build.parallelism between 1 and {MAX_PARALLELISM}"),
+        ));
+    }
+    if raw.build.retries > MAX_RETRIES {
+        return Err(cx.invalid(
+            "retries",
+            "build.retries",
+            format!("{} is more than {MAX_RETRIES}", raw.build.retries),
+            format!("set build.retries between 0 and {MAX_RETRIES}; retries back off exponentially, so more only delays a real failure"),
         ));
     }
     if raw.build.network.trim().is_empty() {
@@ -179,7 +211,7 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
                 "put the version in a group, e.g. 'current version: (v\\S+)'",
             ));
         }
-        let path = rel_path(&cx, "path", &format!("{field}.path"), &a.path)?;
+        let path = rewritten_path(&cx, "path", &format!("{field}.path"), &a.path, "e.g. README.md")?;
         also_update.push(AlsoUpdate { path, regex });
     }
 
@@ -213,6 +245,14 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
             "reconcile.max_tags",
             "must be at least 1",
             "reconcile keeps the newest max_tags releases converged; 10 is the default",
+        ));
+    }
+    if raw.reconcile.max_tags > MAX_RECONCILED_TAGS {
+        return Err(cx.invalid(
+            "max_tags",
+            "reconcile.max_tags",
+            format!("{} is more than {MAX_RECONCILED_TAGS}", raw.reconcile.max_tags),
+            format!("set reconcile.max_tags between 1 and {MAX_RECONCILED_TAGS}, or use reconcile.since to skip old releases"),
         ));
     }
     let reconcile = ReconcileConfig { since, max_tags: raw.reconcile.max_tags };
@@ -280,9 +320,27 @@ fn rel_path(cx: &Ctx, near: &str, field: &str, p: &str) -> Result<String, Config
     Ok(parts.join("/"))
 }
 
+/// A file the VERSION commit writes: a [`rel_path`] that names a file outside `.git`.
+fn rewritten_path(cx: &Ctx, near: &str, field: &str, p: &str, example: &str) -> Result<String, ConfigError> {
+    let path = rel_path(cx, near, field, p)?;
+    if path.is_empty() {
+        return Err(cx.invalid(near, field, format!("`{p}` names no file"), format!("name a file, {example}")));
+    }
+    // Case-insensitive, as git itself refuses `.GIT` on case-insensitive file systems.
+    if path.split('/').any(|c| c.eq_ignore_ascii_case(".git")) {
+        return Err(cx.invalid(
+            near,
+            field,
+            format!("`{p}` is inside .git"),
+            format!("relctl commits this file, and git keeps its own data in .git: name a tracked file, {example}"),
+        ));
+    }
+    Ok(path)
+}
+
 fn image(cx: &Ctx, raw: &RawConfig, name: &str, img: &RawImage) -> Result<ImageConfig, ConfigError> {
     let field = format!("images.{name}");
-    if !COMPONENT.is_match(name) {
+    if !oci::is_path_component(name) {
         return Err(cx.invalid(
             name,
             &field,
@@ -292,7 +350,7 @@ fn image(cx: &Ctx, raw: &RawConfig, name: &str, img: &RawImage) -> Result<ImageC
     }
     let repository = match &img.repository {
         Some(r) => {
-            if r.split('/').any(|c| !COMPONENT.is_match(c)) {
+            if !oci::is_repository(r) {
                 return Err(cx.invalid(
                     "repository",
                     format!("{field}.repository"),
@@ -304,6 +362,24 @@ fn image(cx: &Ctx, raw: &RawConfig, name: &str, img: &RawImage) -> Result<ImageC
         }
         None => format!("{}/{}-{name}", raw.namespace, raw.project),
     };
+    if !oci::name_fits(&raw.registry, &repository) {
+        let (near, which) = if img.repository.is_some() {
+            ("repository", format!("{field}.repository"))
+        } else {
+            (name, field.clone())
+        };
+        return Err(cx.invalid(
+            near,
+            which,
+            format!(
+                "`{}/{repository}` has {} characters; image names are at most {}",
+                raw.registry,
+                raw.registry.len() + 1 + repository.len(),
+                oci::MAX_NAME_LEN
+            ),
+            "shorten the registry/repository name (namespace, project, image name or repository)",
+        ));
+    }
     let context = rel_path(cx, "context", &format!("{field}.context"), &img.context)?;
     let dockerfile = match &img.dockerfile {
         Some(d) => rel_path(cx, "dockerfile", &format!("{field}.dockerfile"), d)?,

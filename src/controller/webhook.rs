@@ -18,7 +18,9 @@ pub fn verify(secret: &SecretString, body: &[u8], signature: Option<&str>) -> bo
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() != 64 {
+    // Hex digits only: byte pairs of other text may split a UTF-8 character (a panic), and
+    // from_str_radix would take a `+` sign.
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
@@ -76,6 +78,8 @@ pub fn classify(kind: &str, body: &[u8], tag_prefix: &str) -> Event {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn secret(s: &str) -> SecretString {
@@ -96,6 +100,26 @@ mod tests {
             Some("sha1=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
         ));
         assert!(!verify(&s, b"Hello, World!", Some("sha256=zz")));
+    }
+
+    #[test]
+    fn signatures_that_are_not_hex_fail_without_panicking() {
+        let s = secret("It's a Secret to Everybody");
+        let real = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        let cases = [
+            // 64 bytes whose byte pairs split multi-byte characters
+            format!("a{}b", "é".repeat(31)),
+            format!("{}0", "€".repeat(21)),
+            "é".repeat(32),
+            // `+7` for the byte 07: from_str_radix reads it as 7, the same byte
+            format!("{}+7{}", &real[..4], &real[6..]),
+            real.replace('7', "g"),
+        ];
+        for hex in cases {
+            assert_eq!(hex.len(), 64, "{hex}");
+            assert!(!verify(&s, b"Hello, World!", Some(&format!("sha256={hex}"))), "{hex}");
+        }
+        assert!(verify(&s, b"Hello, World!", Some(&format!("sha256={}", real.to_uppercase()))));
     }
 
     #[test]
@@ -129,6 +153,102 @@ mod tests {
         ];
         for (kind, body, want) in cases {
             assert_eq!(classify(kind, body.as_bytes(), "v"), want, "{kind} {body}");
+        }
+    }
+
+    fn sign(secret: &str, body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(body);
+        let bytes = mac.finalize().into_bytes();
+        format!("sha256={}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    }
+
+    /// Reads and judges one webhook; never panics, and only the true signature passes.
+    fn check(kind: &str, body: &[u8], signature: Option<&str>, prefix: &str) {
+        let s = secret("webhook secret");
+        let real = sign("webhook secret", body);
+        let genuine =
+            signature.and_then(|s| s.strip_prefix("sha256=")).is_some_and(|hex| hex.eq_ignore_ascii_case(&real[7..]));
+        assert_eq!(verify(&s, body, signature), genuine, "{signature:?}");
+        assert!(verify(&s, body, Some(&real)));
+        assert!(
+            verify(&s, body, Some(&real.to_uppercase().replacen("SHA256", "sha256", 1))),
+            "hex is case-insensitive"
+        );
+        match classify(kind, body, prefix) {
+            Event::Tag(tag) => {
+                assert!(tag.starts_with(prefix), "{tag:?}");
+                assert!(kind == "push" || kind == "create", "{kind}");
+            }
+            Event::Ignored(why) => assert!(!why.is_empty()),
+        }
+    }
+
+    /// tests/corpus/webhook: line 1 the event kind, line 2 the signature header
+    /// (`<none>` when absent, `<valid>` for the true one), the rest the body.
+    #[test]
+    fn corpus_replays() {
+        for (name, bytes) in crate::config::corpus::bytes("webhook") {
+            let mut parts = bytes.splitn(3, |b| *b == b'\n');
+            let kind = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+            let signature = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+            let body = parts.next().unwrap_or_default();
+            let signature = match signature.as_str() {
+                "<none>" => None,
+                "<valid>" => Some(sign("webhook secret", body)),
+                s => Some(s.to_string()),
+            };
+            for prefix in ["v", "", "release/", "é"] {
+                check(&kind, body, signature.as_deref(), prefix);
+            }
+            if name.starts_with("tag-") {
+                assert!(matches!(classify(&kind, body, "v"), Event::Tag(_)), "{name}");
+            }
+        }
+    }
+
+    fn signature() -> impl Strategy<Value = Option<String>> {
+        prop_oneof![
+            Just(None),
+            "\\PC{0,80}".prop_map(Some),
+            "sha256=[0-9a-fA-F]{62,66}".prop_map(Some),
+            // 64 bytes of hex and multi-byte characters, so byte pairs straddle characters.
+            "sha256=[0-9a-fé€😀]{20,64}".prop_map(Some),
+            "(sha1|sha256|SHA256)=\\PC{0,70}".prop_map(Some),
+        ]
+    }
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        let tag = "(v|release/|)\\PC{0,20}";
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..200),
+            "\\PC{0,200}".prop_map(String::into_bytes),
+            (tag, any::<bool>(), prop::option::of("\\PC{0,30}")).prop_map(|(tag, deleted, msg)| {
+                let mut json = serde_json::json!({ "ref": format!("refs/tags/{tag}"), "deleted": deleted });
+                if let Some(m) = msg {
+                    json["head_commit"] = serde_json::json!({ "message": m });
+                }
+                json.to_string().into_bytes()
+            }),
+            (tag, "\\PC{0,10}").prop_map(|(tag, ref_type)| {
+                serde_json::json!({ "ref": tag, "ref_type": ref_type }).to_string().into_bytes()
+            }),
+            Just(b"[1, 2, {\"ref\": 3}]".to_vec()),
+            Just(format!("{}1{}", "[".repeat(200), "]".repeat(200)).into_bytes()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_webhook_is_judged_without_panicking(
+            kind in prop_oneof![Just("push".to_string()), Just("create".to_string()), Just("ping".to_string()), "\\PC{0,12}"],
+            body in body(),
+            signature in signature(),
+            prefix in prop_oneof![Just("v".to_string()), Just(String::new()), "\\PC{0,4}"],
+        ) {
+            check(&kind, &body, signature.as_deref(), &prefix);
         }
     }
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ForgeError, ReleaseLink, ReleaseNotes, RepoId};
-use crate::git::FileChange;
+use crate::git::{FileChange, redact_url, redact_urls_in};
 use crate::release::ReleaseError;
 use crate::release::version::{BranchUpdate, VersionBranch};
 
@@ -72,9 +72,9 @@ impl GitHub {
     /// A client for `repo` at `api` (https://api.github.com, or GITHUB_API_URL on GitHub Enterprise).
     pub fn new(api: &str, token: SecretString, repo: RepoId) -> Result<Self, ForgeError> {
         let unreachable = |e: octocrab::Error| ForgeError::Unreachable {
-            api: api.into(),
+            api: redact_url(api),
             operation: "setup".into(),
-            message: e.to_string(),
+            message: redact_urls_in(&e.to_string()),
         };
         let client = Octocrab::builder()
             .base_uri(api)
@@ -145,9 +145,9 @@ impl GitHub {
         operation: &str,
     ) -> Result<(StatusCode, Value), ForgeError> {
         let unreachable = |e: octocrab::Error| ForgeError::Unreachable {
-            api: self.api.clone(),
+            api: redact_url(&self.api),
             operation: operation.into(),
-            message: e.to_string(),
+            message: redact_urls_in(&e.to_string()),
         };
         let mut waits = 0;
         loop {
@@ -171,7 +171,7 @@ impl GitHub {
             let text = self.client.body_to_string(response).await.map_err(unreachable)?;
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
                 return Err(ForgeError::Unauthorized {
-                    api: self.api.clone(),
+                    api: redact_url(&self.api),
                     operation: operation.into(),
                     status: status.as_u16(),
                 });

@@ -85,7 +85,7 @@ impl RepoId {
                 let rest = remote_url.strip_prefix("https://")?;
                 rest.split_once("@github.com/").map(|(_, path)| path)
             });
-        path.and_then(parse).ok_or_else(|| ForgeError::UnknownRepository { url: remote_url.to_string() })
+        path.and_then(parse).ok_or_else(|| ForgeError::UnknownRepository { url: crate::git::redact_url(remote_url) })
     }
 }
 

@@ -131,6 +131,8 @@ fn to_regex(pat: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -175,5 +177,84 @@ mod tests {
     #[test]
     fn empty_file_excludes_nothing() {
         assert!(!DockerIgnore::parse("").unwrap().excludes("anything"));
+    }
+
+    /// Parses `text` and matches `paths`; never panics, and the rules hold.
+    fn check(text: &str, paths: &[&str]) {
+        let Ok(ig) = DockerIgnore::parse(text) else { return };
+        for path in paths {
+            let excluded = ig.excludes(path);
+            // A path under an excluded directory is excluded too, unless a later `!` line re-includes.
+            if excluded && !text.contains('!') && !path.is_empty() {
+                assert!(ig.excludes(&format!("{path}/child")), "{text:?}: {path:?} excluded, its child not");
+            }
+        }
+        // Without patterns nothing is excluded; comments and blank lines are no patterns.
+        if text.lines().all(|l| l.trim().is_empty() || l.trim().starts_with('#')) {
+            assert!(paths.iter().all(|p| !ig.excludes(p)), "{text:?}");
+        }
+    }
+
+    /// tests/corpus/dockerignore: the .dockerignore text, a line `----`, then one path a line.
+    #[test]
+    fn corpus_replays() {
+        for (name, text) in crate::config::corpus::texts("dockerignore") {
+            let (patterns, paths) = text.split_once("\n----\n").unwrap_or((text.as_str(), ""));
+            let paths: Vec<&str> = paths.lines().collect();
+            check(patterns, &paths);
+            if name.starts_with("valid-") {
+                assert!(DockerIgnore::parse(patterns).is_ok(), "{name}");
+            }
+        }
+    }
+
+    fn pattern() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            3 => prop::sample::select(vec![
+                "*", "**", "?", "/", "!", "[", "]", "[!", "[^", "\\", "\\*", ".", "..", "./", "#", " ", "a", "b", "é", "😀",
+                "{", "}", "(", ")", "|", "+", "$", "^", "[a-", "[]", "[\\]", "[[:alpha:]]", "\r", "\t",
+            ])
+            .prop_map(str::to_string),
+            2 => "[a-z.]{1,4}",
+            1 => "\\PC{0,4}",
+        ];
+        prop::collection::vec(piece, 0..8).prop_map(|p| p.concat())
+    }
+
+    fn path() -> impl Strategy<Value = String> {
+        let component = prop_oneof![
+            prop::sample::select(vec![
+                "a",
+                "b",
+                "a.c",
+                ".git",
+                "node_modules",
+                "é",
+                "😀",
+                "",
+                ".",
+                "..",
+                "[x]",
+                "*",
+                "a b"
+            ])
+            .prop_map(str::to_string),
+            "[a-z.]{1,5}",
+            "\\PC{0,4}",
+        ];
+        prop::collection::vec(component, 0..5).prop_map(|c| c.join("/"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_patterns_match_any_paths(
+            lines in prop::collection::vec(pattern(), 0..6),
+            paths in prop::collection::vec(path(), 0..6),
+        ) {
+            let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+            check(&lines.join("\n"), &paths);
+        }
     }
 }

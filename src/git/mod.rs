@@ -9,6 +9,7 @@ pub mod dockerignore;
 mod file_contents;
 mod local_remote;
 mod object_stream;
+pub mod url;
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use git2::{Cred, CredentialType, ErrorCode, FetchOptions, PushOptions, RemoteCal
 use secrecy::{ExposeSecret, SecretString};
 
 pub use context::ContextSpec;
+pub use url::{public_url, redact_url, redact_urls_in};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
@@ -90,7 +92,7 @@ impl GitError {
 }
 
 fn other(op: &'static str) -> impl Fn(git2::Error) -> GitError {
-    move |e| GitError::Other { op, message: e.message().to_string() }
+    move |e| GitError::Other { op, message: redact_urls_in(e.message()) }
 }
 
 /// What happened to a pushed commit.
@@ -141,7 +143,8 @@ pub trait GitRepo {
     fn path_kind(&self, commit: &str, path: &str) -> Result<Option<PathKind>, GitError>;
     /// The release branch's tip as last fetched from the remote.
     fn branch_tip(&self) -> Result<String, GitError>;
-    /// The remote's URL for `org.opencontainers.image.source`, without credentials.
+    /// The remote's web address for `org.opencontainers.image.source` ([`public_url`]),
+    /// without credentials; empty when the remote is a path on this machine.
     fn source_url(&self) -> Result<String, GitError>;
     /// Creates a commit on `parent` changing `files`; returns its id. Touches no branch.
     fn commit_on(
@@ -337,7 +340,7 @@ impl Git2Repo {
     }
 
     fn push_error(&self, message: String) -> GitError {
-        GitError::Push { remote: self.remote.clone(), branch: self.branch.clone(), message }
+        GitError::Push { remote: self.remote.clone(), branch: self.branch.clone(), message: redact_urls_in(&message) }
     }
 
     /// `base` with `path` set to `blob`, creating intermediate trees as
@@ -400,7 +403,7 @@ impl GitRepo for Git2Repo {
     fn fetch(&self) -> Result<(), GitError> {
         let mut remote =
             self.repo.find_remote(&self.remote).map_err(|_| GitError::NoRemote { remote: self.remote.clone() })?;
-        let url = self.source_url().unwrap_or_default();
+        let url = redact_url(remote.url().unwrap_or(""));
         let mut opts = FetchOptions::new();
         opts.remote_callbacks(self.callbacks());
         opts.download_tags(git2::AutotagOption::None);
@@ -414,7 +417,7 @@ impl GitRepo for Git2Repo {
         loop {
             match remote.fetch(&refspecs, Some(&mut opts), Some("relctl: fetch")) {
                 Err(e) if held_lock(&e) && attempt < FETCH_ATTEMPTS => {
-                    tracing::debug!(attempt, "fetch: {}; retrying", e.message());
+                    tracing::debug!(attempt, "fetch: {}; retrying", redact_urls_in(e.message()));
                     std::thread::sleep(std::time::Duration::from_millis(50 * attempt as u64));
                     attempt += 1;
                 }
@@ -422,7 +425,7 @@ impl GitRepo for Git2Repo {
                     return result.map_err(|e| GitError::Fetch {
                         remote: self.remote.clone(),
                         url,
-                        message: e.message().to_string(),
+                        message: redact_urls_in(e.message()),
                     });
                 }
             }
@@ -497,7 +500,7 @@ impl GitRepo for Git2Repo {
     fn source_url(&self) -> Result<String, GitError> {
         let remote =
             self.repo.find_remote(&self.remote).map_err(|_| GitError::NoRemote { remote: self.remote.clone() })?;
-        Ok(public_url(remote.url().unwrap_or("")))
+        Ok(public_url(remote.url().unwrap_or("")).unwrap_or_default())
     }
 
     fn commit_on(
@@ -552,30 +555,9 @@ impl GitRepo for Git2Repo {
     }
 }
 
-/// A remote URL fit for an image label: no user or password, ssh spelled as https.
-pub fn public_url(url: &str) -> String {
-    let url = url.trim();
-    let stripped = if let Some((scheme, rest)) = url.split_once("://") {
-        let rest = match rest.split_once('/') {
-            Some((host, path)) => {
-                format!("{}/{path}", host.rsplit_once('@').map_or(host, |(_, h)| h))
-            }
-            None => rest.rsplit_once('@').map_or(rest, |(_, h)| h).to_string(),
-        };
-        let scheme = if scheme == "ssh" || scheme == "git" { "https" } else { scheme };
-        format!("{scheme}://{rest}")
-    } else if let Some((user_host, path)) = url.split_once(':').filter(|(h, _)| h.contains('@') && !h.contains('/')) {
-        let host = user_host.rsplit_once('@').map_or(user_host, |(_, h)| h);
-        format!("https://{host}/{path}")
-    } else {
-        url.to_string()
-    };
-    stripped.strip_suffix(".git").unwrap_or(&stripped).to_string()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{lock_file_in, public_url};
+    use super::lock_file_in;
 
     #[test]
     fn lock_files_are_found_in_git_messages() {
@@ -585,20 +567,5 @@ mod tests {
         let libgit2 = "failed to lock file '/tmp/r.git/refs/heads/main.lock' for writing: ";
         assert_eq!(lock_file_in(libgit2).as_deref(), Some("/tmp/r.git/refs/heads/main.lock"));
         assert_eq!(lock_file_in("non-fast-forward"), None);
-    }
-
-    #[test]
-    fn urls_lose_credentials() {
-        let cases = [
-            ("https://x-access-token:ghs_SECRET@github.com/o/r.git", "https://github.com/o/r"),
-            ("git@github.com:o/r.git", "https://github.com/o/r"),
-            ("ssh://git@github.com/o/r.git", "https://github.com/o/r"),
-            ("https://github.com/o/r", "https://github.com/o/r"),
-            ("/tmp/remote.git", "/tmp/remote"),
-            ("file:///tmp/remote.git", "file:///tmp/remote"),
-        ];
-        for (url, want) in cases {
-            assert_eq!(public_url(url), want, "{url}");
-        }
     }
 }

@@ -39,9 +39,12 @@ pub(super) fn build_step(
     let mut labels = BTreeMap::from([
         ("org.opencontainers.image.created".to_string(), observed.created.clone()),
         ("org.opencontainers.image.revision".to_string(), observed.commit.clone()),
-        ("org.opencontainers.image.source".to_string(), observed.source_url.clone()),
         ("org.opencontainers.image.version".to_string(), observed.target.version.to_string()),
     ]);
+    // A local remote has no public address, and a filesystem path is no label.
+    if !observed.source_url.is_empty() {
+        labels.insert("org.opencontainers.image.source".to_string(), observed.source_url.clone());
+    }
     labels.extend(key.map(|k| (crate::registry::INPUTS.to_string(), k)));
     Ok(BuildStep {
         image: image.name.clone(),

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::config::oci::is_tag;
 use crate::config::{Config, TagScope};
 use crate::version::ReleaseVersion;
 use build::build_step;
@@ -484,8 +485,7 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
     })
 }
 
-/// The longest image tag the distribution spec allows.
-pub const MAX_TAG_LEN: usize = 128;
+pub use crate::config::oci::MAX_TAG_LEN;
 
 /// The image tags of one release.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -512,21 +512,13 @@ pub fn image_tags(config: &Config, target: &ReleaseVersion) -> Result<ReleaseTag
             .tags
             .iter()
             .filter(move |t| t.scope().is_floating() == scope_floating)
-            .filter_map(|t| t.render(target).filter(|tag| valid_tag(tag)).map(|tag| (tag, t.scope())))
+            .filter_map(|t| t.render(target).filter(|tag| is_tag(tag)).map(|tag| (tag, t.scope())))
     };
     let version = dedup(render(false).map(|(tag, _)| tag));
     if version.is_empty() {
         return Err(PlanError::UnrenderableTag { tag: target.raw.clone() });
     }
     Ok(ReleaseTags { version, floating: render(true).collect() })
-}
-
-/// The distribution spec's tag grammar: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
-pub fn valid_tag(tag: &str) -> bool {
-    let mut chars = tag.chars();
-    tag.len() <= MAX_TAG_LEN
-        && chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 fn dedup(tags: impl Iterator<Item = String>) -> Vec<String> {
