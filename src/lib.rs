@@ -13,6 +13,7 @@ pub mod forge;
 pub mod git;
 pub mod install;
 pub mod plan;
+pub mod progress;
 pub mod registry;
 pub mod release;
 pub mod version;

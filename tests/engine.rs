@@ -14,7 +14,7 @@ use relctl::docker::gate::Gate;
 use relctl::docker::{DockerEngine, DockerError, ImageBuilder};
 use relctl::git::ContextSpec;
 use relctl::plan::BuildStep;
-use relctl::release::progress::NoProgress;
+use relctl::progress::NoProgress;
 
 /// A parent with busybox and a file, and a child `FROM` it, committed.
 fn parent_and_child() -> (Fixture, String) {

@@ -5,10 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use relctl::forge::github::{GitHub, GitHubBranch, RefUpdate};
+use relctl::forge::github::{GitHub, RefUpdate};
 use relctl::forge::{ForgeError, ReleaseNotes, ReleasedImage, RepoId};
 use relctl::git::FileChange;
-use relctl::release::version::{BranchUpdate, VersionBranch};
+use relctl::release::version::{BranchUpdate, GitHubBranch, VersionBranch};
 use serde_json::{Value, json};
 
 mod common;

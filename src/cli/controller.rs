@@ -13,8 +13,8 @@ use relctl::controller::server::{self, AppState};
 use relctl::controller::{self, Backoff, Outcome, Shutdown, TagResult, Trigger};
 use relctl::docker::LazyEngine;
 use relctl::forge::github::GitHub;
+use relctl::progress::LogProgress;
 use relctl::registry::{RegistryClient, credentials};
-use relctl::release::progress::LogProgress;
 use relctl::release::{Executor, ReleaseError};
 use secrecy::SecretString;
 

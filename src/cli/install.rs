@@ -14,10 +14,10 @@ use relctl::install::envfile;
 use relctl::install::init;
 use relctl::install::verify::{Verification, verify};
 use relctl::plan::{self, PlanOptions};
+use relctl::progress::ProgressSink;
 use relctl::registry::{RegistryClient, credentials};
 use relctl::release::ReleaseError;
 use relctl::release::observe::{self, RegistryFailure};
-use relctl::release::progress::ProgressSink;
 use relctl::version::ReleaseVersion;
 
 use super::commands::{Ctx, load, resolve};

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use relctl::release::progress::{ImageState, LogProgress, NoProgress, Progress, ProgressSink};
+use relctl::progress::{ImageState, LogProgress, NoProgress, Progress, ProgressSink};
 
 /// The live display, once `release` starts one; log lines are printed above it.
 static LIVE: OnceLock<MultiProgress> = OnceLock::new();

@@ -5,9 +5,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use relctl::forge::ForgeError;
 use relctl::forge::actions;
 use relctl::forge::github::GitHub;
-use relctl::forge::{ForgeError, ReleaseNotes};
 use relctl::git::GitRepo;
 use relctl::plan::{self, Plan, PlanOptions};
 use relctl::registry::{RegistryClient, credentials};
@@ -117,7 +117,7 @@ async fn run(global: &Global, tag: &str, opts: &PlanOptions, dry_run: bool) -> a
 
 /// GITHUB_OUTPUT and GITHUB_STEP_SUMMARY for a finished release.
 fn write_actions_outputs(ctx: &Ctx, plan: &Plan, report: &Report) -> anyhow::Result<()> {
-    let notes = ReleaseNotes::new(plan, report);
+    let notes = report.notes(plan);
     let commit = report.version_commit.as_deref();
     actions::append_to("GITHUB_OUTPUT", &actions::output_text(&actions::release_outputs(&notes, commit)))
         .context("cannot write GITHUB_OUTPUT")?;

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use super::DockerError;
 use super::trace;
 use crate::git::ContextSpec;
-use crate::release::progress::{ImageState, ProgressSink};
+use crate::progress::{ImageState, ProgressSink};
 
 pub type Chunk = Result<Bytes, std::io::Error>;
 
@@ -123,7 +123,7 @@ impl<'a> BuildLog<'a> {
             return;
         }
         tracing::debug!(image = %self.image, "{line}");
-        if let Some((step, of)) = crate::release::progress::build_step(line) {
+        if let Some((step, of)) = crate::progress::build_step(line) {
             self.progress.update(self.image, &ImageState::Building { step, of });
         } else if !classic_chatter(line) {
             self.remember(line);
@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn only_a_session_failure_asks_for_a_pull() {
-        let progress: ProgressSink = std::sync::Arc::new(crate::release::progress::NoProgress);
+        let progress: ProgressSink = std::sync::Arc::new(crate::progress::NoProgress);
         let mut log = BuildLog::new("app", &progress);
         let started = |name: &str, completed| trace::Status {
             vertices: vec![trace::Vertex { name: name.into(), started: true, completed, failed: false }],

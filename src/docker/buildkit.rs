@@ -27,7 +27,7 @@ use super::gate::{Gate, context_body};
 use super::{DockerError, trace};
 use crate::git::ContextSpec;
 use crate::plan::BuildStep;
-use crate::release::progress::ProgressSink;
+use crate::progress::ProgressSink;
 
 /// How a BuildKit build ended, when the engine did not fail it.
 #[derive(Debug, PartialEq, Eq)]

@@ -26,8 +26,8 @@ use secrecy::ExposeSecret;
 use crate::config::{Builder, Timeouts};
 use crate::git::ContextSpec;
 use crate::plan::BuildStep;
+use crate::progress::{ImageState, ProgressSink};
 use crate::registry::Credentials;
-use crate::release::progress::{ImageState, ProgressSink};
 use gate::Gate;
 
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@ use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncReadExt;
 
 use super::{DockerEngine, DockerError};
-use crate::release::progress::ImageState;
+use crate::progress::ImageState;
 
 /// Why an installer operation on the engine failed.
 #[derive(Debug, thiserror::Error)]

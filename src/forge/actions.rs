@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use super::ReleaseNotes;
-use crate::release::progress::{ImageState, Progress, ProgressSink};
+use crate::progress::{ImageState, Progress, ProgressSink};
 
 /// Whether relctl runs as a GitHub Actions step.
 pub fn active() -> bool {

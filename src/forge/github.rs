@@ -15,8 +15,6 @@ use serde_json::{Value, json};
 
 use super::{ForgeError, ReleaseLink, ReleaseNotes, RepoId};
 use crate::git::{FileChange, redact_url, redact_urls_in};
-use crate::release::ReleaseError;
-use crate::release::version::{BranchUpdate, VersionBranch};
 
 /// The longest single wait for a rate limit to reset, and how many waits a call may make.
 const MAX_WAIT: Duration = Duration::from_secs(90);
@@ -308,38 +306,5 @@ fn api_error(operation: &str, status: StatusCode, json: &Value) -> ForgeError {
         operation: operation.into(),
         status: status.as_u16(),
         message: json["message"].as_str().unwrap_or("no message").to_string(),
-    }
-}
-
-/// [`VersionBranch`] over the GitHub API, for `commit: { via: github-api }`.
-pub struct GitHubBranch<'a> {
-    pub github: &'a GitHub,
-    pub branch: &'a str,
-}
-
-impl VersionBranch for GitHubBranch<'_> {
-    async fn tip(&self) -> Result<String, ReleaseError> {
-        Ok(self.github.branch_tip(self.branch).await?)
-    }
-
-    async fn file_at(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>, ReleaseError> {
-        Ok(self.github.file_at(commit, path).await?)
-    }
-
-    async fn commit_onto(
-        &self,
-        tip: &str,
-        files: &[FileChange],
-        message: &str,
-        author: (&str, &str),
-    ) -> Result<BranchUpdate, ReleaseError> {
-        Ok(match self.github.commit_onto(self.branch, tip, files, message, author).await? {
-            RefUpdate::Moved { commit } => BranchUpdate::Moved { commit },
-            RefUpdate::Conflict { message } => BranchUpdate::Rejected { why: message },
-        })
-    }
-
-    async fn refresh(&self) -> Result<(), ReleaseError> {
-        Ok(())
     }
 }

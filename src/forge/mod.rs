@@ -10,8 +10,6 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::release::Report;
-
 /// Why a forge call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ForgeError {
@@ -111,43 +109,6 @@ pub struct ReleaseNotes {
 }
 
 impl ReleaseNotes {
-    /// The release's images from the executor's report; images the run did not
-    /// touch (already published) come from the plan with their digest.
-    pub fn new(plan: &crate::plan::Plan, report: &Report) -> Self {
-        let images =
-            plan.images
-                .iter()
-                .filter_map(|i| {
-                    if let Some(p) = report.images.iter().find(|p| p.image == i.name) {
-                        return Some(ReleasedImage {
-                            image: i.name.clone(),
-                            repository: i.repository.clone(),
-                            tags: i.version_tags.clone(),
-                            digest: p.digest.clone(),
-                            built: p.built,
-                        });
-                    }
-                    match &i.action {
-                        crate::plan::ImageAction::Published { digest }
-                        | crate::plan::ImageAction::Retag { digest, .. } => Some(ReleasedImage {
-                            image: i.name.clone(),
-                            repository: i.repository.clone(),
-                            tags: i.version_tags.clone(),
-                            digest: digest.clone(),
-                            built: false,
-                        }),
-                        _ => None,
-                    }
-                })
-                .map(|mut r| {
-                    let floating = carried_floating(plan, &r.image);
-                    r.tags.extend(floating);
-                    r
-                })
-                .collect();
-        Self { tag: plan.tag.clone(), prerelease: plan.prerelease, commit: plan.commit.clone(), images }
-    }
-
     /// The Markdown body of the GitHub Release.
     pub fn body(&self) -> String {
         let mut s = String::new();
@@ -168,14 +129,6 @@ impl ReleaseNotes {
 }
 
 /// The floating tags an image carries after the plan: those that moved or already point at it.
-fn carried_floating(plan: &crate::plan::Plan, image: &str) -> Vec<String> {
-    plan.images
-        .iter()
-        .find(|i| i.name == image)
-        .map(|i| i.floating.iter().filter(|d| d.carried).map(|d| d.tag.clone()).collect())
-        .unwrap_or_default()
-}
-
 /// A GitHub Release as created or updated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReleaseLink {

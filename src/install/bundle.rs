@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::docker::DockerEngine;
 use crate::docker::store::StoreError;
-use crate::release::progress::{ImageState, Progress};
+use crate::progress::{ImageState, Progress};
 
 pub const CHECKSUMS: &str = "checksums.sha256";
 pub const INFO: &str = "images-info.txt";

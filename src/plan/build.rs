@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{BuildStep, Observed, PlanError, PlanOptions};
+use super::{BuildStep, Observed, PlanError, PlanOptions, labels};
 use crate::config::{Config, ImageConfig};
 
 pub(super) fn build_step(
@@ -37,15 +37,15 @@ pub(super) fn build_step(
         build_args.insert(parent_arg(parent), reference.clone());
     }
     let mut labels = BTreeMap::from([
-        ("org.opencontainers.image.created".to_string(), observed.created.clone()),
-        ("org.opencontainers.image.revision".to_string(), observed.commit.clone()),
-        ("org.opencontainers.image.version".to_string(), observed.target.version.to_string()),
+        (labels::CREATED.to_string(), observed.created.clone()),
+        (labels::REVISION.to_string(), observed.commit.clone()),
+        (labels::VERSION.to_string(), observed.target.version.to_string()),
     ]);
     // A local remote has no public address, and a filesystem path is no label.
     if !observed.source_url.is_empty() {
-        labels.insert("org.opencontainers.image.source".to_string(), observed.source_url.clone());
+        labels.insert(labels::SOURCE.to_string(), observed.source_url.clone());
     }
-    labels.extend(key.map(|k| (crate::registry::INPUTS.to_string(), k)));
+    labels.extend(key.map(|k| (labels::INPUTS.to_string(), k)));
     Ok(BuildStep {
         image: image.name.clone(),
         reference,
@@ -84,7 +84,7 @@ pub fn input_key(observed: &Observed, image: &ImageConfig, keys: &BTreeMap<&str,
     for parent in &image.depends_on {
         h.update(format!("parent {parent} {}\n", keys.get(parent.as_str())?));
     }
-    Some(format!("sha256:{}", crate::git::context::hex(&h.finalize())))
+    Some(format!("sha256:{:x}", h.finalize()))
 }
 
 /// The build argument a child receives for a parent: `<PARENT>_IMAGE`.

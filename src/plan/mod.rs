@@ -6,6 +6,7 @@
 
 mod build;
 pub mod floating;
+pub mod labels;
 pub mod matrix;
 pub mod observed;
 mod render;

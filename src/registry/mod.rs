@@ -228,10 +228,7 @@ impl RegistryClient {
     }
 }
 
-pub const REVISION: &str = "org.opencontainers.image.revision";
-pub const VERSION: &str = "org.opencontainers.image.version";
-/// The input key label (see `plan::input_key`).
-pub const INPUTS: &str = "io.relctl.inputs";
+pub use crate::plan::labels::{INPUTS, REVISION, VERSION};
 
 impl Registry for RegistryClient {
     async fn tags(&self, repository: &str) -> Result<Vec<String>, RegistryError> {

@@ -16,7 +16,7 @@ use crate::docker::gate::{Gate, GateOpener};
 use crate::docker::{DockerError, ImageBuilder};
 use crate::git::ContextSpec;
 use crate::plan::BuildStep;
-use crate::release::progress::{ImageState, Progress};
+use crate::progress::{ImageState, Progress};
 
 /// A build that failed on every attempt.
 #[derive(Debug)]
@@ -197,7 +197,7 @@ mod tests {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::release::progress::NoProgress;
+    use crate::progress::NoProgress;
 
     /// Records the build order and the highest number of builds at once.
     #[derive(Default)]

@@ -4,7 +4,6 @@
 
 pub mod build;
 pub mod observe;
-pub mod progress;
 pub mod version;
 
 use futures_util::StreamExt;
@@ -12,16 +11,16 @@ use serde::Serialize;
 
 use crate::config::{CommitVia, Config};
 use crate::docker::{DockerError, ImageBuilder};
-use crate::forge::github::{GitHub, GitHubBranch};
+use crate::forge::github::GitHub;
 use crate::forge::{ForgeError, ReleaseLink, ReleaseNotes};
 use crate::git::{GitError, GitRepo};
 use crate::plan::{BuildStep, ImageAction, Plan, PlanError, PushSource, Step};
+use crate::progress::{self, ImageState, Progress};
 use crate::registry::credentials::CredentialsError;
 use crate::registry::{Registry, RegistryError};
 use crate::version::{ReleaseVersion, TagError};
-use progress::{ImageState, Progress};
-use version::GitBranch;
 pub use version::VersionOutcome;
+use version::{GitBranch, GitHubBranch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
@@ -137,6 +136,53 @@ pub struct Report {
     pub version_file: Option<String>,
     /// The GitHub Release created or updated for the tag.
     pub github_release: Option<ReleaseLink>,
+}
+
+impl Report {
+    /// The release's images from the executor's report; images the run did not
+    /// touch (already published) come from the plan with their digest.
+    pub fn notes(&self, plan: &Plan) -> ReleaseNotes {
+        let images =
+            plan.images
+                .iter()
+                .filter_map(|i| {
+                    if let Some(p) = self.images.iter().find(|p| p.image == i.name) {
+                        return Some(crate::forge::ReleasedImage {
+                            image: i.name.clone(),
+                            repository: i.repository.clone(),
+                            tags: i.version_tags.clone(),
+                            digest: p.digest.clone(),
+                            built: p.built,
+                        });
+                    }
+                    match &i.action {
+                        crate::plan::ImageAction::Published { digest }
+                        | crate::plan::ImageAction::Retag { digest, .. } => Some(crate::forge::ReleasedImage {
+                            image: i.name.clone(),
+                            repository: i.repository.clone(),
+                            tags: i.version_tags.clone(),
+                            digest: digest.clone(),
+                            built: false,
+                        }),
+                        _ => None,
+                    }
+                })
+                .map(|mut r| {
+                    let floating = carried_floating(plan, &r.image);
+                    r.tags.extend(floating);
+                    r
+                })
+                .collect();
+        ReleaseNotes { tag: plan.tag.clone(), prerelease: plan.prerelease, commit: plan.commit.clone(), images }
+    }
+}
+
+fn carried_floating(plan: &crate::plan::Plan, image: &str) -> Vec<String> {
+    plan.images
+        .iter()
+        .find(|i| i.name == image)
+        .map(|i| i.floating.iter().filter(|d| d.carried).map(|d| d.tag.clone()).collect())
+        .unwrap_or_default()
 }
 
 /// The adapters a release runs through.
@@ -344,7 +390,7 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
         if let Some(gh) = self.github.filter(|_| cfg.github_release) {
             if plan.images.iter().all(|i| i.action != ImageAction::NotSelected) {
                 self.phase(&format!("phase 5: GitHub Release {} in {}", plan.tag, gh.repo()));
-                let link = gh.upsert_release(&ReleaseNotes::new(plan, &report)).await?;
+                let link = gh.upsert_release(&report.notes(plan)).await?;
                 tracing::info!(url = %link.url, "GitHub Release {}", if link.created { "created" } else { "updated" });
                 report.github_release = Some(link);
             }

@@ -179,6 +179,39 @@ pub async fn publish_version(
     }
 }
 
+/// [`VersionBranch`] over the GitHub API, for `commit: { via: github-api }`.
+pub struct GitHubBranch<'a> {
+    pub github: &'a crate::forge::github::GitHub,
+    pub branch: &'a str,
+}
+
+impl VersionBranch for GitHubBranch<'_> {
+    async fn tip(&self) -> Result<String, ReleaseError> {
+        Ok(self.github.branch_tip(self.branch).await?)
+    }
+
+    async fn file_at(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>, ReleaseError> {
+        Ok(self.github.file_at(commit, path).await?)
+    }
+
+    async fn commit_onto(
+        &self,
+        tip: &str,
+        files: &[FileChange],
+        message: &str,
+        author: (&str, &str),
+    ) -> Result<BranchUpdate, ReleaseError> {
+        Ok(match self.github.commit_onto(self.branch, tip, files, message, author).await? {
+            crate::forge::github::RefUpdate::Moved { commit } => BranchUpdate::Moved { commit },
+            crate::forge::github::RefUpdate::Conflict { message } => BranchUpdate::Rejected { why: message },
+        })
+    }
+
+    async fn refresh(&self) -> Result<(), ReleaseError> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
