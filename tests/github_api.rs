@@ -5,7 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use relctl::forge::github::{GitHub, RefUpdate};
+use relctl::forge::RefUpdate;
+use relctl::forge::github::GitHub;
 use relctl::forge::{ForgeError, ReleaseNotes, ReleasedImage, RepoId};
 use relctl::git::FileChange;
 use relctl::release::version::{BranchUpdate, GitHubBranch, VersionBranch};

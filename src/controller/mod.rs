@@ -6,6 +6,8 @@ pub mod backoff;
 pub mod metrics;
 pub mod reconcile;
 pub mod server;
+#[cfg(test)]
+mod tests;
 pub mod trigger;
 pub mod webhook;
 

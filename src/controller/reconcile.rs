@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::config::{Config, TagScope};
 use crate::docker::ImageBuilder;
+use crate::forge::Forge;
 use crate::git::GitRepo;
 use crate::plan::{self, PlanOptions, Step, floating};
 use crate::registry::Registry;
@@ -120,8 +121,8 @@ fn is_target(config: &Config, tag: &ReleaseVersion, all: &[ReleaseVersion]) -> b
 /// `backoff` holds the tags that failed in earlier runs; tags in `requested`
 /// (a webhook named them) are tried even while they back off. An `Err` is a
 /// failure of the whole run (the remote or the registry listing cannot be read).
-pub async fn reconcile_once<G: GitRepo, B: ImageBuilder, R: Registry>(
-    executor: &Executor<'_, G, B, R>,
+pub async fn reconcile_once<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge>(
+    executor: &Executor<'_, G, B, R, F>,
     requested: &BTreeSet<String>,
     backoff: &mut Backoff,
     shutdown: Option<&Shutdown>,
@@ -214,9 +215,9 @@ pub async fn reconcile_once<G: GitRepo, B: ImageBuilder, R: Registry>(
 }
 
 /// The state of one reconcile across its tags.
-struct Run<'r, 'e, G, B, R> {
+struct Run<'r, 'e, G, B, R, F> {
     config: &'r Config,
-    executor: &'r Executor<'e, G, B, R>,
+    executor: &'r Executor<'e, G, B, R, F>,
     /// Each image's tags in the registry, as listed at the start (or the last pass).
     listings: Vec<(&'r str, Vec<String>)>,
     results: BTreeMap<String, TagResult>,
@@ -224,7 +225,7 @@ struct Run<'r, 'e, G, B, R> {
     unpublished: BTreeSet<String>,
 }
 
-impl<G: GitRepo, B: ImageBuilder, R: Registry> Run<'_, '_, G, B, R> {
+impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Run<'_, '_, G, B, R, F> {
     /// Images whose repository does not list `tag`'s primary image tag.
     fn missing(&self, tag: &ReleaseVersion) -> Vec<&str> {
         let Ok(tags) = plan::image_tags(self.config, tag) else {

@@ -13,24 +13,12 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ForgeError, ReleaseLink, ReleaseNotes, RepoId};
+use super::{Forge, ForgeError, RefUpdate, ReleaseLink, ReleaseNotes, RepoId};
 use crate::git::{FileChange, redact_url, redact_urls_in};
 
 /// The longest single wait for a rate limit to reset, and how many waits a call may make.
 const MAX_WAIT: Duration = Duration::from_secs(90);
 const MAX_WAITS: u32 = 3;
-
-/// Where the ref update of an API commit ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RefUpdate {
-    Moved {
-        commit: String,
-    },
-    /// The branch no longer points at the expected parent (409/422).
-    Conflict {
-        message: String,
-    },
-}
 
 /// A GitHub repository reached through the REST API.
 pub struct GitHub {
@@ -306,5 +294,34 @@ fn api_error(operation: &str, status: StatusCode, json: &Value) -> ForgeError {
         operation: operation.into(),
         status: status.as_u16(),
         message: json["message"].as_str().unwrap_or("no message").to_string(),
+    }
+}
+
+impl Forge for GitHub {
+    fn name(&self) -> String {
+        self.repo().to_string()
+    }
+
+    async fn upsert_release(&self, notes: &ReleaseNotes) -> Result<ReleaseLink, ForgeError> {
+        GitHub::upsert_release(self, notes).await
+    }
+
+    async fn branch_tip(&self, branch: &str) -> Result<String, ForgeError> {
+        GitHub::branch_tip(self, branch).await
+    }
+
+    async fn file_at(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>, ForgeError> {
+        GitHub::file_at(self, commit, path).await
+    }
+
+    async fn commit_onto(
+        &self,
+        branch: &str,
+        parent: &str,
+        files: &[FileChange],
+        message: &str,
+        author: (&str, &str),
+    ) -> Result<RefUpdate, ForgeError> {
+        GitHub::commit_onto(self, branch, parent, files, message, author).await
     }
 }

@@ -7,8 +7,44 @@ pub mod actions;
 pub mod github;
 
 use std::fmt::Write as _;
+use std::future::Future;
 
 use serde::Serialize;
+
+use crate::git::FileChange;
+
+/// Where the ref update of an API commit ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefUpdate {
+    Moved {
+        commit: String,
+    },
+    /// The branch no longer points at the expected parent (409/422).
+    Conflict {
+        message: String,
+    },
+}
+
+/// What a release asks of the forge: the GitHub Release of a tag and, for
+/// `commit: { via: github-api }`, a compare-and-swap commit onto a branch.
+/// [`github::GitHub`] is the real one.
+pub trait Forge: Sync {
+    /// The repository, for messages (`owner/repo`).
+    fn name(&self) -> String;
+    /// Creates the Release of `notes.tag`, or updates it.
+    fn upsert_release(&self, notes: &ReleaseNotes) -> impl Future<Output = Result<ReleaseLink, ForgeError>> + Send;
+    fn branch_tip(&self, branch: &str) -> impl Future<Output = Result<String, ForgeError>> + Send;
+    fn file_at(&self, commit: &str, path: &str) -> impl Future<Output = Result<Option<Vec<u8>>, ForgeError>> + Send;
+    /// Commits `files` on `parent` and moves `branch` there only if it still points at `parent`.
+    fn commit_onto(
+        &self,
+        branch: &str,
+        parent: &str,
+        files: &[FileChange],
+        message: &str,
+        author: (&str, &str),
+    ) -> impl Future<Output = Result<RefUpdate, ForgeError>> + Send;
+}
 
 /// Why a forge call failed.
 #[derive(Debug, thiserror::Error)]

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use git2::{Cred, CredentialType, ErrorCode, FetchOptions, PushOptions, RemoteCallbacks, Repository, Signature};
 use secrecy::{ExposeSecret, SecretString};
 
-pub use context::ContextSpec;
+pub use context::{ContextSpec, ContextSummary};
 pub use url::{public_url, redact_url, redact_urls_in};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +34,13 @@ pub enum GitError {
     NoBranch { remote: String, branch: String },
     #[error("pushing {branch} to remote `{remote}` failed: {message}")]
     Push { remote: String, branch: String, message: String },
+    #[error("cannot read the build context {}/ at commit {commit}", if context.is_empty() { "." } else { context.as_str() })]
+    ReadContext {
+        commit: String,
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("refusing to write {path} in the VERSION commit: {what}")]
     WouldReplace { path: String, what: String },
     #[error("git {op} failed: {message}")]
@@ -85,6 +92,7 @@ impl GitError {
                 "the branch is protected: set `commit: { via: github-api }` with a GITHUB_TOKEN allowed to bypass the rule, let the release identity push, or release to a branch without protection (git.branch)".into()
             }
             GitError::Push { .. } => "check push access to the remote; the release's images are published, so rerunning relctl only commits VERSION".into(),
+            GitError::ReadContext { .. } => "check the repository's objects (git fsck); a shallow or partial clone may lack them".into(),
             GitError::WouldReplace { .. } => "point version_file / also_update in release.yaml at regular files (or paths that do not exist yet)".into(),
             GitError::Other { .. } => "check the repository's state (git fsck) and retry".into(),
         }
@@ -158,6 +166,14 @@ pub trait GitRepo {
     fn push_branch(&self, commit: &str) -> Result<PushOutcome, GitError>;
     /// The build context of an image at a commit.
     fn context(&self, commit: &str, context: &str, dockerfile: &str) -> ContextSpec;
+    /// The digest of that context and which of `watched` it sends (see [`ContextSpec::summary`]).
+    fn context_summary(
+        &self,
+        commit: &str,
+        context: &str,
+        dockerfile: &str,
+        watched: &[&str],
+    ) -> Result<ContextSummary, GitError>;
 }
 
 /// [`GitRepo`] on libgit2.
@@ -552,6 +568,20 @@ impl GitRepo for Git2Repo {
             context: context.to_string(),
             dockerfile: dockerfile.to_string(),
         }
+    }
+
+    fn context_summary(
+        &self,
+        commit: &str,
+        context: &str,
+        dockerfile: &str,
+        watched: &[&str],
+    ) -> Result<ContextSummary, GitError> {
+        self.context(commit, context, dockerfile).summary(watched).map_err(|source| GitError::ReadContext {
+            commit: commit.to_string(),
+            context: context.to_string(),
+            source,
+        })
     }
 }
 

@@ -3,7 +3,11 @@
 //! phase stops every later phase, so no half release becomes visible.
 
 pub mod build;
+#[cfg(test)]
+pub(crate) mod fakes;
 pub mod observe;
+#[cfg(test)]
+mod tests;
 pub mod version;
 
 use futures_util::StreamExt;
@@ -11,8 +15,7 @@ use serde::Serialize;
 
 use crate::config::{CommitVia, Config};
 use crate::docker::{DockerError, ImageBuilder};
-use crate::forge::github::GitHub;
-use crate::forge::{ForgeError, ReleaseLink, ReleaseNotes};
+use crate::forge::{Forge, ForgeError, ReleaseLink, ReleaseNotes};
 use crate::git::{GitError, GitRepo};
 use crate::plan::{BuildStep, ImageAction, Plan, PlanError, PushSource, Step};
 use crate::progress::{self, ImageState, Progress};
@@ -186,7 +189,7 @@ fn carried_floating(plan: &crate::plan::Plan, image: &str) -> Vec<String> {
 }
 
 /// The adapters a release runs through.
-pub struct Executor<'a, G, B, R> {
+pub struct Executor<'a, G, B, R, F> {
     pub config: &'a Config,
     pub git: &'a G,
     pub builder: &'a B,
@@ -195,10 +198,10 @@ pub struct Executor<'a, G, B, R> {
     pub progress: &'a dyn Progress,
     /// The GitHub repository, when a token is at hand: phase 5 creates the
     /// GitHub Release, and `commit.via: github-api` writes VERSION through it.
-    pub github: Option<&'a GitHub>,
+    pub github: Option<&'a F>,
 }
 
-impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
+impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F> {
     /// Carries out `plan` for `target`. Steps run in phase order; an error ends the release.
     pub async fn execute(&self, plan: &Plan, target: &ReleaseVersion) -> Result<Report, ReleaseError> {
         let run = self.run_phases(plan, target);
@@ -389,7 +392,7 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry> Executor<'_, G, B, R> {
         // Phase 5: the GitHub Release, once the release is complete.
         if let Some(gh) = self.github.filter(|_| cfg.github_release) {
             if plan.images.iter().all(|i| i.action != ImageAction::NotSelected) {
-                self.phase(&format!("phase 5: GitHub Release {} in {}", plan.tag, gh.repo()));
+                self.phase(&format!("phase 5: GitHub Release {} in {}", plan.tag, gh.name()));
                 let link = gh.upsert_release(&report.notes(plan)).await?;
                 tracing::info!(url = %link.url, "GitHub Release {}", if link.created { "created" } else { "updated" });
                 report.github_release = Some(link);

@@ -87,10 +87,8 @@ pub async fn observe(
         } else if git.file_at(commit, &image.dockerfile)?.is_none() {
             missing_inputs.push((image.name.clone(), image.dockerfile.clone()));
         } else {
-            let spec = git.context(commit, &image.context, &image.dockerfile);
-            let summary = tokio::task::block_in_place(|| spec.summary(&rewritten)).map_err(|e| GitError::Other {
-                op: "read build context",
-                message: format!("image {}: {e}", image.name),
+            let summary = tokio::task::block_in_place(|| {
+                git.context_summary(commit, &image.context, &image.dockerfile, &rewritten)
             })?;
             context_digests.insert(image.name.clone(), summary.digest);
             if !summary.sent.is_empty() {

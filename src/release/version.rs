@@ -8,6 +8,7 @@ use std::future::Future;
 use regex::{Captures, Regex};
 
 use crate::config::Config;
+use crate::forge::{Forge, RefUpdate};
 use crate::git::{FileChange, GitRepo, PushOutcome};
 use crate::plan::VersionStep;
 use crate::version::ReleaseVersion;
@@ -180,12 +181,12 @@ pub async fn publish_version(
 }
 
 /// [`VersionBranch`] over the GitHub API, for `commit: { via: github-api }`.
-pub struct GitHubBranch<'a> {
-    pub github: &'a crate::forge::github::GitHub,
+pub struct GitHubBranch<'a, F> {
+    pub github: &'a F,
     pub branch: &'a str,
 }
 
-impl VersionBranch for GitHubBranch<'_> {
+impl<F: Forge> VersionBranch for GitHubBranch<'_, F> {
     async fn tip(&self) -> Result<String, ReleaseError> {
         Ok(self.github.branch_tip(self.branch).await?)
     }
@@ -202,8 +203,8 @@ impl VersionBranch for GitHubBranch<'_> {
         author: (&str, &str),
     ) -> Result<BranchUpdate, ReleaseError> {
         Ok(match self.github.commit_onto(self.branch, tip, files, message, author).await? {
-            crate::forge::github::RefUpdate::Moved { commit } => BranchUpdate::Moved { commit },
-            crate::forge::github::RefUpdate::Conflict { message } => BranchUpdate::Rejected { why: message },
+            RefUpdate::Moved { commit } => BranchUpdate::Moved { commit },
+            RefUpdate::Conflict { message } => BranchUpdate::Rejected { why: message },
         })
     }
 

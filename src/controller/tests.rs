@@ -1,0 +1,76 @@
+//! One reconcile over the in-memory fakes (the fast tier): a repository
+//! history with failing tags among good ones, and the backoff across runs.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use super::{Backoff, Outcome, TagResult, reconcile_once};
+use crate::config;
+use crate::progress::NoProgress;
+use crate::release::Executor;
+use crate::release::fakes::{FakeEngine, FakeForge, FakeGit, FakeRegistry, Journal};
+
+const CONFIG: &str = "registry: reg.test\nnamespace: acme\nproject: p\nbuild: { retries: 0 }\n\
+images:\n  app: { context: app }\n  web: { context: web, depends_on: [app] }\n";
+
+fn results(o: &Outcome) -> Vec<(&str, &str)> {
+    o.tags
+        .iter()
+        .map(|t| {
+            let r = match t.result {
+                TagResult::Converged => "converged",
+                TagResult::Released { .. } => "released",
+                TagResult::Failed { .. } => "failed",
+                TagResult::BackingOff { .. } => "backing off",
+            };
+            (t.tag.as_str(), r)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failing_tags_are_recorded_the_rest_converge_and_they_back_off() {
+    let journal = Journal::default();
+    let config = config::parse(CONFIG, std::path::Path::new("release.yaml")).unwrap();
+    let git = FakeGit::new(&journal, &[("app/Dockerfile", "FROM scratch\n"), ("web/Dockerfile", "FROM scratch\n")]);
+    for tag in ["v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0"] {
+        git.tag(tag);
+    }
+    let registry = Arc::new(FakeRegistry::new(&journal));
+    let mut engine = FakeEngine::new(&journal, &registry);
+    engine.failing = vec!["v1.1.0".into(), "v1.3.0".into()];
+    let executor = Executor {
+        config: &config,
+        git: &git,
+        builder: &engine,
+        registry: &*registry,
+        progress: &NoProgress,
+        github: None::<&FakeForge>,
+    };
+    let mut backoff = Backoff::default();
+    let none = BTreeSet::new();
+
+    let first = reconcile_once(&executor, &none, &mut backoff, None).await.unwrap();
+    assert_eq!(
+        results(&first),
+        [("v1.0.0", "released"), ("v1.1.0", "failed"), ("v1.2.0", "released"), ("v1.3.0", "failed")]
+    );
+    let latest = registry.get("acme/p-web", "latest").unwrap();
+    assert_eq!(latest.version, "1.2.0", "latest on the highest release that is published");
+    assert_eq!(git.file_on_branch("VERSION").as_deref(), Some("v1.2.0\n"));
+    assert!(registry.get("acme/p-app", "v1.3.0").is_none(), "nothing of a failed release is published");
+
+    let builds = |j: &Journal| j.lock().unwrap().iter().filter(|l| l.starts_with("build")).count();
+    let before = builds(&journal);
+    let second = reconcile_once(&executor, &none, &mut backoff, None).await.unwrap();
+    assert_eq!(
+        results(&second),
+        [("v1.0.0", "converged"), ("v1.1.0", "backing off"), ("v1.2.0", "converged"), ("v1.3.0", "backing off")]
+    );
+    assert_eq!(builds(&journal), before, "no build while the failed tags back off");
+
+    let asked = BTreeSet::from(["v1.3.0".to_string()]);
+    let third = reconcile_once(&executor, &asked, &mut backoff, None).await.unwrap();
+    assert_eq!(results(&third)[3], ("v1.3.0", "failed"), "a webhook naming a tag tries it at once");
+    assert_eq!(results(&third)[1], ("v1.1.0", "backing off"));
+}

@@ -1,0 +1,310 @@
+//! In-memory fakes of the boundaries a release goes through, for the fast
+//! tier: a git remote (tags, a branch with compare-and-swap, files at a
+//! commit), a registry (repositories of tags with digests and labels, with
+//! failure injection), an engine that "builds" into that registry, and a
+//! forge. All of them write to one shared journal, so a test can assert the
+//! order in which the world changed.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use crate::docker::{DockerError, ImageBuilder};
+use crate::forge::{Forge, ForgeError, RefUpdate, ReleaseLink, ReleaseNotes};
+use crate::git::{ContextSpec, ContextSummary, FileChange, GitError, GitRepo, PathKind, PushOutcome};
+use crate::plan::{BuildStep, RemoteTag};
+use crate::registry::{Registry, RegistryError};
+
+/// What happened, in order: `build app`, `push app:v1`, `tag app:latest`, `commit VERSION=v1`, `release v1`.
+pub type Journal = Arc<Mutex<Vec<String>>>;
+
+fn note(journal: &Journal, line: String) {
+    journal.lock().unwrap().push(line);
+}
+
+/// A commit: its files and its parent.
+#[derive(Clone, Default)]
+struct Commit {
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+/// A git remote and its clone in one: a branch, tags, and commits by id.
+pub struct FakeGit {
+    journal: Journal,
+    state: Mutex<GitState>,
+}
+
+#[derive(Default)]
+struct GitState {
+    commits: BTreeMap<String, Commit>,
+    branch: String,
+    tags: Vec<(String, String)>,
+    /// Pushes to reject before one goes through: each moves the branch first, as another releaser would.
+    races: u32,
+    next: u32,
+}
+
+impl FakeGit {
+    /// A branch at one commit holding `files`.
+    pub fn new(journal: &Journal, files: &[(&str, &str)]) -> Self {
+        let commit = Commit { files: files.iter().map(|(p, c)| (p.to_string(), c.as_bytes().to_vec())).collect() };
+        let state =
+            GitState { commits: BTreeMap::from([("c0".into(), commit)]), branch: "c0".into(), ..Default::default() };
+        Self { journal: journal.clone(), state: Mutex::new(state) }
+    }
+
+    /// Tags a new commit with the first commit's files as `name`.
+    pub fn tag(&self, name: &str) {
+        let mut s = self.state.lock().unwrap();
+        let commit = Self::commit(&mut s, "c0", &[]);
+        s.tags.push((name.to_string(), commit));
+    }
+
+    /// The next `n` VERSION pushes find the branch moved by someone else.
+    pub fn race(&self, n: u32) {
+        self.state.lock().unwrap().races = n;
+    }
+
+    /// A file on the branch's tip.
+    pub fn file_on_branch(&self, path: &str) -> Option<String> {
+        let s = self.state.lock().unwrap();
+        s.commits[&s.branch].files.get(path).map(|b| String::from_utf8_lossy(b).into_owned())
+    }
+
+    fn commit(s: &mut GitState, parent: &str, files: &[FileChange]) -> String {
+        let mut c = s.commits.get(parent).cloned().unwrap_or_default();
+        for f in files {
+            c.files.insert(f.path.clone(), f.content.clone());
+        }
+        s.next += 1;
+        let id = format!("c{}", s.next);
+        s.commits.insert(id.clone(), c);
+        id
+    }
+}
+
+impl GitRepo for FakeGit {
+    fn fetch(&self) -> Result<(), GitError> {
+        Ok(())
+    }
+    fn tags(&self) -> Result<Vec<(String, String)>, GitError> {
+        Ok(self.state.lock().unwrap().tags.clone())
+    }
+    fn head_commit(&self) -> Result<String, GitError> {
+        Ok(self.state.lock().unwrap().branch.clone())
+    }
+    fn file_at(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>, GitError> {
+        Ok(self.state.lock().unwrap().commits.get(commit).and_then(|c| c.files.get(path).cloned()))
+    }
+    fn dir_exists(&self, _: &str, _: &str) -> Result<bool, GitError> {
+        Ok(true)
+    }
+    fn path_kind(&self, commit: &str, path: &str) -> Result<Option<PathKind>, GitError> {
+        Ok(self.file_at(commit, path)?.map(|_| PathKind::File))
+    }
+    fn branch_tip(&self) -> Result<String, GitError> {
+        Ok(self.state.lock().unwrap().branch.clone())
+    }
+    fn source_url(&self) -> Result<String, GitError> {
+        Ok("https://example.test/acme/app".into())
+    }
+    fn commit_on(&self, parent: &str, files: &[FileChange], _: &str, _: (&str, &str)) -> Result<String, GitError> {
+        Ok(Self::commit(&mut self.state.lock().unwrap(), parent, files))
+    }
+    fn push_branch(&self, commit: &str) -> Result<PushOutcome, GitError> {
+        let mut s = self.state.lock().unwrap();
+        if s.races > 0 {
+            s.races -= 1;
+            let tip = s.branch.clone();
+            let theirs = FileChange { path: "NOTES".into(), content: format!("{}", s.races).into_bytes() };
+            s.branch = Self::commit(&mut s, &tip, &[theirs]);
+            note(&self.journal, "someone else moved the branch".into());
+            return Ok(PushOutcome::Rejected("not a fast-forward".into()));
+        }
+        s.branch = commit.to_string();
+        let version = s.commits[commit].files.get("VERSION").map(|v| String::from_utf8_lossy(v).trim().to_string());
+        note(&self.journal, format!("commit VERSION={}", version.unwrap_or_default()));
+        Ok(PushOutcome::Pushed)
+    }
+    fn context_summary(&self, commit: &str, context: &str, _: &str, _: &[&str]) -> Result<ContextSummary, GitError> {
+        // Every commit's context differs: each tag's images are built, none retagged.
+        Ok(ContextSummary { digest: format!("ctx-{commit}-{context}"), sent: vec![] })
+    }
+    fn context(&self, commit: &str, context: &str, dockerfile: &str) -> ContextSpec {
+        ContextSpec {
+            repo: "/nonexistent".into(),
+            commit: commit.into(),
+            context: context.into(),
+            dockerfile: dockerfile.into(),
+        }
+    }
+}
+
+/// One manifest in the fake registry.
+#[derive(Clone, Debug)]
+pub struct Manifest {
+    pub digest: String,
+    pub revision: String,
+    pub version: String,
+}
+
+/// Repositories (path under the registry) of tags.
+pub struct FakeRegistry {
+    journal: Journal,
+    repos: Mutex<BTreeMap<String, BTreeMap<String, Manifest>>>,
+    /// `repository:tag` writes that fail, and how many more times.
+    failing: Mutex<BTreeMap<String, u32>>,
+}
+
+impl FakeRegistry {
+    pub fn new(journal: &Journal) -> Self {
+        Self { journal: journal.clone(), repos: Mutex::default(), failing: Mutex::default() }
+    }
+
+    pub fn put(&self, repository: &str, tag: &str, manifest: Manifest) {
+        self.repos.lock().unwrap().entry(repository.into()).or_default().insert(tag.into(), manifest);
+    }
+
+    pub fn get(&self, repository: &str, tag: &str) -> Option<Manifest> {
+        self.repos.lock().unwrap().get(repository).and_then(|r| r.get(tag).cloned())
+    }
+
+    /// Writes of `repository:tag` fail `times` times (500), then work.
+    pub fn fail_writes(&self, repository: &str, tag: &str, times: u32) {
+        self.failing.lock().unwrap().insert(format!("{repository}:{tag}"), times);
+    }
+
+    fn write(&self, repository: &str, tag: &str, m: Manifest) -> Result<String, RegistryError> {
+        if let Some(left) = self.failing.lock().unwrap().get_mut(&format!("{repository}:{tag}")).filter(|n| **n > 0) {
+            *left -= 1;
+            return Err(RegistryError::Status {
+                registry: "fake".into(),
+                repository: repository.into(),
+                op: format!("put manifest {tag} of"),
+                status: 500,
+                message: "injected".into(),
+            });
+        }
+        let digest = m.digest.clone();
+        self.put(repository, tag, m);
+        Ok(digest)
+    }
+}
+
+impl Registry for FakeRegistry {
+    async fn tags(&self, repository: &str) -> Result<Vec<String>, RegistryError> {
+        Ok(self.repos.lock().unwrap().get(repository).map(|r| r.keys().cloned().collect()).unwrap_or_default())
+    }
+    async fn observe(
+        &self,
+        repository: &str,
+        tags: &[String],
+        _: &[&str],
+    ) -> Result<BTreeMap<String, RemoteTag>, RegistryError> {
+        let remote = |m: Manifest| RemoteTag { digest: m.digest, revision: Some(m.revision), inputs: None };
+        Ok(tags.iter().filter_map(|t| self.get(repository, t).map(|m| (t.clone(), remote(m)))).collect())
+    }
+    async fn copy_tag(&self, repository: &str, from: &str, to: &str) -> Result<String, RegistryError> {
+        let m = self.get(repository, from).ok_or_else(|| RegistryError::Status {
+            registry: "fake".into(),
+            repository: repository.into(),
+            op: format!("read manifest {from} of"),
+            status: 404,
+            message: "not found".into(),
+        })?;
+        let digest = self.write(repository, to, m)?;
+        note(&self.journal, format!("tag {repository}:{to}"));
+        Ok(digest)
+    }
+    async fn inspect_tag(&self, repository: &str, tag: &str) -> Result<Option<RemoteTag>, RegistryError> {
+        Ok(self.get(repository, tag).map(|m| RemoteTag { digest: m.digest, revision: Some(m.revision), inputs: None }))
+    }
+    async fn tag_version(&self, repository: &str, tag: &str) -> Result<Option<String>, RegistryError> {
+        Ok(self.get(repository, tag).map(|m| m.version))
+    }
+}
+
+/// An engine whose builds succeed (or fail for the named images, or for
+/// references whose tag starts with a named release, e.g. `v1.1.0`) and whose
+/// pushes write a manifest with the build's labels into the fake registry.
+pub struct FakeEngine {
+    journal: Journal,
+    registry: Arc<FakeRegistry>,
+    pub failing: Vec<String>,
+    built: Mutex<BTreeMap<String, (String, String)>>,
+}
+
+impl FakeEngine {
+    pub fn new(journal: &Journal, registry: &Arc<FakeRegistry>) -> Self {
+        Self { journal: journal.clone(), registry: registry.clone(), failing: vec![], built: Mutex::default() }
+    }
+}
+
+impl ImageBuilder for FakeEngine {
+    async fn build(&self, step: &BuildStep, _: ContextSpec) -> Result<(), DockerError> {
+        let of_release =
+            |f: &str| step.reference.ends_with(&format!(":{f}")) || step.reference.contains(&format!("-{f}-"));
+        if self.failing.iter().any(|f| *f == step.image || of_release(f)) {
+            note(&self.journal, format!("build {} failed", step.image));
+            return Err(DockerError::Build { image: step.image.clone(), message: "RUN exited 3".into() });
+        }
+        let label = |k: &str| step.labels.get(k).cloned().unwrap_or_default();
+        let labels = (label(crate::plan::labels::REVISION), label(crate::plan::labels::VERSION));
+        self.built.lock().unwrap().insert(step.reference.clone(), labels);
+        note(&self.journal, format!("build {}", step.image));
+        Ok(())
+    }
+    async fn push(&self, image: &str, repository: &str, tag: &str) -> Result<String, DockerError> {
+        let reference = format!("{repository}:{tag}");
+        let (revision, version) = self.built.lock().unwrap().get(&reference).cloned().unwrap_or_default();
+        let path = repository.split_once('/').map_or(repository, |(_, p)| p);
+        let digest = format!("sha256:{image}-{version}");
+        self.registry.put(path, tag, Manifest { digest: digest.clone(), revision, version });
+        note(&self.journal, format!("push {path}:{tag}"));
+        Ok(digest)
+    }
+}
+
+/// A forge that records its Releases and fails them when told to.
+pub struct FakeForge {
+    journal: Journal,
+    pub fail: bool,
+}
+
+impl FakeForge {
+    pub fn new(journal: &Journal) -> Self {
+        Self { journal: journal.clone(), fail: false }
+    }
+}
+
+impl Forge for FakeForge {
+    fn name(&self) -> String {
+        "acme/app".into()
+    }
+    async fn upsert_release(&self, notes: &ReleaseNotes) -> Result<ReleaseLink, ForgeError> {
+        if self.fail {
+            return Err(ForgeError::Api {
+                operation: "create release".into(),
+                status: 500,
+                message: "injected".into(),
+            });
+        }
+        note(&self.journal, format!("release {} with {} images", notes.tag, notes.images.len()));
+        Ok(ReleaseLink { id: 1, url: format!("https://example.test/releases/{}", notes.tag), created: true })
+    }
+    async fn branch_tip(&self, _: &str) -> Result<String, ForgeError> {
+        unreachable!("the fast tier commits through git")
+    }
+    async fn file_at(&self, _: &str, _: &str) -> Result<Option<Vec<u8>>, ForgeError> {
+        unreachable!("the fast tier commits through git")
+    }
+    async fn commit_onto(
+        &self,
+        _: &str,
+        _: &str,
+        _: &[FileChange],
+        _: &str,
+        _: (&str, &str),
+    ) -> Result<RefUpdate, ForgeError> {
+        unreachable!("the fast tier commits through git")
+    }
+}

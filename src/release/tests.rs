@@ -1,0 +1,195 @@
+//! The fast tier: the executor's phase logic over in-memory fakes (see
+//! `fakes`), no engine, registry or git remote needed. Each test plans a
+//! release from what the fakes hold, runs it, and checks the world after.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::fakes::{FakeEngine, FakeForge, FakeGit, FakeRegistry, Journal, Manifest};
+use super::{Executor, ReleaseError};
+use crate::config::{self, Config};
+use crate::git::GitRepo;
+use crate::plan::{self, Observed, PlanOptions, RegistryView};
+use crate::progress::NoProgress;
+use crate::registry::Registry;
+use crate::version::ReleaseVersion;
+
+const CONFIG: &str = "registry: reg.test\nnamespace: acme\nproject: p\nbuild: { retries: 0 }\n\
+images:\n  app: { context: app }\n  web: { context: web, depends_on: [app] }\n";
+
+struct World {
+    journal: Journal,
+    config: Config,
+    git: FakeGit,
+    registry: Arc<FakeRegistry>,
+    engine: FakeEngine,
+    forge: FakeForge,
+}
+
+impl World {
+    fn new(version: Option<&str>) -> Self {
+        let journal = Journal::default();
+        let config = config::parse(CONFIG, std::path::Path::new("release.yaml")).unwrap();
+        let mut files =
+            vec![("app/Dockerfile", "FROM scratch\n"), ("web/Dockerfile", "ARG APP_IMAGE\nFROM $APP_IMAGE\n")];
+        files.extend(version.map(|v| ("VERSION", v)));
+        let git = FakeGit::new(&journal, &files);
+        let registry = Arc::new(FakeRegistry::new(&journal));
+        let engine = FakeEngine::new(&journal, &registry);
+        let forge = FakeForge::new(&journal);
+        Self { journal, config, git, registry, engine, forge }
+    }
+
+    fn repo(image: &str) -> String {
+        format!("acme/p-{image}")
+    }
+
+    /// What the planner sees for `tag` at the branch's first commit, `tags` being the repository's release tags.
+    async fn observed(&self, tag: &str, tags: &[&str]) -> Observed {
+        let target = ReleaseVersion::parse(tag, "v").unwrap();
+        let wanted: Vec<String> = vec![tag.into(), "latest".into()];
+        let mut registry = BTreeMap::new();
+        for image in &self.config.images {
+            let seen = self.registry.observe(&image.repository, &wanted, &[]).await.unwrap();
+            registry.insert(image.name.clone(), RegistryView::Known(seen));
+        }
+        let tip = self.git.branch_tip().unwrap();
+        Observed {
+            target,
+            commit: "c0".into(),
+            release_tags: tags.iter().map(|t| ReleaseVersion::parse(t, "v").unwrap()).collect(),
+            version_file: self.git.file_on_branch("VERSION").filter(|_| !tip.is_empty()),
+            unwritable: vec![],
+            missing_inputs: vec![],
+            registry,
+            source_url: "https://example.test/acme/app".into(),
+            created: "2026-12-02T00:00:00Z".into(),
+            context_digests: self.config.images.iter().map(|i| (i.name.clone(), format!("ctx-{}", i.name))).collect(),
+            rewritten_in_context: BTreeMap::new(),
+            previous: BTreeMap::new(),
+            platform: "linux/amd64".into(),
+        }
+    }
+
+    async fn release(&self, tag: &str, tags: &[&str]) -> Result<super::Report, ReleaseError> {
+        let observed = self.observed(tag, tags).await;
+        let plan = plan::plan(&self.config, &observed, &PlanOptions::default())?;
+        let executor = Executor {
+            config: &self.config,
+            git: &self.git,
+            builder: &self.engine,
+            registry: &*self.registry,
+            progress: &NoProgress,
+            github: Some(&self.forge),
+        };
+        executor.execute(&plan, &observed.target).await
+    }
+
+    fn journal(&self) -> Vec<String> {
+        self.journal.lock().unwrap().clone()
+    }
+
+    fn tag(&self, image: &str, tag: &str) -> Option<Manifest> {
+        self.registry.get(&Self::repo(image), tag)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_builds_tags_commits_version_then_creates_the_github_release() {
+    let w = World::new(None);
+    let report = w.release("v1.0.0", &["v1.0.0"]).await.unwrap();
+    assert_eq!(report.images.len(), 2);
+    for image in ["app", "web"] {
+        assert_eq!(w.tag(image, "v1.0.0").unwrap().revision, "c0", "{image} built from the tag's commit");
+        assert_eq!(w.tag(image, "latest").unwrap().digest, w.tag(image, "v1.0.0").unwrap().digest);
+    }
+    assert_eq!(w.git.file_on_branch("VERSION").as_deref(), Some("v1.0.0\n"));
+    let j = w.journal();
+    let at = |what: &str| j.iter().position(|l| l.starts_with(what)).unwrap_or_else(|| panic!("{what}: {j:#?}"));
+    assert!(at("build app") < at("build web"), "parents first: {j:#?}");
+    assert!(at("tag acme/p-web:latest") < at("commit VERSION=v1.0.0"), "VERSION after every image: {j:#?}");
+    assert!(at("commit VERSION=v1.0.0") < at("release v1.0.0"), "the GitHub Release last: {j:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_build_publishes_nothing() {
+    let mut w = World::new(Some("v0.9.0\n"));
+    w.engine.failing = vec!["web".into()];
+    let err = w.release("v1.0.0", &["v0.9.0", "v1.0.0"]).await.unwrap_err();
+    assert!(matches!(err, ReleaseError::Build { .. }), "{err}");
+    for image in ["app", "web"] {
+        assert!(w.tag(image, "v1.0.0").is_none() && w.tag(image, "latest").is_none(), "{image}: {:#?}", w.journal());
+    }
+    assert_eq!(w.git.file_on_branch("VERSION").as_deref(), Some("v0.9.0\n"), "VERSION untouched");
+    assert!(!w.journal().iter().any(|l| l.starts_with("commit") || l.starts_with("release")), "{:#?}", w.journal());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn floating_tags_never_move_backwards_even_when_a_newer_release_lands_meanwhile() {
+    let w = World::new(Some("v1.0.0\n"));
+    let observed = w.observed("v1.1.0", &["v1.0.0", "v1.1.0"]).await;
+    let plan = plan::plan(&w.config, &observed, &PlanOptions::default()).unwrap();
+    // v2.0.0 is released by another run between this plan and its execution.
+    for image in ["app", "web"] {
+        let v2 = Manifest { digest: format!("sha256:{image}-2.0.0"), revision: "c9".into(), version: "2.0.0".into() };
+        w.registry.put(&World::repo(image), "v2.0.0", v2.clone());
+        w.registry.put(&World::repo(image), "latest", v2);
+    }
+    let executor = Executor {
+        config: &w.config,
+        git: &w.git,
+        builder: &w.engine,
+        registry: &*w.registry,
+        progress: &NoProgress,
+        github: None::<&FakeForge>,
+    };
+    let report = executor.execute(&plan, &observed.target).await.unwrap();
+    assert!(report.moved.is_empty(), "{:?}", report.moved);
+    for image in ["app", "web"] {
+        assert_eq!(w.tag(image, "latest").unwrap().version, "2.0.0", "{image}: latest stays on the newer release");
+        assert_eq!(w.tag(image, "v1.1.0").unwrap().version, "1.1.0");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_race_is_retried_and_ends_in_one_commit_on_top_of_the_others() {
+    let w = World::new(None);
+    w.git.race(2);
+    w.release("v1.0.0", &["v1.0.0"]).await.unwrap();
+    let j = w.journal();
+    assert_eq!(j.iter().filter(|l| l.starts_with("someone else moved")).count(), 2, "{j:#?}");
+    assert_eq!(j.iter().filter(|l| l.starts_with("commit VERSION")).count(), 1, "{j:#?}");
+    assert_eq!(w.git.file_on_branch("VERSION").as_deref(), Some("v1.0.0\n"));
+    assert_eq!(w.git.file_on_branch("NOTES").as_deref(), Some("0"), "the other commits are kept");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_github_release_comes_after_version_and_leaves_the_release_published() {
+    let mut w = World::new(None);
+    w.forge.fail = true;
+    let err = w.release("v1.0.0", &["v1.0.0"]).await.unwrap_err();
+    assert!(matches!(err, ReleaseError::Forge(_)), "{err}");
+    assert_eq!(w.git.file_on_branch("VERSION").as_deref(), Some("v1.0.0\n"));
+    assert!(w.tag("web", "latest").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_half_release_finishes_and_a_failed_version_tag_write_names_what_is_done() {
+    let w = World::new(None);
+    let app = Manifest { digest: "sha256:app-1.0.0".into(), revision: "c0".into(), version: "1.0.0".into() };
+    w.registry.put(&World::repo("app"), "v1.0.0", app);
+    w.registry.fail_writes(&World::repo("web"), "v1.0.0", 99);
+    let err = w.release("v1.0.0", &["v1.0.0"]).await.unwrap_err();
+    let ReleaseError::Incomplete { done, .. } = &err else { panic!("{err}") };
+    assert_eq!(done, &["app"], "{err}");
+    assert!(err.to_string().contains("1 of the release's images already carry v1.0.0: app"), "{err}");
+    assert!(w.tag("web", "latest").is_none() && w.git.file_on_branch("VERSION").is_none(), "nothing moved on");
+
+    w.registry.fail_writes(&World::repo("web"), "v1.0.0", 0);
+    w.release("v1.0.0", &["v1.0.0"]).await.unwrap();
+    assert!(!w.journal().iter().any(|l| l == "build app"), "the published image is not rebuilt");
+    for image in ["app", "web"] {
+        assert!(w.tag(image, "v1.0.0").is_some() && w.tag(image, "latest").is_some(), "{image}");
+    }
+    assert_eq!(w.git.file_on_branch("VERSION").as_deref(), Some("v1.0.0\n"));
+}
