@@ -16,4 +16,5 @@ pub mod plan;
 pub mod progress;
 pub mod registry;
 pub mod release;
+pub mod session;
 pub mod version;

@@ -1,35 +1,18 @@
-//! `relctl plan` and `relctl release`: load config and repository, observe,
-//! plan, and (for release) execute.
+//! Dispatch of the commands to their use cases in `relctl::session`, `relctl
+//! plan`, and the exit code and hint of every error.
 
-use std::path::PathBuf;
-
-use anyhow::Context as _;
-use relctl::config::{self, Config, ConfigError};
-use relctl::git::{Git2Repo, GitError, GitRepo};
-use relctl::plan::{self, PlanOptions};
-use relctl::registry::{RegistryClient, credentials};
+use relctl::config::ConfigError;
+use relctl::git::GitError;
 use relctl::release::ReleaseError;
-use relctl::release::observe::{self, RegistryFailure};
-use relctl::version::ReleaseVersion;
+use relctl::session::{Session, SessionError};
 
 use super::{Cli, Command, Global, output};
 
-pub(super) struct Ctx {
-    pub config: Config,
-    pub git: Git2Repo,
-}
+/// The repository and config a command works on.
+pub(super) type Ctx = Session;
 
 pub(super) fn load(global: &Global) -> anyhow::Result<Ctx> {
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let repo = global.repo.clone().map(|r| cwd.join(r)).unwrap_or_else(|| cwd.clone());
-    let path: PathBuf = match &global.config {
-        Some(p) => cwd.join(p),
-        None => repo.join("release.yaml"),
-    };
-    let config = config::load(&path)?;
-    relctl::git::set_network_timeouts(config.timeouts.git);
-    let git = Git2Repo::open(&repo, &config.git.remote, &config.git.branch)?;
-    Ok(Ctx { config, git })
+    Ok(Session::open(global.repo.as_deref(), global.config.as_deref())?)
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -59,49 +42,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The tag's version and commit; `None` tag means the highest semver tag.
-pub(super) fn resolve(ctx: &Ctx, tag: Option<&str>) -> Result<(ReleaseVersion, String), ReleaseError> {
-    let tags = observe::release_tags(&ctx.config, &ctx.git, false)?;
-    match tag {
-        Some(t) => {
-            let target = ReleaseVersion::parse(t, &ctx.config.git.tag_prefix)?;
-            plan::image_tags(&ctx.config, &target)?;
-            let commit = tags.iter().find(|(v, _)| v.raw == t).map(|(_, c)| c.clone());
-            let commit = commit
-                .ok_or_else(|| GitError::TagNotFound { tag: t.to_string(), remote: ctx.config.git.remote.clone() })?;
-            Ok((target, commit))
-        }
-        None => match tags.last() {
-            Some((v, c)) => Ok((v.clone(), c.clone())),
-            None => {
-                // No release yet: show what tagging HEAD with VERSION's version (or v0.1.0) would do.
-                let head = ctx.git.head_commit()?;
-                let from_file = ctx
-                    .git
-                    .file_at(&head, &ctx.config.version_file)?
-                    .map(|b| String::from_utf8_lossy(&b).trim().to_string());
-                let prefix = &ctx.config.git.tag_prefix;
-                let target = from_file
-                    .and_then(|v| ReleaseVersion::parse(&v, prefix).ok())
-                    .unwrap_or_else(|| ReleaseVersion::parse(&format!("{prefix}0.1.0"), prefix).expect("valid"));
-                tracing::warn!("no release tags yet: planning {} at HEAD as if it were tagged", target.raw);
-                Ok((target, head))
-            }
-        },
-    }
-}
-
 pub(super) async fn plan_cmd(global: &Global, tag: Option<&str>) -> anyhow::Result<()> {
-    let ctx = load(global)?;
-    if let Err(e) = ctx.git.fetch() {
-        tracing::warn!("{e}; planning from the local refs");
-    }
-    let (target, commit) = resolve(&ctx, tag)?;
-    let creds = credentials::load(&ctx.config.registry).map_err(ReleaseError::from)?;
-    let registry = RegistryClient::new(&ctx.config.registry, creds).with_timeout(ctx.config.timeouts.request);
-    let observed =
-        observe::observe(&ctx.config, &ctx.git, &registry, &target, &commit, RegistryFailure::Tolerate, false).await?;
-    let plan = plan::plan(&ctx.config, &observed, &PlanOptions::default()).map_err(ReleaseError::from)?;
+    let plan = load(global)?.plan(tag).await?;
     output::plan(&plan, global.json);
     Ok(())
 }
@@ -111,6 +53,9 @@ pub fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
     for cause in err.chain() {
         if let Some(found) = super::install::classify(cause) {
             return found;
+        }
+        if let Some(e) = cause.downcast_ref::<SessionError>() {
+            return (e.exit_code(), Some(e.hint()));
         }
         if let Some(e) = cause.downcast_ref::<ConfigError>() {
             return (2, Some(e.hint()));

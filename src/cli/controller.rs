@@ -50,7 +50,7 @@ impl Controller {
         let progress = Arc::new(LogProgress::default());
         let builder = LazyEngine::new(&ctx.config.registry, creds, progress.clone(), ctx.config.build.builder)
             .with_timeouts(ctx.config.timeouts);
-        let github = super::release::github(&ctx)?;
+        let github = ctx.github()?;
         let metrics = Arc::new(Metrics::new());
         Ok(Self { ctx, registry, builder, progress, github, metrics, backoff: Default::default() })
     }
