@@ -95,7 +95,7 @@ impl fmt::Display for ImageState {
 /// the Docker adapter calls this for each progress message of a push.
 pub trait Progress: Send + Sync {
     fn update(&self, image: &str, state: &ImageState);
-    /// A phase of the release begins (`phase 1/4: build`).
+    /// A phase of the release begins (`phase 1/5: build`).
     fn phase(&self, _title: &str) {}
     /// The release ended, done or failed.
     fn finish(&self) {}

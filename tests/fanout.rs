@@ -101,8 +101,8 @@ fn inside_github_actions_outputs_summary_groups_and_the_github_release_are_writt
         )
         .expect(0);
     let err = run.stderr();
-    assert!(err.contains("::group::phase 1/4: build 1 image(s)"), "{err}");
-    assert!(err.contains("::group::phase 5: GitHub Release v1.0.0 in acme/app"), "{err}");
+    assert!(err.contains("::group::phase 1/5: build 1 image(s)"), "{err}");
+    assert!(err.contains("::group::phase 5/5: GitHub Release v1.0.0 in acme/app"), "{err}");
     assert_eq!(err.matches("::group::").count(), err.matches("::endgroup::").count(), "{err}");
     assert!(!format!("{}{err}", run.stdout()).contains("ghs_secret_token_value"), "the token leaked");
 

@@ -201,8 +201,8 @@ fn progress_is_live_lines_on_a_terminal_and_plain_lines_otherwise() {
     let at = |line: &str| err.find(line).unwrap_or_else(|| panic!("no `{line}` in:\n{err}"));
     assert!(at("frontend: queued") < at("frontend: building"));
     assert!(at("frontend: building") < at("frontend: uploaded sha256:"));
-    assert!(at("frontend: uploaded sha256:") < at("phase 2/4"));
-    assert!(at("phase 2/4") < at("frontend: done v1.1.0 sha256:"));
+    assert!(at("frontend: uploaded sha256:") < at("phase 2/5"));
+    assert!(at("phase 2/5") < at("frontend: done v1.1.0 sha256:"));
     for image in UNCHANGED {
         at(&format!("{image}: retagged (unchanged since v1.0.0)"));
         at(&format!("{image}: done v1.1.0 sha256:"));

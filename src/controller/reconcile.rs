@@ -189,7 +189,7 @@ pub async fn reconcile_once<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge>(
                     };
                 }
                 Err(e) => {
-                    let (error, hint) = (e.to_string(), e.hint());
+                    let (error, hint) = (crate::release::error_chain(&e), e.hint());
                     tracing::error!(tag = %tag.raw, "cannot reconcile {}: {error}; hint: {hint}", tag.raw);
                     let delay = backoff.failed(&tag.raw, error.clone(), tokio::time::Instant::now());
                     let retry_in_secs = shutdown.is_some().then_some(delay.as_secs());

@@ -43,8 +43,12 @@ pub enum GitError {
     },
     #[error("refusing to write {path} in the VERSION commit: {what}")]
     WouldReplace { path: String, what: String },
-    #[error("git {op} failed: {message}")]
-    Other { op: &'static str, message: String },
+    #[error("git {op} failed in the local repository")]
+    Repository {
+        op: &'static str,
+        #[source]
+        source: git2::Error,
+    },
 }
 
 /// What a path names in a commit's tree, when it is not a plain file.
@@ -94,13 +98,13 @@ impl GitError {
             GitError::Push { .. } => "check push access to the remote; the release's images are published, so rerunning relctl only commits VERSION".into(),
             GitError::ReadContext { .. } => "check the repository's objects (git fsck); a shallow or partial clone may lack them".into(),
             GitError::WouldReplace { .. } => "point version_file / also_update in release.yaml at regular files (or paths that do not exist yet)".into(),
-            GitError::Other { .. } => "check the repository's state (git fsck) and retry".into(),
+            GitError::Repository { .. } => "check the repository's state (git fsck) and retry".into(),
         }
     }
 }
 
 fn other(op: &'static str) -> impl Fn(git2::Error) -> GitError {
-    move |e| GitError::Other { op, message: redact_urls_in(e.message()) }
+    move |source| GitError::Repository { op, source }
 }
 
 /// What happened to a pushed commit.

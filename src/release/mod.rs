@@ -6,24 +6,23 @@ pub mod build;
 #[cfg(test)]
 pub(crate) mod fakes;
 pub mod observe;
+mod phases;
 #[cfg(test)]
 mod tests;
 pub mod version;
 
-use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::config::{CommitVia, Config};
 use crate::docker::{DockerError, ImageBuilder};
 use crate::forge::{Forge, ForgeError, ReleaseLink, ReleaseNotes};
 use crate::git::{GitError, GitRepo};
-use crate::plan::{BuildStep, ImageAction, Plan, PlanError, PushSource, Step};
+use crate::plan::{ImageAction, Plan, PlanError, Step};
 use crate::progress::{self, ImageState, Progress};
 use crate::registry::credentials::CredentialsError;
 use crate::registry::{Registry, RegistryError};
 use crate::version::{ReleaseVersion, TagError};
 pub use version::VersionOutcome;
-use version::{GitBranch, GitHubBranch};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReleaseError {
@@ -51,6 +50,22 @@ pub enum ReleaseError {
     Forge(#[from] ForgeError),
     #[error("commit.via is github-api, but GITHUB_TOKEN is not set")]
     NoGitHubToken,
+}
+
+/// An error and its causes on one line (`a: b: c`), for logs and reports
+/// that keep one line per failure.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line
 }
 
 /// A registry write of phase 2 tried 3 times, 1 s and 2 s apart, on top of
@@ -223,15 +238,14 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
         self.progress.phase(title);
     }
 
+    /// The phases in order; each one's failure stops the later ones.
     async fn run_phases(&self, plan: &Plan, target: &ReleaseVersion) -> Result<Report, ReleaseError> {
         let mut report = Report { tag: plan.tag.clone(), commit: plan.commit.clone(), ..Default::default() };
-        let cfg = self.config;
         // What can fail for want of input fails before anything is built.
         let commits = plan.steps.iter().any(|s| matches!(s, Step::CommitVersion(_)));
-        if commits && cfg.commit.via == CommitVia::GithubApi && self.github.is_none() {
+        if commits && self.config.commit.via == CommitVia::GithubApi && self.github.is_none() {
             return Err(ReleaseError::NoGitHubToken);
         }
-        let path_of = |image: &str| cfg.image(image).expect("plan names configured images").repository.clone();
         for image in &plan.images {
             match image.action {
                 ImageAction::Build { .. } => self.progress.update(&image.name, &ImageState::Queued),
@@ -239,165 +253,14 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
                 ImageAction::Retag { .. } | ImageAction::Staged { .. } | ImageAction::NotSelected => {}
             }
         }
-
-        // Phase 1: build everything, staging each image as soon as it is built.
-        // Any failure and no release tag is pushed.
-        let builds: Vec<&BuildStep> =
-            plan.steps.iter().filter_map(|s| if let Step::Build(b) = s { Some(b) } else { None }).collect();
-        if !builds.is_empty() {
-            self.phase(&format!("phase 1/4: build {} image(s)", builds.len()));
-            let staged = build::build_all(
-                self.builder,
-                &builds,
-                |b| self.git.context(&plan.commit, &b.context, &b.dockerfile),
-                cfg.build.parallelism,
-                cfg.build.retries,
-                self.progress,
-            )
-            .await
-            .map_err(|f| ReleaseError::Build { attempts: f.attempts, error: f.error })?;
-            tracing::debug!(count = staged.len(), "staged");
+        self.build_phase(plan).await?;
+        report.images = self.version_tag_phase(plan).await?;
+        report.moved = self.floating_tag_phase(plan, target).await?;
+        if let Some((commit, file)) = self.version_phase(plan, target).await? {
+            report.version_commit = Some(commit);
+            report.version_file = Some(file);
         }
-
-        // Phase 2: version tags.
-        let pushes: Vec<_> =
-            plan.steps.iter().filter_map(|s| if let Step::Push(p) = s { Some(p) } else { None }).collect();
-        if !pushes.is_empty() {
-            self.phase(&format!("phase 2/4: push version tags of {} image(s)", pushes.len()));
-        }
-        let retagged: std::collections::BTreeSet<&str> = plan
-            .images
-            .iter()
-            .filter(|i| matches!(i.action, ImageAction::Retag { .. }))
-            .map(|i| i.name.as_str())
-            .collect();
-        let retagged = &retagged;
-        let results: Vec<Result<Published, ReleaseError>> =
-            futures_util::stream::iter(pushes.iter().map(|p| async move {
-                let path = path_of(&p.image);
-                let (digest, rest, built) = match &p.source {
-                    PushSource::Build => {
-                        let retries = build::push_retries(cfg.build.retries);
-                        let push = build::with_retries(&p.image, "push", retries, |_| {
-                            self.builder.push(&p.image, &p.repository, &p.tags[0])
-                        });
-                        (push.await.map_err(|f| f.error)?, &p.tags[1..], true)
-                    }
-                    PushSource::Tag(from) => {
-                        let digest = retry_registry(|| self.registry.copy_tag(&path, from, &p.tags[0])).await?;
-                        if retagged.contains(p.image.as_str()) {
-                            self.progress.update(&p.image, &ImageState::Retagged { from: from.clone() });
-                        }
-                        (digest, &p.tags[1..], false)
-                    }
-                    PushSource::Staged(stage) => {
-                        (retry_registry(|| self.registry.copy_tag(&path, stage, &p.tags[0])).await?, &p.tags[1..], true)
-                    }
-                };
-                for tag in rest {
-                    retry_registry(|| self.registry.copy_tag(&path, &p.tags[0], tag)).await?;
-                }
-                tracing::debug!(image = %p.image, digest = %digest, "pushed {}", p.tags.join(", "));
-                self.progress.update(&p.image, &ImageState::Done { tags: p.tags.clone(), digest: digest.clone() });
-                Ok(Published {
-                    image: p.image.clone(),
-                    repository: p.repository.clone(),
-                    tags: p.tags.clone(),
-                    digest,
-                    built,
-                })
-            }))
-            .buffered(cfg.build.parallelism)
-            .collect()
-            .await;
-        // Every push was tried; on a failure, say which images are complete.
-        let mut failure = None;
-        for (p, r) in pushes.iter().zip(results) {
-            match r {
-                Ok(published) => report.images.push(published),
-                Err(e) => {
-                    self.progress.update(&p.image, &ImageState::Failed { reason: e.to_string() });
-                    failure.get_or_insert(e);
-                }
-            }
-        }
-        if let Some(error) = failure {
-            let mut done: Vec<String> = plan
-                .images
-                .iter()
-                .filter(|i| matches!(i.action, ImageAction::Published { .. }))
-                .map(|i| i.name.clone())
-                .collect();
-            done.extend(report.images.iter().map(|i| i.image.clone()));
-            done.sort();
-            done.dedup();
-            return Err(ReleaseError::Incomplete { tag: plan.tag.clone(), done, error: Box::new(error) });
-        }
-
-        // Phase 3: floating tags, by manifest copy; images side by side (each
-        // move is a few registry round trips, which add up on Docker Hub).
-        let moves: Vec<_> =
-            plan.steps.iter().filter_map(|s| if let Step::MoveTag(m) = s { Some(m) } else { None }).collect();
-        if !moves.is_empty() {
-            self.phase("phase 3/4: move floating tags");
-        }
-        let moved: Vec<Result<bool, ReleaseError>> = futures_util::stream::iter(moves.iter().map(|m| async move {
-            let path = path_of(&m.image);
-            // Re-checked right before the move: another release may have moved it higher meanwhile.
-            let holder = self.registry.tag_version(&path, &m.tag).await?;
-            if let Some(newer) = holder.as_deref().and_then(|v| semver::Version::parse(v).ok())
-                && newer.cmp_precedence(&target.version).is_gt()
-            {
-                tracing::info!(image = %m.image, "{} now points at {newer}, newer than {}; left as is", m.tag, target.version);
-                return Ok(false);
-            }
-            tracing::info!(image = %m.image, "{} -> {}", m.tag, m.to);
-            self.registry.copy_tag(&path, &m.to, &m.tag).await?;
-            Ok(true)
-        }))
-        .buffered(cfg.build.parallelism)
-        .collect()
-        .await;
-        for (m, result) in moves.iter().zip(moved) {
-            if result? {
-                report.moved.push(format!("{}:{}", m.repository, m.tag));
-            }
-        }
-
-        // Phase 4: VERSION, only once every image is published.
-        for step in &plan.steps {
-            if let Step::CommitVersion(v) = step {
-                self.phase(&format!("phase 4/4: commit {} = {}", v.path, v.to));
-                let outcome = match (cfg.commit.via, self.github) {
-                    (CommitVia::Git, _) => version::publish_version(cfg, &GitBranch(self.git), v, target).await?,
-                    (CommitVia::GithubApi, Some(gh)) => {
-                        let branch = GitHubBranch { github: gh, branch: &cfg.git.branch };
-                        version::publish_version(cfg, &branch, v, target).await?
-                    }
-                    (CommitVia::GithubApi, None) => return Err(ReleaseError::NoGitHubToken),
-                };
-                match outcome {
-                    VersionOutcome::Committed { commit, attempts } => {
-                        tracing::info!(commit = %commit, attempts, "VERSION committed and pushed");
-                        report.version_commit = Some(commit);
-                        report.version_file = Some(v.to.clone());
-                    }
-                    VersionOutcome::AlreadyCurrent { current } => {
-                        tracing::info!("VERSION already names {current}; nothing to commit")
-                    }
-                }
-            }
-        }
-
-        // Phase 5: the GitHub Release, once the release is complete.
-        if let Some(gh) = self.github.filter(|_| cfg.github_release) {
-            if plan.images.iter().all(|i| i.action != ImageAction::NotSelected) {
-                self.phase(&format!("phase 5: GitHub Release {} in {}", plan.tag, gh.name()));
-                let link = gh.upsert_release(&report.notes(plan)).await?;
-                tracing::info!(url = %link.url, "GitHub Release {}", if link.created { "created" } else { "updated" });
-                report.github_release = Some(link);
-            }
-        }
+        report.github_release = self.github_phase(plan, &report).await?;
         Ok(report)
     }
 }

@@ -1,0 +1,197 @@
+//! The executor's phases, one method each, in the order they run: build
+//! (and stage) every image, give each its version tags, move floating tags,
+//! commit VERSION, and create the GitHub Release. Each phase only carries out
+//! the plan's steps of its kind; a failure stops every later phase.
+
+use futures_util::StreamExt;
+
+use super::build;
+use super::version::{self, GitBranch, GitHubBranch, VersionOutcome};
+use super::{Executor, Published, ReleaseError, Report, error_chain, retry_registry};
+use crate::config::CommitVia;
+use crate::docker::ImageBuilder;
+use crate::forge::{Forge, ReleaseLink};
+use crate::git::GitRepo;
+use crate::plan::{BuildStep, ImageAction, MoveStep, Plan, PushSource, PushStep, Step};
+use crate::progress::ImageState;
+use crate::registry::Registry;
+use crate::version::ReleaseVersion;
+
+/// The plan's steps of one kind.
+fn steps<'p, T>(plan: &'p Plan, pick: impl Fn(&'p Step) -> Option<&'p T>) -> Vec<&'p T> {
+    plan.steps.iter().filter_map(pick).collect()
+}
+
+impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F> {
+    /// The repository path under the registry of a planned image.
+    fn path_of(&self, image: &str) -> String {
+        self.config.image(image).map(|i| i.repository.clone()).unwrap_or_default()
+    }
+
+    /// Phase 1: build everything, staging each image as soon as it is built.
+    /// Any failure and no release tag is pushed.
+    pub(super) async fn build_phase(&self, plan: &Plan) -> Result<(), ReleaseError> {
+        let builds: Vec<&BuildStep> = steps(plan, |s| if let Step::Build(b) = s { Some(b) } else { None });
+        if builds.is_empty() {
+            return Ok(());
+        }
+        self.phase(&format!("phase 1/5: build {} image(s)", builds.len()));
+        let cfg = &self.config.build;
+        let context = |b: &BuildStep| self.git.context(&plan.commit, &b.context, &b.dockerfile);
+        let staged = build::build_all(self.builder, &builds, context, cfg.parallelism, cfg.retries, self.progress)
+            .await
+            .map_err(|f| ReleaseError::Build { attempts: f.attempts, error: f.error })?;
+        tracing::debug!(count = staged.len(), "staged");
+        Ok(())
+    }
+
+    /// Phase 2: every image gets the release's version tags. Every push is
+    /// tried; when one fails for good, the error names the images that
+    /// already carry the release (complete images; nothing later moves).
+    pub(super) async fn version_tag_phase(&self, plan: &Plan) -> Result<Vec<Published>, ReleaseError> {
+        let pushes: Vec<&PushStep> = steps(plan, |s| if let Step::Push(p) = s { Some(p) } else { None });
+        if !pushes.is_empty() {
+            self.phase(&format!("phase 2/5: version tags of {} image(s)", pushes.len()));
+        }
+        let results: Vec<Result<Published, ReleaseError>> =
+            futures_util::stream::iter(pushes.iter().map(|p| self.version_tags(plan, p)))
+                .buffered(self.config.build.parallelism)
+                .collect()
+                .await;
+        let (mut published, mut failure) = (Vec::new(), None);
+        for (p, r) in pushes.iter().zip(results) {
+            match r {
+                Ok(done) => published.push(done),
+                Err(e) => {
+                    self.progress.update(&p.image, &ImageState::Failed { reason: error_chain(&e) });
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        let Some(error) = failure else { return Ok(published) };
+        let already = plan.images.iter().filter(|i| matches!(i.action, ImageAction::Published { .. }));
+        let mut done: Vec<String> =
+            already.map(|i| i.name.clone()).chain(published.into_iter().map(|p| p.image)).collect();
+        done.sort();
+        done.dedup();
+        Err(ReleaseError::Incomplete { tag: plan.tag.clone(), done, error: Box::new(error) })
+    }
+
+    /// One image's version tags: its first by upload or manifest copy, the others copied from it.
+    async fn version_tags(&self, plan: &Plan, p: &PushStep) -> Result<Published, ReleaseError> {
+        let path = self.path_of(&p.image);
+        let first = &p.tags[0];
+        let (digest, built) = match &p.source {
+            PushSource::Build => {
+                let retries = build::push_retries(self.config.build.retries);
+                let push = build::with_retries(&p.image, "push", retries, |_| {
+                    self.builder.push(&p.image, &p.repository, first)
+                });
+                (push.await.map_err(|f| f.error)?, true)
+            }
+            PushSource::Tag(from) => {
+                let digest = retry_registry(|| self.registry.copy_tag(&path, from, first)).await?;
+                let retagged =
+                    plan.images.iter().any(|i| i.name == p.image && matches!(i.action, ImageAction::Retag { .. }));
+                if retagged {
+                    self.progress.update(&p.image, &ImageState::Retagged { from: from.clone() });
+                }
+                (digest, false)
+            }
+            PushSource::Staged(stage) => (retry_registry(|| self.registry.copy_tag(&path, stage, first)).await?, true),
+        };
+        for tag in &p.tags[1..] {
+            retry_registry(|| self.registry.copy_tag(&path, first, tag)).await?;
+        }
+        tracing::debug!(image = %p.image, digest = %digest, "pushed {}", p.tags.join(", "));
+        self.progress.update(&p.image, &ImageState::Done { tags: p.tags.clone(), digest: digest.clone() });
+        Ok(Published { image: p.image.clone(), repository: p.repository.clone(), tags: p.tags.clone(), digest, built })
+    }
+
+    /// Phase 3: floating tags, by manifest copy; images side by side (each
+    /// move is a few registry round trips, which add up on Docker Hub).
+    /// Returns the moved `repository:tag`s.
+    pub(super) async fn floating_tag_phase(
+        &self,
+        plan: &Plan,
+        target: &ReleaseVersion,
+    ) -> Result<Vec<String>, ReleaseError> {
+        let moves: Vec<&MoveStep> = steps(plan, |s| if let Step::MoveTag(m) = s { Some(m) } else { None });
+        if !moves.is_empty() {
+            self.phase("phase 3/5: floating tags");
+        }
+        let moved: Vec<Result<bool, ReleaseError>> =
+            futures_util::stream::iter(moves.iter().map(|m| self.move_tag(m, target)))
+                .buffered(self.config.build.parallelism)
+                .collect()
+                .await;
+        let mut out = Vec::new();
+        for (m, result) in moves.iter().zip(moved) {
+            if result? {
+                out.push(format!("{}:{}", m.repository, m.tag));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves one floating tag, unless another release moved it higher meanwhile.
+    async fn move_tag(&self, m: &MoveStep, target: &ReleaseVersion) -> Result<bool, ReleaseError> {
+        let path = self.path_of(&m.image);
+        // Re-checked right before the move: floating tags never move backwards.
+        let holder = self.registry.tag_version(&path, &m.tag).await?;
+        if let Some(newer) = holder.as_deref().and_then(|v| semver::Version::parse(v).ok())
+            && newer.cmp_precedence(&target.version).is_gt()
+        {
+            tracing::info!(image = %m.image, "{} now points at {newer}, newer than {}; left as is", m.tag, target.version);
+            return Ok(false);
+        }
+        tracing::info!(image = %m.image, "{} -> {}", m.tag, m.to);
+        self.registry.copy_tag(&path, &m.to, &m.tag).await?;
+        Ok(true)
+    }
+
+    /// Phase 4: VERSION, only once every image is published; returns the
+    /// commit and the new content when one was made.
+    pub(super) async fn version_phase(
+        &self,
+        plan: &Plan,
+        target: &ReleaseVersion,
+    ) -> Result<Option<(String, String)>, ReleaseError> {
+        let Some(v) = plan.steps.iter().find_map(|s| if let Step::CommitVersion(v) = s { Some(v) } else { None })
+        else {
+            return Ok(None);
+        };
+        self.phase(&format!("phase 4/5: commit {} = {}", v.path, v.to));
+        let cfg = self.config;
+        let outcome = match (cfg.commit.via, self.github) {
+            (CommitVia::Git, _) => version::publish_version(cfg, &GitBranch(self.git), v, target).await?,
+            (CommitVia::GithubApi, Some(gh)) => {
+                let branch = GitHubBranch { github: gh, branch: &cfg.git.branch };
+                version::publish_version(cfg, &branch, v, target).await?
+            }
+            (CommitVia::GithubApi, None) => return Err(ReleaseError::NoGitHubToken),
+        };
+        match outcome {
+            VersionOutcome::Committed { commit, attempts } => {
+                tracing::info!(commit = %commit, attempts, "VERSION committed and pushed");
+                Ok(Some((commit, v.to.clone())))
+            }
+            VersionOutcome::AlreadyCurrent { current } => {
+                tracing::info!("VERSION already names {current}; nothing to commit");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Phase 5: the GitHub Release, once the release is complete.
+    pub(super) async fn github_phase(&self, plan: &Plan, report: &Report) -> Result<Option<ReleaseLink>, ReleaseError> {
+        let Some(gh) = self.github.filter(|_| self.config.github_release) else { return Ok(None) };
+        if plan.images.iter().any(|i| i.action == ImageAction::NotSelected) {
+            return Ok(None);
+        }
+        self.phase(&format!("phase 5/5: GitHub Release {} in {}", plan.tag, gh.name()));
+        let link = gh.upsert_release(&report.notes(plan)).await?;
+        tracing::info!(url = %link.url, "GitHub Release {}", if link.created { "created" } else { "updated" });
+        Ok(Some(link))
+    }
+}
