@@ -6,6 +6,7 @@
 
 mod build;
 pub mod floating;
+mod images;
 pub mod labels;
 pub mod matrix;
 pub mod observed;
@@ -21,7 +22,6 @@ use serde::Serialize;
 use crate::config::oci::is_tag;
 use crate::config::{Config, TagScope};
 use crate::version::ReleaseVersion;
-use build::build_step;
 pub use build::{input_key, parent_arg, stage_tag};
 pub use observed::{Observed, RegistryView, RemoteTag};
 use version::version_decision;
@@ -251,204 +251,20 @@ impl PlanError {
 pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<Plan, PlanError> {
     let target = &observed.target;
     let known: Vec<String> = config.images.iter().map(|i| i.name.clone()).collect();
-    if let Some(only) = &opts.only {
-        if let Some(name) = only.iter().find(|n| !known.contains(n)) {
-            return Err(PlanError::UnknownImage { name: name.clone(), known });
-        }
+    if let Some(name) = opts.only.iter().flatten().find(|n| !known.contains(n)) {
+        return Err(PlanError::UnknownImage { name: name.clone(), known });
     }
-    let selected = |name: &str| opts.only.as_ref().is_none_or(|o| o.contains(name));
     if let Some((path, what)) = observed.unwritable.first() {
         let field = if *path == config.version_file { "version_file" } else { "also_update" };
         return Err(PlanError::NotAFile { field: field.into(), path: path.clone(), what: what.clone() });
     }
 
-    let ReleaseTags { version: version_tags, floating } = image_tags(config, target)?;
-    let primary = version_tags[0].clone();
-
-    let mut notes = Vec::new();
-    let mut images = Vec::new();
-    let (mut builds, mut pushes, mut moves) = (Vec::new(), Vec::new(), Vec::new());
-    // Images `finalize` needs but nobody staged.
-    let mut not_staged: Vec<String> = Vec::new();
-    // Images that carry the release after this plan, and the digest where already known.
-    let mut released: BTreeMap<&str, Option<String>> = BTreeMap::new();
-    // What a child's `<PARENT>_IMAGE` build argument names for each released parent.
-    let mut parent_refs: BTreeMap<&str, String> = BTreeMap::new();
-    let mut keys: BTreeMap<&str, String> = BTreeMap::new();
-
+    let tags = image_tags(config, target)?;
+    let mut planner = images::Planner::new(config, observed, opts, &tags);
     for image in &config.images {
-        let repository = config.image_repo(image);
-        let key = input_key(observed, image, &keys);
-        if let Some(k) = &key {
-            keys.insert(&image.name, k.clone());
-        }
-        let view = observed.registry.get(&image.name).cloned().unwrap_or(RegistryView::Known(BTreeMap::new()));
-        if let RegistryView::Unknown(why) = &view {
-            notes.push(format!("{}: registry not read ({why}); assuming nothing is published", image.name));
-        }
-        let existing = view.tag(&primary);
-        let stage_ref = stage_tag(&primary, &observed.commit);
-        // Staged by a fan-out job from this commit, with the inputs this release has.
-        let staged = view.tag(&stage_ref).filter(|t| {
-            t.revision.as_deref() == Some(observed.commit.as_str())
-                && (t.inputs.is_none() || key.is_none() || t.inputs == key)
-        });
-        // Published by this release: built from this commit, or retagged from identical inputs.
-        let published = existing.filter(|t| {
-            t.revision.as_deref() == Some(observed.commit.as_str()) || (t.inputs.is_some() && t.inputs == key)
-        });
-        let unchanged = observed
-            .previous
-            .get(&image.name)
-            .filter(|(_, prev)| config.build.retag_unchanged && prev.inputs.is_some() && prev.inputs == key);
-
-        let action = match (existing, published) {
-            (_, Some(t)) => ImageAction::Published { digest: t.digest.clone() },
-            _ if !selected(&image.name) => ImageAction::NotSelected,
-            (Some(other), None) if !opts.force => {
-                return Err(PlanError::TagConflict {
-                    reference: format!("{repository}:{primary}"),
-                    tag: target.raw.clone(),
-                    registry_commit: other.revision.clone(),
-                    tag_commit: observed.commit.clone(),
-                });
-            }
-            (Some(other), None) => ImageAction::Build {
-                reason: format!(
-                    "--force: {primary} was built from {}",
-                    other.revision.as_deref().unwrap_or("an unknown commit")
-                ),
-            },
-            (None, None) => match (unchanged, staged) {
-                (Some((from, prev)), _) => ImageAction::Retag { from: from.clone(), digest: prev.digest.clone() },
-                (None, Some(t)) if opts.stage_only || opts.finalize => ImageAction::Staged { digest: t.digest.clone() },
-                (None, _) if opts.finalize => {
-                    not_staged.push(image.name.clone());
-                    ImageAction::NotSelected
-                }
-                (None, _) => ImageAction::Build { reason: format!("{primary} is not in the registry") },
-            },
-        };
-
-        match &action {
-            ImageAction::Build { .. } => {
-                if let Some(files) =
-                    observed.rewritten_in_context.get(&image.name).filter(|_| config.build.retag_unchanged)
-                {
-                    let files = files.join(", ");
-                    notes.push(format!(
-                        "{}: its build context sends {files}, which relctl rewrites after every release, so {} is built again in every release; list {files} in .dockerignore unless the build reads it",
-                        image.name, image.name
-                    ));
-                }
-                let stage = (config.build.stage || opts.stage_only).then(|| stage_ref.clone());
-                let reference = format!("{repository}:{}", stage.as_deref().unwrap_or(&primary));
-                let mut step = build_step(config, observed, opts, image, reference.clone(), &parent_refs, key)?;
-                step.stage_tag = stage.clone();
-                builds.push(step);
-                pushes.push(PushStep {
-                    image: image.name.clone(),
-                    repository: repository.clone(),
-                    tags: version_tags.clone(),
-                    source: stage.map_or(PushSource::Build, PushSource::Staged),
-                });
-                released.insert(&image.name, None);
-                // Children build from the local image, under the name it was built as.
-                parent_refs.insert(&image.name, reference);
-            }
-            ImageAction::Retag { from, digest } => {
-                pushes.push(PushStep {
-                    image: image.name.clone(),
-                    repository: repository.clone(),
-                    tags: version_tags.clone(),
-                    source: PushSource::Tag(from.clone()),
-                });
-                released.insert(&image.name, Some(digest.clone()));
-                // Children built in phase 1 use the earlier tag: the version tag appears in phase 2.
-                parent_refs.insert(&image.name, format!("{repository}:{from}"));
-            }
-            ImageAction::Published { digest } => {
-                let missing: Vec<String> =
-                    version_tags.iter().filter(|t| view.tag(t).is_none_or(|r| &r.digest != digest)).cloned().collect();
-                if !missing.is_empty() {
-                    pushes.push(PushStep {
-                        image: image.name.clone(),
-                        repository: repository.clone(),
-                        tags: missing,
-                        source: PushSource::Tag(primary.clone()),
-                    });
-                }
-                released.insert(&image.name, Some(digest.clone()));
-                parent_refs.insert(&image.name, format!("{repository}:{primary}"));
-            }
-            ImageAction::Staged { digest } => {
-                pushes.push(PushStep {
-                    image: image.name.clone(),
-                    repository: repository.clone(),
-                    tags: version_tags.clone(),
-                    source: PushSource::Staged(stage_ref.clone()),
-                });
-                released.insert(&image.name, Some(digest.clone()));
-                parent_refs.insert(&image.name, format!("{repository}:{stage_ref}"));
-            }
-            ImageAction::NotSelected => {
-                // A parent staged by another fan-out job: the child's build pulls it from the registry.
-                if opts.stage_only && staged.is_some() {
-                    parent_refs.insert(&image.name, format!("{repository}:{stage_ref}"));
-                }
-            }
-        }
-
-        let mut decisions = Vec::new();
-        if action != ImageAction::NotSelected {
-            for (tag, scope) in &floating {
-                let decision = match floating::eligible(target, *scope, &observed.release_tags) {
-                    Err(holder) => FloatingDecision {
-                        tag: tag.clone(),
-                        moves: false,
-                        carried: false,
-                        reason: match holder {
-                            Some(h) => format!("stays: {} is higher", h.raw),
-                            None => "stays: pre-releases never take floating tags".into(),
-                        },
-                    },
-                    Ok(()) => {
-                        let current = view.tag(tag).map(|t| t.digest.clone());
-                        let up_to_date =
-                            current.is_some() && current == *released.get(image.name.as_str()).expect("inserted above");
-                        if !up_to_date {
-                            moves.push(MoveStep {
-                                image: image.name.clone(),
-                                repository: repository.clone(),
-                                tag: tag.clone(),
-                                to: primary.clone(),
-                                from_digest: current,
-                            });
-                        }
-                        FloatingDecision {
-                            tag: tag.clone(),
-                            moves: !up_to_date,
-                            carried: true,
-                            reason: if up_to_date {
-                                format!("already at {primary}")
-                            } else {
-                                format!("moves to {primary}")
-                            },
-                        }
-                    }
-                };
-                decisions.push(decision);
-            }
-        }
-        images.push(ImagePlan {
-            name: image.name.clone(),
-            repository,
-            action,
-            version_tags: version_tags.clone(),
-            floating: decisions,
-        });
+        planner.image(image)?;
     }
-
+    let images::Planner { notes, mut images, builds, mut pushes, mut moves, not_staged, released, .. } = planner;
     if !not_staged.is_empty() {
         return Err(PlanError::NotStaged {
             tag: target.raw.clone(),
