@@ -51,7 +51,38 @@ impl Ctx<'_> {
 
 pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config, ConfigError> {
     let cx = Ctx { text, path };
+    names(&cx, &raw)?;
+    let git = GitConfig {
+        remote: non_empty(&cx, "remote", "git.remote", raw.git.remote.clone())?,
+        branch: non_empty(&cx, "branch", "git.branch", raw.git.branch.clone())?,
+        tag_prefix: raw.git.tag_prefix.clone(),
+    };
+    let version_file = rewritten_path(&cx, "version_file", "version_file", &raw.version_file, "e.g. VERSION")?;
+    let tags = tags(&cx, &raw.tags, &git.tag_prefix)?;
+    let build = build(&cx, &raw.build)?;
+    let images = images(&cx, &raw)?;
+    let also_update = also_update(&cx, &raw.also_update)?;
+    let reconcile = reconcile(&cx, &raw.reconcile, &git.tag_prefix)?;
+    let timeouts = timeouts(&cx, &raw.timeouts)?;
+    let commit = commit(&cx, raw.commit)?;
+    Ok(Config {
+        source: path.to_path_buf(),
+        registry: raw.registry,
+        git,
+        version_file,
+        tags,
+        build,
+        images,
+        also_update,
+        commit,
+        reconcile,
+        github_release: raw.github.release,
+        timeouts,
+    })
+}
 
+/// `registry`, `namespace` and `project`: the parts of every image's name.
+fn names(cx: &Ctx, raw: &RawConfig) -> Result<(), ConfigError> {
     if !oci::is_registry_host(&raw.registry) {
         return Err(cx.invalid(
             "registry",
@@ -76,15 +107,13 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
             "use lowercase letters, digits and single separators (. _ -), e.g. xingrin",
         ));
     }
-    let git = GitConfig {
-        remote: non_empty(&cx, "remote", "git.remote", raw.git.remote.clone())?,
-        branch: non_empty(&cx, "branch", "git.branch", raw.git.branch.clone())?,
-        tag_prefix: raw.git.tag_prefix.clone(),
-    };
-    let version_file = rewritten_path(&cx, "version_file", "version_file", &raw.version_file, "e.g. VERSION")?;
+    Ok(())
+}
 
+/// `tags`: valid templates that name every typical release within the spec, one of them immutable.
+fn tags(cx: &Ctx, raw: &[String], tag_prefix: &str) -> Result<Vec<TagTemplate>, ConfigError> {
     let mut tags = Vec::new();
-    for t in &raw.tags {
+    for t in raw {
         tags.push(TagTemplate::parse(t).map_err(|e| {
             cx.invalid("tags", "tags", e.to_string(),
                 "templates may use {{raw}} {{version}} {{major}} {{minor}} {{patch}} and the characters A-Z a-z 0-9 _ . -, at most 128 in all")
@@ -93,9 +122,9 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
     // Every template names typical releases within the spec; a longer release
     // tag is refused when it is released (`Config::image_tag_problem`).
     for version in REPRESENTATIVE_VERSIONS {
-        let release = format!("{}{version}", git.tag_prefix);
+        let release = format!("{}{version}", tag_prefix);
         // Always Ok: the representative versions are SemVer (a unit test checks).
-        let Ok(v) = ReleaseVersion::parse(&release, &git.tag_prefix) else { continue };
+        let Ok(v) = ReleaseVersion::parse(&release, tag_prefix) else { continue };
         if let Some(problem) = super::template::image_tag_problem(&tags, &v) {
             let (near, hint) = match &problem {
                 super::RenderError::TooLong { .. } => {
@@ -104,8 +133,8 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
                 super::RenderError::Invalid { .. } => (
                     "tag_prefix",
                     format!(
-                        "{{{{raw}}}} includes git.tag_prefix `{}`: use {{{{version}}}} instead, or a prefix of A-Z a-z 0-9 _ . - that starts with a letter or digit",
-                        git.tag_prefix
+                        "{{{{raw}}}} includes tag_prefix `{}`: use {{{{version}}}} instead, or a prefix of A-Z a-z 0-9 _ . - that starts with a letter or digit",
+                        tag_prefix
                     ),
                 ),
             };
@@ -132,7 +161,12 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         }
     }
 
-    if raw.build.parallelism == 0 {
+    Ok(tags)
+}
+
+/// `build`: bounded numbers and the builder.
+fn build(cx: &Ctx, raw: &super::raw::RawBuild) -> Result<BuildConfig, ConfigError> {
+    if raw.parallelism == 0 {
         return Err(cx.invalid(
             "parallelism",
             "build.parallelism",
@@ -140,23 +174,23 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
             "set build.parallelism: 1 to build one image at a time",
         ));
     }
-    if raw.build.parallelism > MAX_PARALLELISM {
+    if raw.parallelism > MAX_PARALLELISM {
         return Err(cx.invalid(
             "parallelism",
             "build.parallelism",
-            format!("{} is more than {MAX_PARALLELISM}", raw.build.parallelism),
+            format!("{} is more than {MAX_PARALLELISM}", raw.parallelism),
             format!("builds share one engine: set build.parallelism between 1 and {MAX_PARALLELISM}"),
         ));
     }
-    if raw.build.retries > MAX_RETRIES {
+    if raw.retries > MAX_RETRIES {
         return Err(cx.invalid(
             "retries",
             "build.retries",
-            format!("{} is more than {MAX_RETRIES}", raw.build.retries),
+            format!("{} is more than {MAX_RETRIES}", raw.retries),
             format!("set build.retries between 0 and {MAX_RETRIES}; retries back off exponentially, so more only delays a real failure"),
         ));
     }
-    if raw.build.network.trim().is_empty() {
+    if raw.network.trim().is_empty() {
         return Err(cx.invalid(
             "network",
             "build.network",
@@ -164,20 +198,23 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
             "use none (no network during builds), host, or a network name",
         ));
     }
-    let build = BuildConfig {
-        retries: raw.build.retries,
-        parallelism: raw.build.parallelism,
-        cache: raw.build.cache,
-        network: raw.build.network.clone(),
-        retag_unchanged: raw.build.unchanged == super::raw::RawUnchanged::Retag,
-        stage: raw.build.stage,
-        builder: match raw.build.builder {
+    Ok(BuildConfig {
+        retries: raw.retries,
+        parallelism: raw.parallelism,
+        cache: raw.cache,
+        network: raw.network.clone(),
+        retag_unchanged: raw.unchanged == super::raw::RawUnchanged::Retag,
+        stage: raw.stage,
+        builder: match raw.builder {
             super::raw::RawBuilder::Auto => super::Builder::Auto,
             super::raw::RawBuilder::Buildkit => super::Builder::BuildKit,
             super::raw::RawBuilder::Classic => super::Builder::Classic,
         },
-    };
+    })
+}
 
+/// `images`: each image, then the `depends_on` graph in dependency order.
+fn images(cx: &Ctx, raw: &RawConfig) -> Result<Vec<ImageConfig>, ConfigError> {
     if raw.images.is_empty() {
         return Err(cx.invalid(
             "images",
@@ -188,12 +225,15 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
     }
     let mut images = BTreeMap::new();
     for (name, img) in &raw.images {
-        images.insert(name.clone(), image(&cx, &raw, name, img)?);
+        images.insert(name.clone(), image(cx, raw, name, img)?);
     }
-    let images = order(&cx, images)?;
+    order(cx, images)
+}
 
+/// `also_update`: a regex with a capture group and a file to rewrite, each.
+fn also_update(cx: &Ctx, raw: &[super::raw::RawAlsoUpdate]) -> Result<Vec<AlsoUpdate>, ConfigError> {
     let mut also_update = Vec::new();
-    for (i, a) in raw.also_update.iter().enumerate() {
+    for (i, a) in raw.iter().enumerate() {
         let field = format!("also_update[{i}]");
         let regex = Regex::new(&a.regex).map_err(|e| {
             cx.invalid(
@@ -211,35 +251,43 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
                 "put the version in a group, e.g. 'current version: (v\\S+)'",
             ));
         }
-        let path = rewritten_path(&cx, "path", &format!("{field}.path"), &a.path, "e.g. README.md")?;
+        let path = rewritten_path(cx, "path", &format!("{field}.path"), &a.path, "e.g. README.md")?;
         also_update.push(AlsoUpdate { path, regex });
     }
 
-    if raw.commit.message.trim().is_empty() {
+    Ok(also_update)
+}
+
+/// `commit`: the VERSION commit's message, author and route.
+fn commit(cx: &Ctx, raw: super::raw::RawCommit) -> Result<CommitConfig, ConfigError> {
+    if raw.message.trim().is_empty() {
         return Err(cx.invalid("message", "commit.message", "is empty", "e.g. chore(release): {{raw}} [skip ci]"));
     }
-    let commit = CommitConfig {
-        message: raw.commit.message,
-        author_name: non_empty(&cx, "author_name", "commit.author_name", raw.commit.author_name)?,
-        author_email: non_empty(&cx, "author_email", "commit.author_email", raw.commit.author_email)?,
-        via: match raw.commit.via {
+    Ok(CommitConfig {
+        message: raw.message,
+        author_name: non_empty(cx, "author_name", "commit.author_name", raw.author_name)?,
+        author_email: non_empty(cx, "author_email", "commit.author_email", raw.author_email)?,
+        via: match raw.via {
             super::raw::RawVia::Git => super::CommitVia::Git,
             super::raw::RawVia::GithubApi => super::CommitVia::GithubApi,
         },
-    };
+    })
+}
 
-    let since = match &raw.reconcile.since {
-        Some(tag) => Some(ReleaseVersion::parse(tag, &git.tag_prefix).map_err(|e| {
+/// `reconcile`: which tags the controller keeps converged.
+fn reconcile(cx: &Ctx, raw: &super::raw::RawReconcile, tag_prefix: &str) -> Result<ReconcileConfig, ConfigError> {
+    let since = match &raw.since {
+        Some(tag) => Some(ReleaseVersion::parse(tag, tag_prefix).map_err(|e| {
             cx.invalid(
                 "since",
                 "reconcile.since",
                 e.to_string(),
-                format!("name a release tag, e.g. {}1.0.0", git.tag_prefix),
+                format!("name a release tag, e.g. {}1.0.0", tag_prefix),
             )
         })?),
         None => None,
     };
-    if raw.reconcile.max_tags == 0 {
+    if raw.max_tags == 0 {
         return Err(cx.invalid(
             "max_tags",
             "reconcile.max_tags",
@@ -247,31 +295,15 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
             "reconcile keeps the newest max_tags releases converged; 10 is the default",
         ));
     }
-    if raw.reconcile.max_tags > MAX_RECONCILED_TAGS {
+    if raw.max_tags > MAX_RECONCILED_TAGS {
         return Err(cx.invalid(
             "max_tags",
             "reconcile.max_tags",
-            format!("{} is more than {MAX_RECONCILED_TAGS}", raw.reconcile.max_tags),
+            format!("{} is more than {MAX_RECONCILED_TAGS}", raw.max_tags),
             format!("set reconcile.max_tags between 1 and {MAX_RECONCILED_TAGS}, or use reconcile.since to skip old releases"),
         ));
     }
-    let reconcile = ReconcileConfig { since, max_tags: raw.reconcile.max_tags };
-    let timeouts = timeouts(&cx, &raw.timeouts)?;
-
-    Ok(Config {
-        source: path.to_path_buf(),
-        registry: raw.registry,
-        git,
-        version_file,
-        tags,
-        build,
-        images,
-        also_update,
-        commit,
-        reconcile,
-        github_release: raw.github.release,
-        timeouts,
-    })
+    Ok(ReconcileConfig { since, max_tags: raw.max_tags })
 }
 
 fn timeouts(cx: &Ctx, raw: &super::raw::RawTimeouts) -> Result<super::Timeouts, ConfigError> {
