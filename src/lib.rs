@@ -7,6 +7,7 @@
 //! `release` (the executor that carries out a plan).
 
 pub mod config;
+pub mod context;
 pub mod controller;
 pub mod docker;
 pub mod forge;

@@ -2,13 +2,7 @@
 //! [`Git2Repo`], its libgit2 adapter (fetch, tags, files at a commit, the
 //! VERSION commit and its non-forced push).
 
-mod blob_budget;
-pub mod context;
-mod delta;
-pub mod dockerignore;
-mod file_contents;
 mod local_remote;
-mod object_stream;
 pub mod url;
 
 use std::cell::RefCell;
@@ -17,7 +11,7 @@ use std::path::{Path, PathBuf};
 use git2::{Cred, CredentialType, ErrorCode, FetchOptions, PushOptions, RemoteCallbacks, Repository, Signature};
 use secrecy::{ExposeSecret, SecretString};
 
-pub use context::{ContextSpec, ContextSummary};
+pub use crate::context::{ContextSpec, ContextSummary, tune_libgit2};
 pub use url::{public_url, redact_url, redact_urls_in};
 
 #[derive(Debug, thiserror::Error)]
@@ -187,33 +181,6 @@ pub struct Git2Repo {
     remote: String,
     branch: String,
     token: Option<SecretString>,
-}
-
-/// Process-wide libgit2 settings for reading build contexts, applied once:
-///
-/// - libgit2 reads pack files through memory maps and by default keeps up to
-///   8 GiB of them mapped, so every page of a big context's pack that a build
-///   read stays in relctl's resident set. Windows of 8 MiB, at most 32 MiB of
-///   them mapped, keep that bounded whatever the repository's size.
-/// - libgit2 re-hashes every object it reads (SHA-1 with collision
-///   detection). git checks objects when they arrive, not on every read, and
-///   the daemon hashes the context it receives anyway; skipping the check cut
-///   relctl's time producing a 22 MB context from about 130 ms to 75 ms.
-pub fn tune_libgit2() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: process-wide libgit2 settings, written once (Once) before
-        // any blob is read: both paths that read blobs (`Git2Repo::open` and
-        // `ContextSpec::write_tar`) call this first; libgit2 reads them under
-        // its mapped-window mutex.
-        let set = unsafe {
-            git2::opts::set_mwindow_size(8 << 20).and_then(|()| git2::opts::set_mwindow_mapped_limit(32 << 20))
-        };
-        if let Err(e) = set {
-            tracing::debug!("cannot bound libgit2's mapped pack windows: {e}");
-        }
-        git2::opts::strict_hash_verification(false);
-    });
 }
 
 /// Bounds every fetch and push over the network: 30 s to connect, and

@@ -150,7 +150,7 @@ pub async fn export(
         writer.into_inner().map_err(|e| io_err(&part)(e.into_error()))?.sync_all().map_err(io_err(&part))?;
         std::fs::rename(&part, &path).map_err(io_err(&path))?;
         let id = engine.image_id(&item.reference).await.map_err(StoreError::from)?.unwrap_or_default();
-        let hex = crate::git::context::hex(&hasher.finalize());
+        let hex = crate::context::hex(&hasher.finalize());
         checksums.push_str(&format!("{hex}  {file}\n"));
         progress.update(&item.image, &ImageState::Done { tags: vec![tag.to_string()], digest: item.digest.clone() });
         images.push(BundleImage {
@@ -186,7 +186,7 @@ pub fn sha256_file(path: &Path) -> Result<String, BundleError> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(crate::git::context::hex(&hasher.finalize()))
+    Ok(crate::context::hex(&hasher.finalize()))
 }
 
 /// Checks every file `checksums.sha256` of `dir` names; returns the bundle's images.

@@ -18,7 +18,7 @@ use git2::{Blob, Odb, Oid, Repository};
 use openssl::sha::Sha1;
 
 use super::blob_budget::{Budget, Permit};
-use super::context::io;
+use super::io;
 use super::object_stream;
 
 /// What to do about a damaged object, in every error that names one.
@@ -153,7 +153,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::git::object_stream::tests::loose_object;
+    use crate::context::object_stream::tests::loose_object;
 
     /// Bytes no compressor shrinks much, so a loose object is about as large as its file.
     fn noise(len: usize) -> Vec<u8> {

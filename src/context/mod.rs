@@ -5,15 +5,21 @@
 //! stamped with the time of the commit that last changed the context, so an
 //! unchanged context gives byte-identical `COPY` layers in every release.
 
+mod blob_budget;
+mod delta;
+pub mod dockerignore;
+mod file_contents;
+mod object_stream;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use git2::{Commit, ObjectType, Oid, Repository, Tree};
 use sha2::{Digest, Sha256};
 
-use super::blob_budget::BLOBS;
-use super::dockerignore::DockerIgnore;
-use super::file_contents::FileContents;
+use blob_budget::BLOBS;
+use dockerignore::DockerIgnore;
+use file_contents::FileContents;
 
 /// Where the Dockerfile goes in the tar when it lives outside the context.
 pub const OUTSIDE_DOCKERFILE: &str = ".relctl.Dockerfile";
@@ -142,7 +148,7 @@ impl ContextSpec {
     /// [`FileContents`] for how much of it is in memory); returns the number
     /// of files written.
     pub fn write_tar(&self, out: &mut dyn Write) -> std::io::Result<u64> {
-        super::tune_libgit2();
+        tune_libgit2();
         let repo = Repository::open(&self.repo).map_err(io)?;
         let odb = repo.odb().map_err(io)?;
         let commit = self.commit(&repo)?;
@@ -245,6 +251,33 @@ fn blob_at(repo: &Repository, tree: &Tree, path: &str) -> Option<Vec<u8>> {
 
 pub(super) fn io(e: git2::Error) -> std::io::Error {
     std::io::Error::other(e.message().to_string())
+}
+
+/// Process-wide libgit2 settings for reading build contexts, applied once:
+///
+/// - libgit2 reads pack files through memory maps and by default keeps up to
+///   8 GiB of them mapped, so every page of a big context's pack that a build
+///   read stays in relctl's resident set. Windows of 8 MiB, at most 32 MiB of
+///   them mapped, keep that bounded whatever the repository's size.
+/// - libgit2 re-hashes every object it reads (SHA-1 with collision
+///   detection). git checks objects when they arrive, not on every read, and
+///   the daemon hashes the context it receives anyway; skipping the check cut
+///   relctl's time producing a 22 MB context from about 130 ms to 75 ms.
+pub fn tune_libgit2() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: process-wide libgit2 settings, written once (Once) before
+        // any blob is read: both paths that read blobs (`Git2Repo::open` and
+        // `ContextSpec::write_tar`) call this first; libgit2 reads them under
+        // its mapped-window mutex.
+        let set = unsafe {
+            git2::opts::set_mwindow_size(8 << 20).and_then(|()| git2::opts::set_mwindow_mapped_limit(32 << 20))
+        };
+        if let Err(e) = set {
+            tracing::debug!("cannot bound libgit2's mapped pack windows: {e}");
+        }
+        git2::opts::strict_hash_verification(false);
+    });
 }
 
 #[cfg(test)]
