@@ -49,7 +49,7 @@ pub struct Timeouts {
     pub build_stall: Duration,
     /// A push that moves no byte for this long has stalled.
     pub push_stall: Duration,
-    /// One registry or GitHub API request, from connect to the end of its body.
+    /// One registry request, from connect to the end of its body.
     pub request: Duration,
     /// A git fetch or push that moves no data for this long has stalled.
     pub git: Duration,

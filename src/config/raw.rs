@@ -56,7 +56,7 @@ pub struct RawTimeouts {
     pub build_stall: String,
     /// A push that moves no byte for this long fails and is retried (default 2m).
     pub push_stall: String,
-    /// One registry or GitHub API request, body included (default 60s).
+    /// One registry request, body included (default 60s).
     pub request: String,
     /// A git fetch or push that moves no data for this long fails (default 2m).
     pub git: String,
