@@ -6,20 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::CommandFactory;
-use relctl::forge::RepoId;
 use relctl::install::bundle;
-use relctl::install::envfile;
-use relctl::install::init;
 use relctl::session::{self, InstallError};
-use relctl::version::ReleaseVersion;
 
 use super::commands::load;
 use super::{Cli, Global, output};
-
-/// Files `init` would overwrite (exit 2).
-#[derive(Debug, thiserror::Error)]
-#[error("relctl init would overwrite {}", .0.join(", "))]
-pub struct WouldOverwrite(pub Vec<String>);
 
 fn repo_root(global: &Global) -> anyhow::Result<PathBuf> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
@@ -79,43 +70,8 @@ pub async fn import_cmd(global: &Global, dir: &Path) -> anyhow::Result<()> {
 }
 
 pub fn init_cmd(global: &Global, force: bool) -> anyhow::Result<()> {
-    let root = repo_root(global)?;
-    let repo = git2::Repository::discover(&root)
-        .map_err(|e| relctl::git::GitError::NotARepository { path: root.clone(), message: e.message().to_string() })?;
-    let url = repo.find_remote("origin").ok().and_then(|r| r.url().ok().map(str::to_string)).unwrap_or_default();
-    let (namespace, project) = match RepoId::resolve(std::env::var("GITHUB_REPOSITORY").ok().as_deref(), &url) {
-        Ok(id) => (id.owner.to_lowercase(), id.name.to_lowercase()),
-        Err(_) => {
-            let name = root.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_else(|| "app".into());
-            (name.clone(), name)
-        }
-    };
-    let highest = repo
-        .tag_names(None)
-        .map(|names| {
-            names
-                .iter()
-                .flatten()
-                .flatten()
-                .filter_map(|t| ReleaseVersion::parse(t, "v").ok())
-                .max_by(|a, b| a.cmp_release(b))
-        })
-        .ok()
-        .flatten();
-    let version = highest.map(|v| v.raw).unwrap_or_else(|| "v0.1.0".into());
-    let files = init::files(&namespace, &project, &init::find_images(&root), &version);
-    let existing: Vec<String> =
-        files.iter().filter(|(p, _)| root.join(p).exists()).map(|(p, _)| p.display().to_string()).collect();
-    if !existing.is_empty() && !force {
-        return Err(WouldOverwrite(existing).into());
-    }
-    for (path, content) in &files {
-        let full = root.join(path);
-        if let Some(dir) = full.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        envfile::write_atomically(&full, content.as_bytes())
-            .with_context(|| format!("cannot write {}", full.display()))?;
+    let written = session::init(&repo_root(global)?, force)?;
+    for path in &written {
         println!("wrote {}", path.display());
     }
     println!("next: review release.yaml, then `relctl plan`");
@@ -139,8 +95,8 @@ pub fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<(u8, Option
     if let Some(e) = cause.downcast_ref::<InstallError>() {
         return Some((e.exit_code(), e.hint()));
     }
-    if cause.downcast_ref::<WouldOverwrite>().is_some() {
-        return Some((2, Some("pass --force to overwrite them".into())));
+    if let Some(e) = cause.downcast_ref::<session::InitError>() {
+        return Some((e.exit_code(), Some(e.hint())));
     }
     None
 }

@@ -4,6 +4,7 @@
 //! controller through them. The CLI parses arguments, calls one of these and
 //! prints what it returns; it holds no orchestration of its own.
 
+mod init;
 mod install;
 mod release;
 
@@ -19,6 +20,7 @@ use crate::release::ReleaseError;
 use crate::release::observe::{self, RegistryFailure};
 use crate::version::ReleaseVersion;
 
+pub use init::{InitError, init};
 pub use install::{Incomplete, InstallError, Pinned, import};
 pub use release::Prepared;
 
