@@ -26,7 +26,18 @@ fn init_tracing(global: &cli::Global) {
         .with_writer(|| cli::progress::LogWriter)
         .with_ansi(color)
         .with_target(false)
+        .with_timer(Seconds)
         .init();
+}
+
+/// Log times to the second, UTC (`09:41:07`): a log line is read by a person.
+struct Seconds;
+
+impl tracing_subscriber::fmt::time::FormatTime for Seconds {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let now = time::OffsetDateTime::now_utc();
+        write!(w, "{:02}:{:02}:{:02}", now.hour(), now.minute(), now.second())
+    }
 }
 
 fn main() -> ExitCode {

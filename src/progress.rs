@@ -65,8 +65,14 @@ pub fn short_digest(digest: &str) -> &str {
     &digest[..digest.len().min("sha256:".len() + 12)]
 }
 
-fn mb(bytes: u64) -> String {
-    format!("{:.1}", bytes as f64 / 1_000_000.0)
+/// A byte count as people read it: `512 B`, `34 kB`, `12.3 MB`, `1.20 GB`.
+fn size(bytes: u64) -> String {
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{} kB", bytes / 1_000),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", bytes as f64 / 1e6),
+        _ => format!("{:.2} GB", bytes as f64 / 1e9),
+    }
 }
 
 impl fmt::Display for ImageState {
@@ -76,10 +82,11 @@ impl fmt::Display for ImageState {
             ImageState::Building { step: 0, .. } => write!(f, "building"),
             ImageState::Building { step, of } => write!(f, "building step {step}/{of}"),
             ImageState::Pushing { done: 0, total: 0 } => write!(f, "pushing"),
-            ImageState::Pushing { done, total: 0 } => write!(f, "pushing {} MB", mb(*done)),
-            ImageState::Pushing { done, total } => write!(f, "pushing {}/{} MB", mb(*done), mb(*total)),
-            ImageState::Pulling { done, total } => write!(f, "pulling {}/{} MB", mb(*done), mb(*total)),
-            ImageState::Saving { done } => write!(f, "saving {} MB", mb(*done)),
+            ImageState::Pushing { done, total: 0 } => write!(f, "pushing {}", size(*done)),
+            ImageState::Pushing { done, total } => write!(f, "pushing {} of {}", size(*done), size(*total)),
+            ImageState::Pulling { done: 0, total: 0 } => write!(f, "pulling"),
+            ImageState::Pulling { done, total } => write!(f, "pulling {} of {}", size(*done), size(*total)),
+            ImageState::Saving { done } => write!(f, "saving {}", size(*done)),
             ImageState::Staged { digest } => {
                 write!(f, "uploaded {}, waiting for the other builds", short_digest(digest))
             }
@@ -207,8 +214,10 @@ mod tests {
             (ImageState::Queued, "queued"),
             (ImageState::Building { step: 0, of: 0 }, "building"),
             (ImageState::Building { step: 3, of: 7 }, "building step 3/7"),
-            (ImageState::Pushing { done: 12_345_678, total: 20_971_520 }, "pushing 12.3/21.0 MB"),
+            (ImageState::Pushing { done: 12_345_678, total: 20_971_520 }, "pushing 12.3 MB of 21.0 MB"),
             (ImageState::Pushing { done: 1_000_000, total: 0 }, "pushing 1.0 MB"),
+            (ImageState::Pushing { done: 0, total: 32_000 }, "pushing 0 B of 32 kB"),
+            (ImageState::Pulling { done: 0, total: 0 }, "pulling"),
             (ImageState::Staged { digest: d.into() }, "uploaded sha256:0123456789ab, waiting for the other builds"),
             (ImageState::Retagged { from: "v1.1.0".into() }, "retagged (unchanged since v1.1.0)"),
             (ImageState::Published, "skip (already released)"),
@@ -252,8 +261,8 @@ mod tests {
             "queued",
             "building",
             "building step 2/3",
-            "pushing 0.0/10.0 MB",
-            "pushing 9.0/10.0 MB",
+            "pushing 0 B of 10.0 MB",
+            "pushing 9.0 MB of 10.0 MB",
             "uploaded sha256:1, waiting for the other builds",
         ];
         assert_eq!(logged, expected);

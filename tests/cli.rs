@@ -117,3 +117,66 @@ fn colours_only_on_a_terminal_and_never_with_no_color() {
     assert!(!has_colour(&err), "not a terminal: {err}");
     assert!(err.contains("DEBUG"), "RELCTL_LOG filters: {err}");
 }
+
+#[test]
+fn early_mistakes_are_answered_with_the_fix() {
+    let f = Fixture::single("early");
+    f.tag("v1.0.0");
+
+    // The tag asked for appears in the hint.
+    let run = f.relctl(&["release", "v1.4.2"]).expect(2);
+    assert!(run.stderr().contains("git tag v1.4.2 && git push origin v1.4.2"), "{}", run.stderr());
+
+    // From a subdirectory, the repository and its release.yaml are found as git finds them.
+    std::fs::create_dir_all(f.work.join("deep/er")).unwrap();
+    let mut sub = f.command(&["plan", "v1.0.0"]);
+    let out = sub.current_dir(f.work.join("deep/er")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A release.yaml that differs from the one at the tag's commit is reported.
+    let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap();
+    f.write("release.yaml", &format!("{cfg}# edited after tagging\n"));
+    let run = f.relctl(&["plan", "v1.0.0"]).expect(0);
+    assert!(run.stderr().contains("release.yaml differs from the one at v1.0.0"), "{}", run.stderr());
+    f.write("release.yaml", &cfg);
+
+    // No release.yaml: the hint says `relctl init`, and whether this is a repository at all.
+    let empty = tempfile::tempdir().unwrap();
+    let mut none = f.command(&["plan"]);
+    let out = none.current_dir(empty.path()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("has no release.yaml") && err.contains("not in a git repository"), "{err}");
+    std::fs::remove_file(f.work.join("release.yaml")).unwrap();
+    let run = f.relctl(&["plan"]).expect(2);
+    assert!(run.stderr().contains("run `relctl init` here"), "{}", run.stderr());
+    f.write("release.yaml", &cfg);
+
+    // A missing engine fails at once, with a hint that does not repeat what just failed.
+    let socket = f.dir.path().join("no-engine.sock");
+    let host = format!("unix://{}", socket.display());
+    let run = f.relctl_env(&["release", "v1.0.0"], &[("DOCKER_HOST", &host)]).expect(1);
+    assert!(run.elapsed < std::time::Duration::from_secs(2), "failed in {:?}", run.elapsed);
+    assert!(run.stderr().contains("cannot reach the Docker daemon"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("DOCKER_HOST is") && run.stderr().contains("scripts/services.sh env"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn a_copy_source_missing_from_the_context_is_not_retried_and_names_the_fix() {
+    let f = Fixture::single("notincontext");
+    let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap();
+    f.write("release.yaml", &cfg.replace("build: { retries: 0 }", "build: { retries: 3 }"));
+    f.write("Dockerfile", "FROM scratch\nCOPY missing.txt /missing.txt\n");
+    f.commit("copies a file that is not there");
+    f.tag("v1.0.0");
+    let run = f.relctl(&["release", "v1.0.0"]).expect(1);
+    let err = run.stderr();
+    assert!(err.contains("a file its Dockerfile copies is not in its build context (./)"), "{err}");
+    assert!(err.contains("not retried") && !err.contains("retrying"), "{err}");
+    assert!(err.contains("images.app.context") && err.contains("the same tag can simply be released again"), "{err}");
+    assert_eq!(f.tags("app"), Vec::<String>::new());
+}

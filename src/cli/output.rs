@@ -1,6 +1,6 @@
 //! What relctl prints on stdout: plans and release reports, as text or JSON.
 
-use relctl::plan::Plan;
+use relctl::plan::{ImageAction, Plan};
 use relctl::release::Report;
 
 pub fn plan(plan: &Plan, json: bool) {
@@ -19,7 +19,13 @@ pub fn report(report: &Report, plan: &Plan, json: bool) {
     }
     println!("released {} from commit {}", report.tag, report.commit);
     for p in &report.images {
-        let how = if p.built { "built and pushed" } else { "tagged" };
+        // The plan's words: build, retag, published.
+        let action = plan.images.iter().find(|i| i.name == p.image).map(|i| &i.action);
+        let how = match action {
+            Some(ImageAction::Retag { from, .. }) => format!("retagged from {from}"),
+            Some(ImageAction::Published { .. }) => "published before; tags added".into(),
+            _ => "built".into(),
+        };
         for tag in &p.tags {
             println!("  {}:{tag}  {}  ({how})", p.repository, p.digest);
         }

@@ -98,6 +98,31 @@ fn classic_chatter(line: &str) -> bool {
         || line.starts_with("Successfully tagged ")
 }
 
+/// What a failed build's message says went wrong.
+#[derive(Debug, PartialEq, Eq)]
+enum FailureKind {
+    /// A COPY/ADD source is not in the context (or .dockerignore excludes it).
+    NotInContext,
+    /// The Dockerfile itself does not parse.
+    Dockerfile,
+    Other,
+}
+
+/// Reads BuildKit's and the classic builder's messages for those failures.
+fn failure_kind(message: &str) -> FailureKind {
+    let m = message.to_lowercase();
+    let not_in_context = (m.contains("failed to compute cache key") && m.contains("not found"))
+        || m.contains("file not found in build context")
+        || (m.contains("copy failed") && m.contains("no such file or directory"));
+    if not_in_context {
+        FailureKind::NotInContext
+    } else if m.contains("dockerfile parse error") || m.contains("unknown instruction") {
+        FailureKind::Dockerfile
+    } else {
+        FailureKind::Other
+    }
+}
+
 /// How many lines of a failed build's output its error quotes.
 const LAST_LINES: usize = 5;
 
@@ -105,6 +130,7 @@ const LAST_LINES: usize = 5;
 pub struct BuildLog<'a> {
     image: &'a str,
     progress: &'a ProgressSink,
+    context: String,
     last_lines: Vec<String>,
     failure: Option<String>,
     /// Images BuildKit started resolving (`load metadata for REF`), and whether it did.
@@ -113,7 +139,20 @@ pub struct BuildLog<'a> {
 
 impl<'a> BuildLog<'a> {
     pub fn new(image: &'a str, progress: &'a ProgressSink) -> Self {
-        Self { image, progress, last_lines: Vec::new(), failure: None, bases: Default::default() }
+        Self {
+            image,
+            progress,
+            context: String::new(),
+            last_lines: Vec::new(),
+            failure: None,
+            bases: Default::default(),
+        }
+    }
+
+    /// The build context directory (repository-relative, `""` the root), for errors.
+    pub fn in_context(mut self, context: &str) -> Self {
+        self.context = context.to_string();
+        self
     }
 
     /// A line of the classic builder's `stream` (`Step 3/7 : RUN ...`, or output).
@@ -185,7 +224,12 @@ impl<'a> BuildLog<'a> {
         let context =
             self.last_lines.iter().filter(|l| !message.contains(l.as_str())).cloned().collect::<Vec<_>>().join(" | ");
         let message = if context.is_empty() { message } else { format!("{message} (last output: {context})") };
-        Err(DockerError::Build { image: self.image.to_string(), message })
+        let image = self.image.to_string();
+        Err(match failure_kind(&message) {
+            FailureKind::NotInContext => DockerError::NotInContext { image, context: self.context, message },
+            FailureKind::Dockerfile => DockerError::Dockerfile { image, message },
+            FailureKind::Other => DockerError::Build { image, message },
+        })
     }
 }
 
@@ -221,7 +265,7 @@ impl super::DockerEngine {
             .build();
         let creds = self.credentials().map(|c| HashMap::from([(self.registry.clone(), c)]));
         let mut stream = self.docker.build_image(options, creds, Some(bollard::body_try_stream(body)));
-        let mut log = BuildLog::new(image, &self.progress);
+        let mut log = BuildLog::new(image, &self.progress).in_context(&step.context);
         let stall = self.timeouts.build_stall;
         let held = || parents.as_ref().is_some_and(|g| !g.is_open());
         while let Some(item) = within(stall, held, stream.next()).await.map_err(|()| stalled(image, stall))? {
@@ -310,6 +354,26 @@ mod tests {
         assert!(same_registry(registry_of("library/node"), "registry-1.docker.io"));
         assert!(!same_registry(registry_of("ghcr.io/o/b"), "docker.io"));
         assert!(!same_registry(registry_of("127.0.0.1:5056/ns/base"), "127.0.0.1:5055"));
+    }
+
+    #[test]
+    fn a_missing_copy_source_and_a_syntax_error_are_told_apart_from_other_failures() {
+        let cases = [
+            (r#"failed to compute cache key: "/app.txt" not found: not found"#, FailureKind::NotInContext),
+            (
+                "COPY failed: file not found in build context or excluded by .dockerignore: stat app.txt: file does not exist",
+                FailureKind::NotInContext,
+            ),
+            (
+                "failed to create LLB definition: dockerfile parse error line 3: unknown instruction: COPYY",
+                FailureKind::Dockerfile,
+            ),
+            ("The command '/bin/sh -c exit 3' returned a non-zero code: 3", FailureKind::Other),
+            ("failed to do request: dial tcp 127.0.0.1:5055: connect: connection refused", FailureKind::Other),
+        ];
+        for (message, kind) in cases {
+            assert_eq!(failure_kind(message), kind, "{message}");
+        }
     }
 
     #[test]

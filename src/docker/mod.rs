@@ -38,6 +38,10 @@ pub enum DockerError {
     NoBuildKit { host: String, reason: String },
     #[error("image {image}: build failed: {message}")]
     Build { image: String, message: String },
+    #[error("image {image}: a file its Dockerfile copies is not in its build context ({}/): {message}", if context.is_empty() { "." } else { context.as_str() })]
+    NotInContext { image: String, context: String, message: String },
+    #[error("image {image}: its Dockerfile does not parse: {message}")]
+    Dockerfile { image: String, message: String },
     #[error("image {image}: pushing {reference} failed: {message}")]
     Push { image: String, reference: String, message: String },
     #[error("image {image}: not built, because a parent image's build failed")]
@@ -59,15 +63,29 @@ impl DockerError {
         match self {
             DockerError::Push { message, .. } => !refused(message),
             DockerError::NoBuildKit { .. } | DockerError::ParentFailed { .. } => false,
+            // No retry mends these: the same inputs fail the same way.
+            DockerError::NotInContext { .. } | DockerError::Dockerfile { .. } => false,
             DockerError::Unreachable { .. } | DockerError::Build { .. } | DockerError::Stalled { .. } => true,
         }
     }
 
     pub fn hint(&self) -> String {
         match self {
-            DockerError::Unreachable { .. } => "start the Docker daemon, or point DOCKER_HOST at it (e.g. unix:///var/run/docker.sock)".into(),
+            DockerError::Unreachable { host, .. } if std::env::var_os("DOCKER_HOST").is_none() => format!(
+                "start the Docker engine at {host}, or point DOCKER_HOST at the one you use (for this project's local engine: eval \"$(scripts/services.sh env)\")"
+            ),
+            DockerError::Unreachable { host, .. } => format!(
+                "DOCKER_HOST is {host}: start that engine, or set DOCKER_HOST to one that runs (for this project's local engine: eval \"$(scripts/services.sh env)\")"
+            ),
             DockerError::NoBuildKit { .. } => "set build.builder: auto (BuildKit where the engine offers it) or classic".into(),
             DockerError::ParentFailed { .. } => "fix the parent's build first; see its error".into(),
+            DockerError::NotInContext { image, context, .. } => format!(
+                "set images.{image}.context in release.yaml to the directory that holds the file (or fix the COPY, or .dockerignore); relctl uses the release.yaml you run it with, so the same tag can simply be released again afterwards ({} is the context now)",
+                if context.is_empty() { "." } else { context.as_str() }
+            ),
+            DockerError::Dockerfile { .. } => {
+                "fix the Dockerfile at the tagged commit and tag a new version; no release tag was pushed".into()
+            }
             DockerError::Build { message, .. } if lost_connection(message) => {
                 "the build lost its connection to a registry or the engine, not a fault of the Dockerfile: check the registry and network, then rerun; no release tag was pushed".into()
             }
@@ -146,6 +164,11 @@ pub trait ImageBuilder: Sync {
             }
             self.build(step, context).await
         }
+    }
+    /// Checks the engine can be reached, before anything is built: a missing
+    /// engine fails the release at once instead of after every build's retries.
+    fn ready(&self) -> impl Future<Output = Result<(), DockerError>> + Send {
+        async { Ok(()) }
     }
     /// Pushes the local image `repository:tag`; returns the manifest digest.
     fn push(
@@ -380,6 +403,10 @@ impl LazyEngine {
 }
 
 impl ImageBuilder for LazyEngine {
+    async fn ready(&self) -> Result<(), DockerError> {
+        self.get().await.map(|_| ())
+    }
+
     async fn build(&self, step: &BuildStep, context: ContextSpec) -> Result<(), DockerError> {
         self.get().await?.build(step, context).await
     }

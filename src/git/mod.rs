@@ -83,7 +83,9 @@ impl GitError {
         match self {
             GitError::NotARepository { .. } => "run relctl inside a clone of your project, or pass --repo DIR".into(),
             GitError::NoRemote { remote } => format!("add it (git remote add {remote} URL) or set git.remote in release.yaml"),
-            GitError::TagNotFound { .. } => "create and push the tag first: git tag v1.2.0 && git push --tags".into(),
+            GitError::TagNotFound { tag, remote } => {
+                format!("create and push the tag first: git tag {tag} && git push {remote} {tag}")
+            }
             GitError::Fetch { .. } => "check the remote URL and your access (RELCTL_GIT_TOKEN or GITHUB_TOKEN for https remotes)".into(),
             GitError::NoBranch { branch, .. } => format!("push {branch} first, or set git.branch in release.yaml"),
             GitError::Push { message, .. } if message.contains("protected") || message.contains("denied") || message.contains("declined") => {
@@ -181,6 +183,13 @@ pub struct Git2Repo {
     remote: String,
     branch: String,
     token: Option<SecretString>,
+}
+
+/// The top of the work tree that contains `dir` (as git finds it from a
+/// subdirectory), or `None` outside a repository.
+pub fn work_tree_of(dir: &Path) -> Option<PathBuf> {
+    let repo = Repository::discover(dir).ok()?;
+    repo.workdir().map(Path::to_path_buf)
 }
 
 /// Bounds every fetch and push over the network: 30 s to connect, and

@@ -38,7 +38,7 @@ pub enum ReleaseError {
     Credentials(#[from] CredentialsError),
     #[error(transparent)]
     Docker(#[from] DockerError),
-    #[error("{error} ({}; no release tag was pushed)", attempts_made(*attempts))]
+    #[error("{error} ({}; no release tag was pushed)", attempts_made(*attempts, error))]
     Build { attempts: u32, error: DockerError },
     #[error("the release branch kept moving: the VERSION commit was rejected {attempts} times")]
     VersionRace { attempts: u32 },
@@ -89,7 +89,10 @@ where
     }
 }
 
-fn attempts_made(attempts: u32) -> String {
+fn attempts_made(attempts: u32, error: &DockerError) -> String {
+    if !error.retryable() {
+        return "not retried: the same inputs fail the same way".into();
+    }
     match attempts {
         1 => "one attempt, build.retries is 0".into(),
         n => format!("gave up after {n} attempts"),

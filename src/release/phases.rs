@@ -35,6 +35,7 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
         if builds.is_empty() {
             return Ok(());
         }
+        self.builder.ready().await?;
         self.phase(&format!("phase 1/5: build {} image(s)", builds.len()));
         let cfg = &self.config.build;
         let context = |b: &BuildStep| self.git.context(&plan.commit, &b.context, &b.dockerfile);

@@ -33,12 +33,14 @@ pub enum SessionError {
     Git(#[from] GitError),
     #[error("cannot read the current directory")]
     Cwd(#[source] std::io::Error),
+    #[error("{} has no release.yaml", root.display())]
+    NoConfig { root: PathBuf, in_repository: bool },
 }
 
 impl SessionError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            SessionError::Config(_) => 2,
+            SessionError::Config(_) | SessionError::NoConfig { .. } => 2,
             SessionError::Git(e) => e.exit_code(),
             SessionError::Cwd(_) => 1,
         }
@@ -49,6 +51,12 @@ impl SessionError {
             SessionError::Config(e) => e.hint(),
             SessionError::Git(e) => e.hint(),
             SessionError::Cwd(_) => "run relctl from a directory that exists".into(),
+            SessionError::NoConfig { in_repository: true, .. } => {
+                "run `relctl init` here to write one for this repository, or pass --config FILE".into()
+            }
+            SessionError::NoConfig { in_repository: false, .. } => {
+                "this directory is not in a git repository: run relctl inside a clone of your project (or pass --repo DIR), then `relctl init` if it has no release.yaml yet".into()
+            }
         }
     }
 }
@@ -63,11 +71,19 @@ pub struct Session {
 
 impl Session {
     /// Opens `repo` (default: the current directory) with `config` (default: `release.yaml` in it).
+    /// From a subdirectory, the repository is found as git finds it.
     pub fn open(repo: Option<&Path>, config: Option<&Path>) -> Result<Self, SessionError> {
         let cwd = std::env::current_dir().map_err(SessionError::Cwd)?;
-        let root = repo.map(|r| cwd.join(r)).unwrap_or_else(|| cwd.clone());
+        let asked = repo.map(|r| cwd.join(r)).unwrap_or_else(|| cwd.clone());
+        let work_tree = crate::git::work_tree_of(&asked);
+        let root = work_tree.clone().unwrap_or(asked);
         let path = config.map(|p| cwd.join(p)).unwrap_or_else(|| root.join("release.yaml"));
-        let config = config::load(&path)?;
+        let config = match config::load(&path) {
+            Err(ConfigError::NotFound { .. }) if config.is_none() => {
+                return Err(SessionError::NoConfig { root, in_repository: work_tree.is_some() });
+            }
+            result => result?,
+        };
         crate::git::set_network_timeouts(config.timeouts.git);
         let git = Git2Repo::open(&root, &config.git.remote, &config.git.branch)?;
         Ok(Self { config, git, root })
@@ -97,6 +113,26 @@ impl Session {
         let target = from_file.and_then(|v| ReleaseVersion::parse(&v, prefix).ok()).unwrap_or(first);
         tracing::warn!("no release tags yet: planning {} at HEAD as if it were tagged", target.raw);
         Ok((target, head))
+    }
+
+    /// Says so when the release.yaml in use is not the one committed at the
+    /// tag's commit: relctl releases with the file it is run with (so a fixed
+    /// context path applies when the same tag is released again), which the
+    /// user should know when the two differ.
+    pub fn compare_config(&self, target: &ReleaseVersion, commit: &str) {
+        let Ok(rel) = self.config.source.strip_prefix(&self.root) else { return };
+        let Some(rel) = rel.to_str() else { return };
+        let used = std::fs::read(&self.config.source).unwrap_or_default();
+        let short = &commit[..commit.len().min(12)];
+        match self.git.file_at(commit, rel) {
+            Ok(Some(at_tag)) if at_tag == used => {}
+            Ok(Some(_)) => tracing::warn!(
+                "{rel} differs from the one at {} ({short}): using the working tree's, as for every release run from here; commit it to keep them alike",
+                target.raw
+            ),
+            Ok(None) => tracing::warn!("{rel} is not committed at {} ({short}): using the working tree's", target.raw),
+            Err(e) => tracing::debug!("cannot read {rel} at {short}: {e}"),
+        }
     }
 
     /// Registry credentials from the environment or the docker config.
@@ -149,6 +185,7 @@ impl Session {
             tracing::warn!("{e}; planning from the local refs");
         }
         let (target, commit) = self.resolve(tag)?;
+        self.compare_config(&target, &commit);
         let registry = self.registry(self.credentials()?, None);
         let opts = PlanOptions::default();
         Ok(self.observe_and_plan(&registry, &target, &commit, &opts, RegistryFailure::Tolerate).await?.1)

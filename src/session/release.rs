@@ -35,6 +35,7 @@ impl Session {
         ReleaseVersion::parse(tag, &self.config.git.tag_prefix)?;
         tokio::task::block_in_place(|| self.git.fetch())?;
         let (target, commit) = self.resolve(Some(tag))?;
+        self.compare_config(&target, &commit);
         let creds = self.credentials()?;
         let registry = self.registry(creds.clone(), http);
         let (_, plan) = self.observe_and_plan(&registry, &target, &commit, opts, RegistryFailure::Fatal).await?;
