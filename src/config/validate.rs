@@ -236,16 +236,14 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
 
 fn timeouts(cx: &Ctx, raw: &super::raw::RawTimeouts) -> Result<super::Timeouts, ConfigError> {
     let one = |key: &str, value: &str| {
-        super::parse_duration(value)
-            .filter(|d| (1..=24 * 3600).contains(&d.as_secs()))
-            .ok_or_else(|| {
-                cx.invalid(
-                    key,
-                    format!("timeouts.{key}"),
-                    format!("`{value}` is not a duration between 1s and 24h"),
-                    "write e.g. 90s, 10m or 1h",
-                )
-            })
+        super::parse_duration(value).filter(|d| (1..=24 * 3600).contains(&d.as_secs())).ok_or_else(|| {
+            cx.invalid(
+                key,
+                format!("timeouts.{key}"),
+                format!("`{value}` is not a duration between 1s and 24h"),
+                "write e.g. 90s, 10m or 1h",
+            )
+        })
     };
     Ok(super::Timeouts {
         build_stall: one("build_stall", &raw.build_stall)?,
