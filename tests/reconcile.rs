@@ -4,9 +4,10 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::serve::*;
 use common::*;
 
 fn release_commits(f: &Fixture) -> Vec<String> {
@@ -186,24 +187,6 @@ fn sigkill_during_the_push_phase_then_reconcile_completes_the_release() {
     reconcile_completes(&f);
 }
 
-/// A `relctl serve` process, killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn curl(args: &[&str]) -> (u16, String) {
-    let out = Command::new("curl").args(["-s", "-o", "/dev/stderr", "-w", "%{http_code}"]).args(args).output().unwrap();
-    (String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
 fn sign(secret: &str, body: &[u8]) -> String {
     use hmac::Mac;
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
@@ -236,20 +219,7 @@ fn serve_verifies_webhooks_and_releases_a_signed_tag_push() {
     // Without a secret, serve refuses to start.
     f.relctl(&["serve", "--listen", "127.0.0.1:0"]).expect(2);
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = f
-        .command(&["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("RELCTL_WEBHOOK_SECRET", secret)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server { child, base: format!("http://127.0.0.1:{port}") };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while curl(&[&format!("{}/healthz", server.base)]).0 != 200 {
-        assert!(Instant::now() < deadline, "serve did not become healthy");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let server = Server::start(&f, &[], &[("RELCTL_WEBHOOK_SECRET", secret)]);
 
     // GitHub's documented test vector verifies; one changed byte does not.
     let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
