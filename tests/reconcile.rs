@@ -309,3 +309,111 @@ fn reconcile_interval_stops_cleanly_on_sigterm() {
     assert_eq!(status.code(), Some(0));
     assert!(runs >= 2);
 }
+
+const MIB: usize = 1024 * 1024;
+
+/// Opens `n` connections that send a webhook head announcing 1 MiB (with
+/// `signature`, if any), then as much of the body as the server takes within
+/// 3 s, one byte short of 1 MiB, and hold.
+fn held_bodies(server: &Server, n: usize, signature: Option<&str>) -> (Vec<std::net::TcpStream>, usize) {
+    let mut streams: Vec<_> = (0..n)
+        .map(|_| {
+            let mut s = server.connect();
+            s.write_all(webhook_head(MIB, signature).as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    let sent = feed(&mut streams, MIB - 1, Duration::from_secs(3));
+    (streams, sent.iter().sum())
+}
+
+/// Checks that /healthz answers within a second while `what` is going on.
+fn healthz_during(server: &Server, what: &str) {
+    let (code, took) = server.healthz();
+    eprintln!("{what}: /healthz {code} in {} ms", took.as_millis());
+    assert_eq!(code, 200, "/healthz answers during {what}:\n{}", server.log());
+    assert!(took < Duration::from_secs(1), "/healthz took {took:?} during {what}");
+}
+
+#[test]
+fn serve_keeps_memory_flat_and_answers_healthz_under_200_held_open_webhook_bodies() {
+    let f = Fixture::single("flood");
+    let server = Server::start(&f, &[], &[("RELCTL_WEBHOOK_SECRET", "flood secret")]);
+    server.wait_reconciles(1, Duration::from_secs(60));
+    // Warm up: one refused webhook of each kind, so lazily built state is in the baseline.
+    let fake = format!("sha256={}", "0".repeat(64));
+    for sig in [None, Some(fake.as_str())] {
+        drop(held_bodies(&server, 1, sig));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let before = server.rss_kib();
+
+    // The peak RSS, sampled every 10 ms while the bodies arrive and are held.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (stop, status) = (stop.clone(), format!("/proc/{}/status", server.child.id()));
+        std::thread::spawn(move || {
+            let mut peak = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let text = std::fs::read_to_string(&status).unwrap_or_default();
+                let rss = text.lines().find_map(|l| l.strip_prefix("VmRSS:")).map(|v| v.trim_end_matches("kB").trim());
+                peak = peak.max(rss.and_then(|v| v.parse().ok()).unwrap_or(0));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        })
+    };
+
+    // 200 unsigned bodies: refused from their headers, before any body is read.
+    let (unsigned, sent) = held_bodies(&server, 200, None);
+    healthz_during(&server, "200 held unsigned bodies");
+    // 200 bodies with a well-formed (wrong) signature: read a few at a time, within the limit.
+    let (signed, sent_signed) = held_bodies(&server, 200, Some(&fake));
+    healthz_during(&server, "200 unsigned + 200 signature-shaped held bodies");
+    std::thread::sleep(Duration::from_millis(500));
+    let during = server.rss_kib();
+    drop((unsigned, signed));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
+    // Requests waiting for a turn to read their body give up within 2 s.
+    std::thread::sleep(Duration::from_secs(3));
+    let after = server.rss_kib();
+
+    let grew = |rss: u64| rss.saturating_sub(before);
+    eprintln!(
+        "RSS KiB: before {before}, peak {peak} (+{}), while held {during} (+{}), after {after} (+{}); \
+         bodies taken by the server's end: {} KiB unsigned, {} KiB signature-shaped, of 200 MiB each",
+        grew(peak),
+        grew(during),
+        grew(after),
+        sent / 1024,
+        sent_signed / 1024
+    );
+    assert!(grew(peak) < 12 * 1024, "a flood of held bodies raised RSS by {} KiB at its peak", grew(peak));
+    assert!(grew(after) < 12 * 1024, "RSS after the burst: {after} KiB, was {before} KiB");
+}
+
+#[test]
+fn serve_times_out_a_stalled_webhook_body_and_refuses_an_unsigned_one_from_its_headers() {
+    let f = Fixture::single("stall");
+    let server =
+        Server::start(&f, &[], &[("RELCTL_WEBHOOK_SECRET", "stall secret"), ("RELCTL_SERVE_BODY_TIMEOUT_MS", "1000")]);
+
+    // A well-formed signature, 100 bytes announced, 10 sent, then nothing.
+    let mut stalled = server.connect();
+    let fake = format!("sha256={}", "0".repeat(64));
+    stalled.write_all(format!("{}{{\"ref\":\"v", webhook_head(100, Some(&fake))).as_bytes()).unwrap();
+    let (took, answer) = wait_closed(&mut stalled, Duration::from_secs(5)).expect("the stalled body is answered");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(3), "{took:?}");
+
+    // An unsigned one is refused from its headers alone, before its body arrives.
+    let mut unsigned = server.connect();
+    unsigned.write_all(webhook_head(100, None).as_bytes()).unwrap();
+    let (took, answer) = wait_closed(&mut unsigned, Duration::from_secs(5)).expect("answered");
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(took < Duration::from_millis(500), "{took:?}");
+    let (code, text) = curl(&[&format!("{}/metrics", server.base)]);
+    assert_eq!(code, 200);
+    assert!(text.lines().any(|l| l == "relctl_webhooks_total{outcome=\"timeout\"} 1"), "{text}");
+}

@@ -14,6 +14,10 @@ pub enum Webhook {
     Ignored,
     Unauthorized,
     TooLarge,
+    /// The body did not arrive within the body timeout (408).
+    Timeout,
+    /// Too many bodies were being read already (503).
+    Busy,
 }
 
 #[derive(Default)]
@@ -25,7 +29,7 @@ pub struct Metrics {
     builds: AtomicU64,
     pushes: AtomicU64,
     registry_requests: AtomicU64,
-    webhooks: [AtomicU64; 4],
+    webhooks: [AtomicU64; 6],
     duration: Mutex<(Vec<u64>, f64, u64)>,
 }
 
@@ -104,6 +108,8 @@ impl Metrics {
                 ("{outcome=\"ignored\"}", get(&self.webhooks[1])),
                 ("{outcome=\"unauthorized\"}", get(&self.webhooks[2])),
                 ("{outcome=\"too_large\"}", get(&self.webhooks[3])),
+                ("{outcome=\"timeout\"}", get(&self.webhooks[4])),
+                ("{outcome=\"busy\"}", get(&self.webhooks[5])),
             ],
         );
         let d = self.duration.lock().expect("histogram");
@@ -127,12 +133,15 @@ mod tests {
         m.reconciled(true, Duration::from_millis(300), 1, 5, 5);
         m.reconciled(false, Duration::from_secs(20), 0, 0, 0);
         m.webhook(Webhook::Unauthorized);
+        m.webhook(Webhook::Busy);
         let text = m.render();
         for line in [
             "relctl_reconciles_total{result=\"success\"} 1",
             "relctl_reconciles_total{result=\"error\"} 1",
             "relctl_image_builds_total 5",
             "relctl_webhooks_total{outcome=\"unauthorized\"} 1",
+            "relctl_webhooks_total{outcome=\"timeout\"} 0",
+            "relctl_webhooks_total{outcome=\"busy\"} 1",
             "relctl_reconcile_duration_seconds_bucket{le=\"0.5\"} 1",
             "relctl_reconcile_duration_seconds_bucket{le=\"30\"} 2",
             "relctl_reconcile_duration_seconds_count 2",

@@ -2,6 +2,7 @@
 //! serve` (the same loop plus a GitHub webhook endpoint, health and metrics).
 //! All triggers converge through the same reconcile.
 
+pub mod limits;
 pub mod metrics;
 pub mod reconcile;
 pub mod server;
