@@ -335,6 +335,19 @@ fn healthz_during(server: &Server, what: &str) {
     assert!(took < Duration::from_secs(1), "/healthz took {took:?} during {what}");
 }
 
+/// Waits until serve has no HTTP connection open but the one asking.
+fn wait_connections_closed(server: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, text) = curl(&[&format!("{}/metrics", server.base)]);
+        if text.lines().any(|l| l == "relctl_http_connections 1") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "connections still open:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn serve_keeps_memory_flat_and_answers_healthz_under_200_held_open_webhook_bodies() {
     let f = Fixture::single("flood");
@@ -375,8 +388,8 @@ fn serve_keeps_memory_flat_and_answers_healthz_under_200_held_open_webhook_bodie
     drop((unsigned, signed));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let peak = sampler.join().unwrap();
-    // Requests waiting for a turn to read their body give up within 2 s.
-    std::thread::sleep(Duration::from_secs(3));
+    wait_connections_closed(&server);
+    std::thread::sleep(Duration::from_millis(500));
     let after = server.rss_kib();
 
     let grew = |rss: u64| rss.saturating_sub(before);
@@ -394,10 +407,62 @@ fn serve_keeps_memory_flat_and_answers_healthz_under_200_held_open_webhook_bodie
 }
 
 #[test]
-fn serve_times_out_a_stalled_webhook_body_and_refuses_an_unsigned_one_from_its_headers() {
+fn serve_closes_slow_header_connections_after_the_header_timeout_and_keeps_answering_healthz() {
+    let f = Fixture::single("slowloris");
+    // Started with systemd's default soft limit of 1,024 open files, which 1,100 connections
+    // exceed (then accept fails and nothing answers): serve raises it to fit its connection cap.
+    let envs = [("RELCTL_SERVE_HEADER_TIMEOUT_MS", "3000")];
+    let server = Server::start_with_open_files(&f, Some(1024), &["--no-webhook"], &envs);
+    server.wait_reconciles(1, Duration::from_secs(60));
+    assert!(server.open_files_limit() > 1100, "soft open-file limit {}", server.open_files_limit());
+    let before = server.rss_kib();
+
+    // 1,100 connections: most send half a request line and wait, some send nothing at all.
+    let opened = Instant::now();
+    let mut slowest_connect = Duration::ZERO;
+    let mut slow: Vec<_> = (0..1100)
+        .map(|i| {
+            let started = Instant::now();
+            let mut s = server.connect();
+            slowest_connect = slowest_connect.max(started.elapsed());
+            if i % 10 != 0 {
+                s.write_all(b"GET /heal").unwrap();
+            }
+            s
+        })
+        .collect();
+    eprintln!("1,100 connections opened in {} ms", opened.elapsed().as_millis());
+    // A full accept queue drops the SYN; the client retries a second later.
+    assert!(slowest_connect < Duration::from_millis(500), "a connect took {slowest_connect:?}");
+    healthz_during(&server, "1,100 slow-header connections");
+    let grew = server.rss_kib().saturating_sub(before);
+    eprintln!("1,100 slow-header connections: RSS +{grew} KiB");
+    assert!(grew < 40 * 1024, "1,100 idle connections raised RSS by {grew} KiB");
+
+    // Each is closed by the server once the header timeout has passed, not before.
+    wait_closed(&mut slow[0], Duration::from_secs(10)).expect("the first slow connection is closed");
+    let first = opened.elapsed();
+    eprintln!("the first slow connection was closed {} ms after it opened", first.as_millis());
+    assert!(first >= Duration::from_millis(2500) && first < Duration::from_secs(5), "closed after {first:?}");
+    for (i, s) in slow.iter_mut().enumerate() {
+        assert!(wait_closed(s, Duration::from_secs(5)).is_some(), "slow connection {i} still open");
+    }
+    assert!(opened.elapsed() < Duration::from_secs(8), "all closed {:?} after the first opened", opened.elapsed());
+    assert_eq!(server.healthz().0, 200);
+}
+
+#[test]
+fn serve_times_out_a_stalled_webhook_body_and_closes_connections_over_the_cap() {
     let f = Fixture::single("stall");
-    let server =
-        Server::start(&f, &[], &[("RELCTL_WEBHOOK_SECRET", "stall secret"), ("RELCTL_SERVE_BODY_TIMEOUT_MS", "1000")]);
+    let server = Server::start(
+        &f,
+        &[],
+        &[
+            ("RELCTL_WEBHOOK_SECRET", "stall secret"),
+            ("RELCTL_SERVE_BODY_TIMEOUT_MS", "1000"),
+            ("RELCTL_SERVE_MAX_CONNECTIONS", "20"),
+        ],
+    );
 
     // A well-formed signature, 100 bytes announced, 10 sent, then nothing.
     let mut stalled = server.connect();
@@ -413,7 +478,30 @@ fn serve_times_out_a_stalled_webhook_body_and_refuses_an_unsigned_one_from_its_h
     let (took, answer) = wait_closed(&mut unsigned, Duration::from_secs(5)).expect("answered");
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     assert!(took < Duration::from_millis(500), "{took:?}");
+
+    // With a cap of 20, of 21 idle connections one is closed at once, unanswered; once they go,
+    // service resumes. (Which one depends on when the server saw the last request's client leave.)
+    let conns: Vec<_> = (0..21).map(|_| server.connect()).collect();
+    let opened = Instant::now();
+    let closed = |conns: &[std::net::TcpStream]| {
+        let gone = |s: &std::net::TcpStream| {
+            s.set_nonblocking(true).unwrap();
+            !matches!(s.peek(&mut [0u8; 1]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        };
+        conns.iter().filter(|s| gone(s)).count()
+    };
+    while closed(&conns) == 0 {
+        assert!(opened.elapsed() < Duration::from_secs(1), "none closed over the cap:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let refused = closed(&conns);
+    drop(conns);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.healthz().0, 200);
     let (code, text) = curl(&[&format!("{}/metrics", server.base)]);
     assert_eq!(code, 200);
+    let line = format!("relctl_http_connections_refused_total {refused}");
+    assert!(text.lines().any(|l| l == line), "{line}:\n{text}");
     assert!(text.lines().any(|l| l == "relctl_webhooks_total{outcome=\"timeout\"} 1"), "{text}");
 }

@@ -30,6 +30,8 @@ pub struct Metrics {
     pushes: AtomicU64,
     registry_requests: AtomicU64,
     webhooks: [AtomicU64; 6],
+    connections_open: AtomicU64,
+    connections_refused: AtomicU64,
     duration: Mutex<(Vec<u64>, f64, u64)>,
 }
 
@@ -67,6 +69,20 @@ impl Metrics {
 
     pub fn webhook(&self, outcome: Webhook) {
         self.webhooks[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An HTTP connection was accepted (`true`) or closed (`false`).
+    pub fn connection(&self, opened: bool) {
+        if opened {
+            self.connections_open.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.connections_open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// An HTTP connection was closed at once because the connection cap was reached.
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn render(&self) -> String {
@@ -112,6 +128,13 @@ impl Metrics {
                 ("{outcome=\"busy\"}", get(&self.webhooks[5])),
             ],
         );
+        metric("relctl_http_connections", "gauge", "Open HTTP connections.", &[("", get(&self.connections_open))]);
+        metric(
+            "relctl_http_connections_refused_total",
+            "counter",
+            "HTTP connections closed at once because the connection cap was reached.",
+            &[("", get(&self.connections_refused))],
+        );
         let d = self.duration.lock().expect("histogram");
         let name = "relctl_reconcile_duration_seconds";
         let _ = writeln!(out, "# HELP {name} Reconcile duration.\n# TYPE {name} histogram");
@@ -134,6 +157,10 @@ mod tests {
         m.reconciled(false, Duration::from_secs(20), 0, 0, 0);
         m.webhook(Webhook::Unauthorized);
         m.webhook(Webhook::Busy);
+        m.connection(true);
+        m.connection(true);
+        m.connection(false);
+        m.connection_refused();
         let text = m.render();
         for line in [
             "relctl_reconciles_total{result=\"success\"} 1",
@@ -142,6 +169,8 @@ mod tests {
             "relctl_webhooks_total{outcome=\"unauthorized\"} 1",
             "relctl_webhooks_total{outcome=\"timeout\"} 0",
             "relctl_webhooks_total{outcome=\"busy\"} 1",
+            "relctl_http_connections 1",
+            "relctl_http_connections_refused_total 1",
             "relctl_reconcile_duration_seconds_bucket{le=\"0.5\"} 1",
             "relctl_reconcile_duration_seconds_bucket{le=\"30\"} 2",
             "relctl_reconcile_duration_seconds_count 2",

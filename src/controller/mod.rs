@@ -3,6 +3,7 @@
 //! All triggers converge through the same reconcile.
 
 pub mod limits;
+pub mod listener;
 pub mod metrics;
 pub mod reconcile;
 pub mod server;

@@ -3,7 +3,7 @@
 //! announcing more than 1 MiB (413) is refused before any of its body is read;
 //! otherwise the body is read, a few at a time, within the size limit and a
 //! timeout, and its signature checked before it is parsed. The work it asks
-//! for runs in the background.
+//! for runs in the background. Connections are handled in `listener`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +20,7 @@ use secrecy::SecretString;
 use tokio::sync::Semaphore;
 
 use super::limits::Limits;
+use super::listener;
 use super::metrics::{Metrics, Webhook};
 use super::trigger::{Shutdown, Trigger};
 use super::webhook::{self, Event, Signature};
@@ -165,9 +166,10 @@ async fn read_body(mut body: Body, limit: usize, timeout: Duration) -> Result<Ve
 }
 
 /// Serves until `shutdown`, within [`Limits::from_env`].
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState, mut shutdown: Shutdown) -> std::io::Result<()> {
-    let router = router(state, &Limits::from_env());
-    axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.wait().await }).await
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: Shutdown) -> std::io::Result<()> {
+    let limits = Limits::from_env();
+    let metrics = state.metrics.clone();
+    listener::serve(listener, router(state, &limits), &limits, metrics, shutdown).await
 }
 
 #[cfg(test)]
