@@ -452,7 +452,7 @@ fn serve_closes_slow_header_connections_after_the_header_timeout_and_keeps_answe
 }
 
 #[test]
-fn serve_times_out_a_stalled_webhook_body_and_closes_connections_over_the_cap() {
+fn serve_times_out_a_stalled_body_and_a_stalled_reader_and_closes_connections_over_the_cap() {
     let f = Fixture::single("stall");
     let server = Server::start(
         &f,
@@ -460,6 +460,7 @@ fn serve_times_out_a_stalled_webhook_body_and_closes_connections_over_the_cap() 
         &[
             ("RELCTL_WEBHOOK_SECRET", "stall secret"),
             ("RELCTL_SERVE_BODY_TIMEOUT_MS", "1000"),
+            ("RELCTL_SERVE_WRITE_TIMEOUT_MS", "1000"),
             ("RELCTL_SERVE_MAX_CONNECTIONS", "20"),
         ],
     );
@@ -478,6 +479,17 @@ fn serve_times_out_a_stalled_webhook_body_and_closes_connections_over_the_cap() 
     let (took, answer) = wait_closed(&mut unsigned, Duration::from_secs(5)).expect("answered");
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     assert!(took < Duration::from_millis(500), "{took:?}");
+
+    // A client that pipelines 10,000 requests for /metrics and reads none of the answers:
+    // once the socket buffers are full, the server's writes stall, and it closes the connection.
+    let mut greedy = server.connect();
+    let requests = b"GET /metrics HTTP/1.1\r\nHost: relctl\r\n\r\n".repeat(10_000);
+    greedy.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+    let _ = greedy.write_all(&requests); // may stall too, once the server stops reading
+    std::thread::sleep(Duration::from_millis(2500));
+    let (_, text) = curl(&[&format!("{}/metrics", server.base)]);
+    assert!(text.lines().any(|l| l == "relctl_http_connections 1"), "the stalled connection is closed:\n{text}");
+    drop(greedy);
 
     // With a cap of 20, of 21 idle connections one is closed at once, unanswered; once they go,
     // service resumes. (Which one depends on when the server saw the last request's client leave.)

@@ -1,6 +1,6 @@
 //! The limits `relctl serve` puts on its HTTP clients: how many connections,
-//! how long a request head or a webhook body may take, and how many webhook
-//! bodies of what size are read at once.
+//! how long a request head, a webhook body or a response write may take, and
+//! how many webhook bodies of what size are read at once.
 
 use std::time::Duration;
 
@@ -16,6 +16,8 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Time for a webhook body to arrive, counted from when its reading starts.
     pub body_timeout: Duration,
+    /// Time a response write may wait for the client to read.
+    pub write_timeout: Duration,
     /// Webhook bodies read at the same time; more wait a little, then get 503.
     pub concurrent_bodies: usize,
     pub max_body: usize,
@@ -29,6 +31,7 @@ impl Default for Limits {
             max_connections: 4096,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
             concurrent_bodies: 4,
             max_body: MAX_BODY,
         }
@@ -37,7 +40,7 @@ impl Default for Limits {
 
 impl Limits {
     /// The defaults, with hidden overrides for tests: `RELCTL_SERVE_HEADER_TIMEOUT_MS`,
-    /// `RELCTL_SERVE_BODY_TIMEOUT_MS` and `RELCTL_SERVE_MAX_CONNECTIONS`.
+    /// `RELCTL_SERVE_BODY_TIMEOUT_MS`, `RELCTL_SERVE_WRITE_TIMEOUT_MS` and `RELCTL_SERVE_MAX_CONNECTIONS`.
     pub fn from_env() -> Self {
         let var = |name: &str| -> Option<u64> {
             let value = std::env::var(name).ok()?;
@@ -54,6 +57,9 @@ impl Limits {
         if let Some(ms) = var("RELCTL_SERVE_BODY_TIMEOUT_MS") {
             limits.body_timeout = Duration::from_millis(ms);
         }
+        if let Some(ms) = var("RELCTL_SERVE_WRITE_TIMEOUT_MS") {
+            limits.write_timeout = Duration::from_millis(ms);
+        }
         if let Some(n) = var("RELCTL_SERVE_MAX_CONNECTIONS") {
             limits.max_connections = n.min(1 << 20) as usize;
         }
@@ -68,7 +74,10 @@ mod tests {
     #[test]
     fn limits_default_to_ten_second_timeouts_and_a_one_mib_body() {
         let l = Limits::default();
-        assert_eq!((l.header_timeout, l.body_timeout), (Duration::from_secs(10), Duration::from_secs(10)));
+        assert_eq!(
+            (l.header_timeout, l.body_timeout, l.write_timeout),
+            (Duration::from_secs(10), Duration::from_secs(10), Duration::from_secs(10))
+        );
         assert_eq!((l.max_body, l.concurrent_bodies, l.max_connections), (1024 * 1024, 4, 4096));
     }
 }

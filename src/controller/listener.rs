@@ -2,8 +2,8 @@
 //! server instead of `axum::serve`, for what that one does not bound: a cap on
 //! open connections (kept under the open-file limit, which is raised towards
 //! its hard maximum), a header read timeout that also closes idle keep-alive
-//! connections, a small per-connection read buffer, an accept queue longer
-//! than tokio's 128, and a graceful stop.
+//! connections, a write timeout (`write_timeout`), a small per-connection
+//! read buffer, an accept queue longer than tokio's 128, and a graceful stop.
 //! The figures are in `limits`.
 
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 use super::limits::Limits;
 use super::metrics::Metrics;
 use super::trigger::Shutdown;
+use super::write_timeout::WriteTimeout;
 
 /// File descriptors kept free of HTTP connections, for git, the registry and Docker.
 const FD_RESERVE: u64 = 128;
@@ -63,7 +64,7 @@ fn connection_cap(max_connections: usize) -> usize {
 }
 
 /// Serves `router` on `listener` until `shutdown`, then lets the requests in
-/// flight finish (at most a header and a body timeout) and returns.
+/// flight finish (at most a header, a body and a write timeout) and returns.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -107,9 +108,11 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let (http, router, metrics, mut shutdown) = (http.clone(), router.clone(), metrics.clone(), shutdown.clone());
+        let write_timeout = limits.write_timeout;
         metrics.connection(true);
         tokio::spawn(async move {
-            let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
+            let io = TokioIo::new(WriteTimeout::new(stream, write_timeout));
+            let conn = http.serve_connection(io, TowerToHyperService::new(router));
             tokio::pin!(conn);
             let result = tokio::select! {
                 result = conn.as_mut() => result,
@@ -125,7 +128,7 @@ pub async fn serve(
             drop(slot);
         });
     }
-    let drain = limits.header_timeout + limits.body_timeout;
+    let drain = limits.header_timeout + limits.body_timeout + limits.write_timeout;
     if tokio::time::timeout(drain, slots.acquire_many(u32::try_from(cap).unwrap_or(u32::MAX))).await.is_err() {
         tracing::warn!("stopping with HTTP connections still open after {drain:?}");
     }

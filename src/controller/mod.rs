@@ -9,6 +9,7 @@ pub mod reconcile;
 pub mod server;
 pub mod trigger;
 pub mod webhook;
+pub mod write_timeout;
 
 pub use reconcile::{Outcome, reconcile_once};
 pub use trigger::{Shutdown, Trigger, run_loop};
