@@ -517,3 +517,27 @@ fn serve_times_out_a_stalled_body_and_a_stalled_reader_and_closes_connections_ov
     assert!(text.lines().any(|l| l == line), "{line}:\n{text}");
     assert!(text.lines().any(|l| l == "relctl_webhooks_total{outcome=\"timeout\"} 1"), "{text}");
 }
+
+#[test]
+fn serve_on_an_interval_releases_four_tags_pushed_at_once_without_a_webhook() {
+    // GitHub sends no push event when more than three tags are pushed at once.
+    let f = Fixture::single("fourtags");
+    let server = Server::start(&f, &["--no-webhook", "--interval", "2s"], &[]);
+    server.wait_reconciles(1, Duration::from_secs(60));
+
+    for (i, tag) in ["v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0"].iter().enumerate() {
+        f.write("app.txt", &format!("{i}\n"));
+        f.commit(tag);
+        git(&f.work, &["tag", tag]);
+    }
+    git(&f.work, &["push", "-q", "origin", "main", "--tags"]);
+
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while f.remote_file("VERSION").as_deref() != Some("v1.3.0\n") {
+        assert!(Instant::now() < deadline, "serve did not release the four tags; registry has {:?}", f.tags("app"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(f.tags("app"), ["latest", "v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0"]);
+    assert_eq!(f.digest("app", "latest"), f.digest("app", "v1.3.0"));
+    assert!(server.log().matches(" reconciled ").count() >= 2, "released by a run after the first:\n{}", server.log());
+}
