@@ -127,9 +127,10 @@ pub async fn reconcile_cmd(global: &Global, interval: Option<Duration>) -> anyho
 pub async fn serve_cmd(
     global: &Global,
     listen: SocketAddr,
-    interval: Option<Duration>,
+    interval: Duration,
     no_webhook: bool,
 ) -> anyhow::Result<()> {
+    let interval = super::serve_interval(interval);
     let secret = match (std::env::var("RELCTL_WEBHOOK_SECRET").ok().filter(|s| !s.is_empty()), no_webhook) {
         (_, true) => None,
         (Some(s), false) => Some(Arc::new(SecretString::from(s))),

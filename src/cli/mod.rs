@@ -126,9 +126,10 @@ pub enum Command {
         /// Address to listen on
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
-        /// Also reconcile every DURATION (e.g. 5m); without it only webhooks and start-up trigger runs
-        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-        interval: Option<std::time::Duration>,
+        /// Also reconcile every DURATION (±10 % jitter); 0 turns it off, leaving webhooks and the
+        /// start-up run. On by default: GitHub sends no push event when more than three tags are pushed at once
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_interval_or_off)]
+        interval: std::time::Duration,
         /// Serve no webhook endpoint (then RELCTL_WEBHOOK_SECRET is not needed)
         #[arg(long)]
         no_webhook: bool,
@@ -142,6 +143,19 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         Some(d) if d.is_zero() => Err("the interval must be at least 1s".into()),
         Some(d) => Ok(d),
     }
+}
+
+/// [`parse_duration`], or 0 for "off" (`serve --interval 0`).
+fn parse_interval_or_off(s: &str) -> Result<std::time::Duration, String> {
+    match relctl::config::parse_duration(s) {
+        Some(d) if d.is_zero() => Ok(d),
+        _ => parse_duration(s),
+    }
+}
+
+/// `serve`'s interval: none when it is 0.
+fn serve_interval(d: std::time::Duration) -> Option<std::time::Duration> {
+    (!d.is_zero()).then_some(d)
 }
 
 #[derive(Debug, Args)]
@@ -163,4 +177,31 @@ pub struct ReleaseArgs {
     /// Fan-out: build and push under the staging tag only; `relctl finalize` publishes
     #[arg(long, conflicts_with = "force")]
     pub stage: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn serve_interval_of(args: &[&str]) -> Result<Option<Duration>, clap::Error> {
+        let cli = Cli::try_parse_from(["relctl", "serve"].iter().chain(args))?;
+        match cli.command {
+            Command::Serve { interval, .. } => Ok(serve_interval(interval)),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn serve_reconciles_every_five_minutes_by_default_and_0_turns_it_off() {
+        assert_eq!(serve_interval_of(&[]).unwrap(), Some(Duration::from_secs(300)));
+        assert_eq!(serve_interval_of(&["--interval", "30s"]).unwrap(), Some(Duration::from_secs(30)));
+        assert_eq!(serve_interval_of(&["--interval", "0"]).unwrap(), None);
+        assert_eq!(serve_interval_of(&["--interval", "0s"]).unwrap(), None);
+        assert!(serve_interval_of(&["--interval", "soon"]).is_err());
+        // reconcile keeps refusing 0: an interval loop with no interval is a busy loop.
+        let zero = Cli::try_parse_from(["relctl", "reconcile", "--interval", "0"]).unwrap_err();
+        assert!(zero.to_string().contains("at least 1s"), "{zero}");
+    }
 }

@@ -14,6 +14,10 @@ pub enum Webhook {
     Ignored,
     Unauthorized,
     TooLarge,
+    /// The body did not arrive within the body timeout (408).
+    Timeout,
+    /// Too many bodies were being read already (503).
+    Busy,
 }
 
 #[derive(Default)]
@@ -25,9 +29,11 @@ pub struct Metrics {
     builds: AtomicU64,
     pushes: AtomicU64,
     registry_requests: AtomicU64,
-    webhooks: [AtomicU64; 4],
+    webhooks: [AtomicU64; 6],
     /// Tags reconciled, by result: converged, released, failed, backing off.
     tags: [AtomicU64; 4],
+    connections_open: AtomicU64,
+    connections_refused: AtomicU64,
     duration: Mutex<(Vec<u64>, f64, u64)>,
 }
 
@@ -77,6 +83,20 @@ impl Metrics {
 
     pub fn webhook(&self, outcome: Webhook) {
         self.webhooks[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An HTTP connection was accepted (`true`) or closed (`false`).
+    pub fn connection(&self, opened: bool) {
+        if opened {
+            self.connections_open.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.connections_open.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// An HTTP connection was closed at once because the connection cap was reached.
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn render(&self) -> String {
@@ -129,7 +149,16 @@ impl Metrics {
                 ("{outcome=\"ignored\"}", get(&self.webhooks[1])),
                 ("{outcome=\"unauthorized\"}", get(&self.webhooks[2])),
                 ("{outcome=\"too_large\"}", get(&self.webhooks[3])),
+                ("{outcome=\"timeout\"}", get(&self.webhooks[4])),
+                ("{outcome=\"busy\"}", get(&self.webhooks[5])),
             ],
+        );
+        metric("relctl_http_connections", "gauge", "Open HTTP connections.", &[("", get(&self.connections_open))]);
+        metric(
+            "relctl_http_connections_refused_total",
+            "counter",
+            "HTTP connections closed at once because the connection cap was reached.",
+            &[("", get(&self.connections_refused))],
         );
         let d = self.duration.lock().expect("histogram");
         let name = "relctl_reconcile_duration_seconds";
@@ -152,12 +181,21 @@ mod tests {
         m.reconciled(true, Duration::from_millis(300), 1, 5, 5);
         m.reconciled(false, Duration::from_secs(20), 0, 0, 0);
         m.webhook(Webhook::Unauthorized);
+        m.webhook(Webhook::Busy);
+        m.connection(true);
+        m.connection(true);
+        m.connection(false);
+        m.connection_refused();
         let text = m.render();
         for line in [
             "relctl_reconciles_total{result=\"success\"} 1",
             "relctl_reconciles_total{result=\"error\"} 1",
             "relctl_image_builds_total 5",
             "relctl_webhooks_total{outcome=\"unauthorized\"} 1",
+            "relctl_webhooks_total{outcome=\"timeout\"} 0",
+            "relctl_webhooks_total{outcome=\"busy\"} 1",
+            "relctl_http_connections 1",
+            "relctl_http_connections_refused_total 1",
             "relctl_reconcile_duration_seconds_bucket{le=\"0.5\"} 1",
             "relctl_reconcile_duration_seconds_bucket{le=\"30\"} 2",
             "relctl_reconcile_duration_seconds_count 2",

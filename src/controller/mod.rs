@@ -3,6 +3,8 @@
 //! All triggers converge through the same reconcile.
 
 pub mod backoff;
+pub mod limits;
+pub mod listener;
 pub mod metrics;
 pub mod reconcile;
 pub mod server;
@@ -10,6 +12,7 @@ pub mod server;
 mod tests;
 pub mod trigger;
 pub mod webhook;
+pub mod write_timeout;
 
 pub use backoff::Backoff;
 pub use reconcile::{Outcome, TagOutcome, TagResult, reconcile_once};

@@ -1,29 +1,52 @@
-//! GitHub webhooks: the `X-Hub-Signature-256` check (HMAC-SHA256, constant
-//! time) done before anything is parsed, and the reading of `push` / `create`
-//! events into "reconcile this tag" or a reason to ignore them.
+//! GitHub webhooks: the `X-Hub-Signature-256` header's format (checked before
+//! any body is read), its HMAC-SHA256 check (constant time, done before
+//! anything is parsed), and the reading of `push` / `create` events into
+//! "reconcile this tag" or a reason to ignore them.
 
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
-/// Whether `signature` (`sha256=<hex>`) is the HMAC-SHA256 of `body` under `secret`.
-pub fn verify(secret: &SecretString, body: &[u8], signature: Option<&str>) -> bool {
-    let Some(hex) = signature.and_then(|s| s.strip_prefix("sha256=")) else { return false };
-    let Some(expected) = decode_hex(hex) else { return false };
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()).expect("HMAC takes keys of any length");
-    mac.update(body);
-    // verify_slice compares in constant time.
-    mac.verify_slice(&expected).is_ok()
+/// A well-formed `X-Hub-Signature-256` value: `sha256=` and 64 hex digits.
+/// Checked from the header alone, so a request without one is refused before
+/// any of its body is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature([u8; 32]);
+
+impl Signature {
+    /// `None` unless `header` is exactly `sha256=` followed by 64 hex digits (either case).
+    pub fn parse(header: &[u8]) -> Option<Self> {
+        let hex = header.strip_prefix(b"sha256=")?;
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+            *byte = hex_digit(pair[0])? << 4 | hex_digit(pair[1])?;
+        }
+        Some(Self(out))
+    }
 }
 
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    // Hex digits only: byte pairs of other text may split a UTF-8 character (a panic), and
-    // from_str_radix would take a `+` sign.
-    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
+}
+
+/// Whether `signature` is the HMAC-SHA256 under `secret` of the body made of `parts`.
+pub fn verify<'a>(secret: &SecretString, parts: impl IntoIterator<Item = &'a [u8]>, signature: &Signature) -> bool {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()) else {
+        return false; // unreachable: HMAC takes keys of any length
+    };
+    for part in parts {
+        mac.update(part);
+    }
+    // verify_slice compares in constant time.
+    mac.verify_slice(&signature.0).is_ok()
 }
 
 /// What a verified event asks for.
@@ -89,17 +112,40 @@ mod tests {
     #[test]
     fn github_documented_test_vector() {
         let s = secret("It's a Secret to Everybody");
-        let sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
-        assert!(verify(&s, b"Hello, World!", Some(sig)));
-        assert!(!verify(&s, b"Hello, World?", Some(sig)), "one changed byte fails");
-        assert!(!verify(&secret("another secret"), b"Hello, World!", Some(sig)));
-        assert!(!verify(&s, b"Hello, World!", None));
-        assert!(!verify(
-            &s,
-            b"Hello, World!",
-            Some("sha1=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")
-        ));
-        assert!(!verify(&s, b"Hello, World!", Some("sha256=zz")));
+        let sig = Signature::parse(b"sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17").unwrap();
+        assert!(verify(&s, [&b"Hello, World!"[..]], &sig));
+        assert!(verify(&s, [&b"Hello, "[..], b"", b"World!"], &sig), "the same body in parts");
+        assert!(!verify(&s, [&b"Hello, World?"[..]], &sig), "one changed byte fails");
+        assert!(!verify(&secret("another secret"), [&b"Hello, World!"[..]], &sig));
+        let upper = Signature::parse(b"sha256=757107EA0EB2509FC211221CCE984B8A37570B6D7586C22C46F4379C8B043E17");
+        assert_eq!(upper, Some(sig), "hex digits in either case");
+    }
+
+    #[test]
+    fn signature_header_format() {
+        let hex64 = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert!(Signature::parse(format!("sha256={hex64}").as_bytes()).is_some());
+        for bad in [
+            String::new(),
+            "sha256=".into(),
+            hex64.into(),
+            format!("sha1={hex64}"),
+            format!("SHA256={hex64}"),
+            format!("sha256= {}", &hex64[1..]),
+            format!("sha256={hex64} "),
+            format!("sha256={hex64}00"),
+            format!("sha256={}", &hex64[2..]),
+            "sha256=zz".into(),
+            format!("sha256={}zz", &hex64[2..]),
+            // from_str_radix would take a sign: "+f" is 15 to it.
+            format!("sha256=+f{}", &hex64[2..]),
+            // 64 bytes with a two-byte character across a digit pair: slicing &str there panics.
+            format!("sha256={}\u{e9}0", &hex64[3..]),
+        ] {
+            assert_eq!(Signature::parse(bad.as_bytes()), None, "{bad:?}");
+        }
+        // Not UTF-8 at all: refused, no panic.
+        assert_eq!(Signature::parse(b"sha256=\xff\xfe"), None);
     }
 
     #[test]
@@ -117,9 +163,9 @@ mod tests {
         ];
         for hex in cases {
             assert_eq!(hex.len(), 64, "{hex}");
-            assert!(!verify(&s, b"Hello, World!", Some(&format!("sha256={hex}"))), "{hex}");
+            assert!(!accepts(&s, b"Hello, World!", Some(&format!("sha256={hex}"))), "{hex}");
         }
-        assert!(verify(&s, b"Hello, World!", Some(&format!("sha256={}", real.to_uppercase()))));
+        assert!(accepts(&s, b"Hello, World!", Some(&format!("sha256={}", real.to_uppercase()))));
     }
 
     #[test]
@@ -156,6 +202,11 @@ mod tests {
         }
     }
 
+    /// The server's check of a header and a body: parse, then verify.
+    fn accepts(s: &SecretString, body: &[u8], header: Option<&str>) -> bool {
+        header.and_then(|h| Signature::parse(h.as_bytes())).is_some_and(|sig| verify(s, [body], &sig))
+    }
+
     fn sign(secret: &str, body: &[u8]) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
         mac.update(body);
@@ -169,10 +220,10 @@ mod tests {
         let real = sign("webhook secret", body);
         let genuine =
             signature.and_then(|s| s.strip_prefix("sha256=")).is_some_and(|hex| hex.eq_ignore_ascii_case(&real[7..]));
-        assert_eq!(verify(&s, body, signature), genuine, "{signature:?}");
-        assert!(verify(&s, body, Some(&real)));
+        assert_eq!(accepts(&s, body, signature), genuine, "{signature:?}");
+        assert!(accepts(&s, body, Some(&real)));
         assert!(
-            verify(&s, body, Some(&real.to_uppercase().replacen("SHA256", "sha256", 1))),
+            accepts(&s, body, Some(&real.to_uppercase().replacen("SHA256", "sha256", 1))),
             "hex is case-insensitive"
         );
         match classify(kind, body, prefix) {

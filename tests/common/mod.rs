@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod github;
+pub mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -181,7 +182,10 @@ impl Fixture {
     pub fn command(&self, args: &[&str]) -> Command {
         let home = self.dir.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relctl"));
+        // RELCTL_TEST_BIN: a copy of the binary under test, for when a shared target directory's
+        // target/debug/relctl may be replaced mid-run by another checkout's build.
+        let bin = std::env::var_os("RELCTL_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_relctl").into());
+        let mut cmd = Command::new(bin);
         cmd.current_dir(&self.work)
             .args(args)
             .env_remove("RELCTL_REGISTRY_USERNAME")
