@@ -66,6 +66,9 @@ pub fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
         if let Some(e) = cause.downcast_ref::<GitError>() {
             return (e.exit_code(), Some(e.hint()));
         }
+        if let Some(relctl::session::controller::ServeError::Listen { listen, .. }) = cause.downcast_ref() {
+            return (1, Some(format!("stop what listens on {listen}, or pass another --listen address")));
+        }
         if cause.downcast_ref::<super::controller::MissingSecret>().is_some() {
             return (
                 2,

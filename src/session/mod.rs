@@ -4,6 +4,7 @@
 //! controller through them. The CLI parses arguments, calls one of these and
 //! prints what it returns; it holds no orchestration of its own.
 
+pub mod controller;
 mod init;
 mod install;
 mod release;
