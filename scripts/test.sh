@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# The whole test suite on the real services: installs what is missing, starts
-# the Docker engine and registries (unless already running), runs cargo test,
-# and stops what it started. Extra arguments go to cargo test.
+# The test suite.
+#   scripts/test.sh          everything, on the real services: installs what is
+#                            missing, starts the Docker engine and registries
+#                            (unless already running), runs cargo test, and
+#                            stops what it started. Extra arguments go to cargo test.
+#   scripts/test.sh --fast   the fast tier: unit tests, the in-memory fakes and
+#                            the HTTP fixtures, no services needed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "test: cargo is needed (https://rustup.rs)" >&2; exit 1; }
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  exec cargo test --locked --lib "$@"
+fi
 started=0
 if ! scripts/services.sh status; then
   scripts/services.sh start

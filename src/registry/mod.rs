@@ -3,6 +3,8 @@
 
 pub mod client;
 pub mod credentials;
+#[cfg(test)]
+mod http_tests;
 
 use std::collections::BTreeMap;
 use std::future::Future;

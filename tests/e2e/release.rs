@@ -1,9 +1,7 @@
 //! End-to-end releases on the real Docker engine, registry and a bare git
 //! remote: the core semantics of `relctl release`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn tag_becomes_five_images_latest_and_a_version_commit_built_from_the_tag_only() {

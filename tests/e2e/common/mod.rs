@@ -1,7 +1,6 @@
 //! Test fixtures on the real services started by scripts/services.sh: a git
 //! repository with a bare remote (set up with the git CLI), the relctl binary,
 //! and registry/engine checks through curl and the docker CLI.
-#![allow(dead_code)]
 
 pub mod github;
 pub mod serve;

@@ -12,8 +12,7 @@ use relctl::git::FileChange;
 use relctl::release::version::{BranchUpdate, GitHubBranch, VersionBranch};
 use serde_json::{Value, json};
 
-mod common;
-use common::github;
+use crate::common::github;
 use wiremock::matchers::{body_partial_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

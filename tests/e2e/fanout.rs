@@ -2,9 +2,7 @@
 //! (`matrix`, `release --only X --stage`, `finalize`) and a release inside
 //! GitHub Actions, whose GitHub Release goes to a local API fixture (wiremock).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -175,7 +173,7 @@ fn version_commit_through_the_github_api_names_its_parent_and_retries_when_the_b
             .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
             .mount(&api)
             .await;
-        common::github::git_data_api(&api, 422).await;
+        crate::common::github::git_data_api(&api, 422).await;
         Mock::given(method("GET"))
             .and(path("/repos/acme/app/releases/tags/v1.0.0"))
             .respond_with(ok(json!({"id": 3, "html_url": "u"})))

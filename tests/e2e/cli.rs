@@ -1,9 +1,7 @@
 //! The command line as a person meets it: bad input exits 2 with a message naming
 //! what is wrong and a hint, before anything is built or pushed; colours only on a terminal.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn bad_tags_exit_2_and_say_why() {

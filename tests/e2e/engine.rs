@@ -2,13 +2,11 @@
 //! context goes to the engine while its parent still builds, its `FROM` waits
 //! for the gate, and a gate closed by a failed parent abandons the build.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use common::{Fixture, docker_run, env};
+use crate::common::{Fixture, docker_run, env};
 use relctl::config::Builder;
 use relctl::docker::gate::Gate;
 use relctl::docker::{DockerEngine, DockerError, ImageBuilder};

@@ -1,9 +1,7 @@
 //! Fast releases on the real engine and registry: only images whose inputs
 //! changed are built; the rest get the new tag by registry-side manifest copy.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::io::Read as _;
 
 const UNCHANGED: [&str; 3] = ["server", "agent", "worker"];

@@ -1,14 +1,12 @@
 //! `relctl reconcile` and `relctl serve` on the real engine, registry and git
 //! remote: convergence, idempotence, drift repair, races, crashes and webhooks.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::serve::*;
-use common::*;
+use crate::common::serve::*;
+use crate::common::*;
 
 fn release_commits(f: &Fixture) -> Vec<String> {
     git(&f.remote, &["log", "--format=%s", "main"])

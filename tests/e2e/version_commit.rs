@@ -1,11 +1,9 @@
 //! The VERSION commit against a real bare remote: a compare-and-swap that
 //! survives the branch moving between fetch and push.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use relctl::config;
 use relctl::git::{Git2Repo, GitRepo};
 use relctl::plan::VersionStep;

@@ -3,15 +3,13 @@
 //! stalled or reset upload (through a local proxy), a VERSION path that is a
 //! directory, a tag too long for an image tag, and a stale lock on the remote.
 
-mod common;
-#[path = "faults/proxy.rs"]
 mod proxy;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const BROKEN: &str =
     "FROM scratch\nCOPY bin/busybox /bin/busybox\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"exit 3\"]\n";

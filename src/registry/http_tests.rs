@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use relctl::registry::{Credentials, Registry, RegistryClient, RegistryError};
+use super::{Credentials, Registry, RegistryClient, RegistryError};
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 

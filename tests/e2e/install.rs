@@ -2,11 +2,9 @@
 //! pin and roll back, offline bundles imported into a second, empty engine,
 //! and `relctl init`.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn verify_after_a_release_and_after_losing_one_image() {

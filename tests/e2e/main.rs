@@ -1,0 +1,17 @@
+//! The tests that need the real services (a Docker engine, registries, git
+//! remotes), started by scripts/services.sh: one binary, so the crate is
+//! linked once. `scripts/test.sh` runs them with everything else;
+//! `cargo test --lib` is the fast tier without services.
+
+mod common;
+
+mod cli;
+mod engine;
+mod fanout;
+mod faults;
+mod github_api;
+mod incremental;
+mod install;
+mod reconcile;
+mod release;
+mod version_commit;
