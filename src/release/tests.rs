@@ -71,18 +71,22 @@ impl World {
         }
     }
 
-    async fn release(&self, tag: &str, tags: &[&str]) -> Result<super::Report, ReleaseError> {
-        let observed = self.observed(tag, tags).await;
-        let plan = plan::plan(&self.config, &observed, &PlanOptions::default())?;
-        let executor = Executor {
+    /// The executor over the fakes; the forge only `with_forge`.
+    fn executor(&self, with_forge: bool) -> Executor<'_, FakeGit, FakeEngine, FakeRegistry, FakeForge> {
+        Executor {
             config: &self.config,
             git: &self.git,
             builder: &self.engine,
             registry: &*self.registry,
             progress: &NoProgress,
-            github: Some(&self.forge),
-        };
-        executor.execute(&plan, &observed.target).await
+            github: with_forge.then_some(&self.forge),
+        }
+    }
+
+    async fn release(&self, tag: &str, tags: &[&str]) -> Result<super::Report, ReleaseError> {
+        let observed = self.observed(tag, tags).await;
+        let plan = plan::plan(&self.config, &observed, &PlanOptions::default())?;
+        self.executor(true).execute(&plan, &observed.target).await
     }
 
     fn journal(&self) -> Vec<String> {
@@ -135,15 +139,7 @@ async fn floating_tags_never_move_backwards_even_when_a_newer_release_lands_mean
         w.registry.put(&World::repo(image), "v2.0.0", v2.clone());
         w.registry.put(&World::repo(image), "latest", v2);
     }
-    let executor = Executor {
-        config: &w.config,
-        git: &w.git,
-        builder: &w.engine,
-        registry: &*w.registry,
-        progress: &NoProgress,
-        github: None::<&FakeForge>,
-    };
-    let report = executor.execute(&plan, &observed.target).await.unwrap();
+    let report = w.executor(false).execute(&plan, &observed.target).await.unwrap();
     assert!(report.moved.is_empty(), "{:?}", report.moved);
     for image in ["app", "web"] {
         assert_eq!(w.tag(image, "latest").unwrap().version, "2.0.0", "{image}: latest stays on the newer release");

@@ -18,7 +18,7 @@ fn publish(
     step: &VersionStep,
     target: &ReleaseVersion,
 ) -> Result<VersionOutcome, ReleaseError> {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_time().build().unwrap();
     rt.block_on(publish_version(cfg, &GitBranch(repo), step, target))
 }
 
