@@ -331,3 +331,42 @@ fn init_without_a_dockerfile_writes_placeholders_and_says_so_loudly() {
     assert!(run.stderr().contains("`Acme` is not a valid repository namespace"), "{}", run.stderr());
     assert_eq!(std::fs::read_to_string(f.work.join("release.yaml")).unwrap(), "mine\n");
 }
+
+/// scripts/demo.sh run from a copy with a fake `cargo` first on PATH (it prints
+/// its arguments and fails) and a stub services.sh (nothing is started): the
+/// demo says what it is building before cargo runs, and lets cargo show its progress.
+#[test]
+fn demo_says_it_is_building_before_cargo_runs_and_shows_cargo_progress() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let executable = |path: &std::path::Path, content: &str| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for script in ["demo.sh", "lib.sh"] {
+        let text = std::fs::read_to_string(manifest.join("scripts").join(script)).unwrap();
+        executable(&dir.path().join("scripts").join(script), &text);
+    }
+    executable(&dir.path().join("scripts/services.sh"), "#!/bin/sh\n[ \"$1\" = env ] || echo \"services.sh $*\"\n");
+    executable(&dir.path().join("bin/cargo"), "#!/bin/sh\necho \"fake cargo $*\"\nexit 3\n");
+
+    let path = format!("{}:{}", dir.path().join("bin").display(), std::env::var("PATH").unwrap());
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg("scripts/demo.sh 2>&1")
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "the failed build stops the demo\n{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    let building = lines.iter().position(|l| l.contains("building relctl (the first build takes a few minutes)"));
+    let cargo = lines.iter().position(|l| l.starts_with("fake cargo build"));
+    assert!(building.is_some() && building < cargo, "{text}");
+    let cargo_line = lines[cargo.unwrap()];
+    assert!(!cargo_line.contains("--quiet") && !cargo_line.split(' ').any(|a| a == "-q"), "{cargo_line}");
+    assert!(!text.contains("services.sh start"), "nothing is started when the build fails\n{text}");
+}
