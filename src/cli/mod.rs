@@ -106,11 +106,17 @@ pub enum Command {
         /// The directory `relctl export` wrote
         dir: std::path::PathBuf,
     },
-    /// Write release.yaml, VERSION and .github/workflows/release.yml for this repository
+    /// Write release.yaml (one image per Dockerfile found) and .github/workflows/release.yml
     Init {
         /// Overwrite files that exist
         #[arg(long)]
         force: bool,
+        /// The registry host[:port] images go to (default: docker.io)
+        #[arg(long, value_name = "HOST")]
+        registry: Option<String>,
+        /// The repository namespace (default: the GitHub owner of `origin`, else the directory's name)
+        #[arg(long, value_name = "NS")]
+        namespace: Option<String>,
     },
     /// Print the JSON Schema of release.yaml
     Schema,

@@ -21,7 +21,7 @@ use crate::release::ReleaseError;
 use crate::release::observe::{self, RegistryFailure};
 use crate::version::ReleaseVersion;
 
-pub use init::{InitError, init};
+pub use init::{InitError, InitOptions, InitReport, init};
 pub use install::{Incomplete, InstallError, Pinned, import};
 pub use release::Prepared;
 
