@@ -230,7 +230,7 @@ fn init_fits_api_and_web_with_their_own_dockerfiles_and_releases_unedited() {
     assert!(yaml.contains(&format!("registry: {} ", f.registry)), "{yaml}");
     assert!(yaml.contains(&format!("namespace: {} ", f.namespace)), "{yaml}");
     let workflow = std::fs::read_to_string(f.work.join(".github/workflows/release.yml")).unwrap();
-    assert_eq!(workflow, include_str!("../examples/workflows/init-release.yml"), "the file the lint script checks");
+    assert_eq!(workflow, include_str!("../../examples/workflows/init-release.yml"), "the file the lint script checks");
 
     f.commit("release with relctl");
     git(&f.work, &["push", "-q", "origin", "main"]);
