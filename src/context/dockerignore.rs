@@ -17,10 +17,18 @@ pub struct DockerIgnore {
     patterns: Vec<Pattern>,
 }
 
+/// A line of a .dockerignore that is not a valid pattern.
+#[derive(Debug, thiserror::Error)]
+#[error(".dockerignore line `{line}` is not a valid pattern")]
+pub struct BadPattern {
+    pub line: String,
+    #[source]
+    pub source: regex::Error,
+}
+
 impl DockerIgnore {
-    /// Parses the file's text. Lines that do not form a valid pattern are
-    /// reported as `Err(line)`.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    /// Parses the file's text; the first line that is not a valid pattern is an error.
+    pub fn parse(text: &str) -> Result<Self, BadPattern> {
         let mut patterns = Vec::new();
         for line in text.lines() {
             let line = line.trim();
@@ -35,7 +43,7 @@ impl DockerIgnore {
             if pat.is_empty() {
                 continue;
             }
-            let regex = Regex::new(&to_regex(&pat)).map_err(|_| line.to_string())?;
+            let regex = Regex::new(&to_regex(&pat)).map_err(|source| BadPattern { line: line.to_string(), source })?;
             patterns.push(Pattern { regex, exclusion });
         }
         Ok(Self { patterns })

@@ -90,12 +90,8 @@ impl ContextSpec {
             .find_map(|p| blob_at(repo, &tree, p))
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
-        let ignore = DockerIgnore::parse(&ignore_text).map_err(|line| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(".dockerignore line `{line}` is not a valid pattern"),
-            )
-        })?;
+        let ignore =
+            DockerIgnore::parse(&ignore_text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         let mut entries = Vec::new();
         walk(repo, &tree, "", &ignore, [in_tar.as_str(), ".dockerignore"], &mut entries)?;
         if in_tar == OUTSIDE_DOCKERFILE {

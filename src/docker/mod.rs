@@ -35,7 +35,7 @@ pub enum DockerError {
     #[error("cannot reach the Docker daemon at {host}: {message}")]
     Unreachable { host: String, message: String },
     #[error("build.builder: buildkit is not available with the Docker daemon at {host}: {reason}")]
-    NoBuildKit { host: String, reason: String },
+    NoBuildKit { host: String, reason: NoBuildKit },
     #[error("image {image}: build failed: {message}")]
     Build { image: String, message: String },
     #[error("image {image}: a file its Dockerfile copies is not in its build context ({}/): {message}", if context.is_empty() { "." } else { context.as_str() })]
@@ -216,7 +216,9 @@ impl DockerEngine {
                         tracing::debug!(host = %host, "builds go to the engine's BuildKit");
                         Some(endpoint)
                     }
-                    (Builder::BuildKit, Err(reason)) => return Err(DockerError::NoBuildKit { host, reason }),
+                    (Builder::BuildKit, Err(reason)) => {
+                        return Err(DockerError::NoBuildKit { host, reason });
+                    }
                     (_, Err(reason)) => {
                         tracing::info!(host = %host, "building with the classic builder: {reason}");
                         None
@@ -345,19 +347,31 @@ impl ImageBuilder for DockerEngine {
 
 /// BuildKit through the Engine API needs a Linux engine of API 1.39 (Docker
 /// 18.09) or later, reached over a unix socket or plain TCP.
-async fn buildkit_endpoint(docker: &Docker, host: &str) -> Result<buildkit::BuildKit, String> {
-    let version = docker.version().await.map_err(|e| format!("cannot read the engine's version: {e}"))?;
+async fn buildkit_endpoint(docker: &Docker, host: &str) -> Result<buildkit::BuildKit, NoBuildKit> {
+    let version = docker.version().await.map_err(NoBuildKit::Version)?;
     let os = version.os.unwrap_or_default();
     if os != "linux" {
-        return Err(format!("the engine runs on {os}, BuildKit needs linux"));
+        return Err(NoBuildKit::Os(os));
     }
     let api = docker.client_version();
     if (api.major_version, api.minor_version) < (1, 39) {
-        return Err(format!("the engine speaks API {api}, BuildKit needs 1.39 (Docker 18.09) or later"));
+        return Err(NoBuildKit::Api(api.to_string()));
     }
     let tls = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty());
-    buildkit::BuildKit::for_host(host, tls, &api.to_string())
-        .ok_or_else(|| format!("relctl sends BuildKit builds over unix:// or plain tcp://, not to {host}"))
+    buildkit::BuildKit::for_host(host, tls, &api.to_string()).ok_or_else(|| NoBuildKit::Transport(host.to_string()))
+}
+
+/// Why an engine offers no BuildKit to relctl.
+#[derive(Debug, thiserror::Error)]
+pub enum NoBuildKit {
+    #[error("cannot read the engine's version: {0}")]
+    Version(bollard::errors::Error),
+    #[error("the engine runs on {0}, BuildKit needs linux")]
+    Os(String),
+    #[error("the engine speaks API {0}, BuildKit needs 1.39 (Docker 18.09) or later")]
+    Api(String),
+    #[error("relctl sends BuildKit builds over unix:// or plain tcp://, not to {0}")]
+    Transport(String),
 }
 
 /// Connects to the daemon on first use: releases that only add tags, and

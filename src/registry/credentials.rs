@@ -23,8 +23,25 @@ impl std::fmt::Debug for Credentials {
 pub enum CredentialsError {
     #[error("{set} is set but {unset} is not")]
     HalfSet { set: &'static str, unset: &'static str },
-    #[error("{path}: {problem}")]
-    DockerConfig { path: PathBuf, problem: String },
+    #[error("{} cannot be read as a docker config", path.display())]
+    DockerConfig {
+        path: PathBuf,
+        #[source]
+        problem: DockerConfigProblem,
+    },
+}
+
+/// What is wrong in a docker config's `auths`.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerConfigProblem {
+    #[error("it is not valid JSON")]
+    Json(#[source] serde_json::Error),
+    #[error("auths.\"{0}\".auth is not base64")]
+    NotBase64(String),
+    #[error("auths.\"{0}\".auth is not UTF-8")]
+    NotUtf8(String),
+    #[error("auths.\"{0}\".auth is not user:password")]
+    NotUserPassword(String),
 }
 
 impl CredentialsError {
@@ -88,8 +105,8 @@ pub fn load(registry: &str) -> Result<Option<Credentials>, CredentialsError> {
     from_docker_config(&text, registry).map_err(|problem| CredentialsError::DockerConfig { path, problem })
 }
 
-fn from_docker_config(text: &str, registry: &str) -> Result<Option<Credentials>, String> {
-    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON ({e})"))?;
+fn from_docker_config(text: &str, registry: &str) -> Result<Option<Credentials>, DockerConfigProblem> {
+    let json: serde_json::Value = serde_json::from_str(text).map_err(DockerConfigProblem::Json)?;
     let Some(auths) = json.get("auths").and_then(|a| a.as_object()) else {
         return Ok(None);
     };
@@ -100,10 +117,10 @@ fn from_docker_config(text: &str, registry: &str) -> Result<Option<Credentials>,
         if let Some(auth) = entry.get("auth").and_then(|a| a.as_str()).filter(|a| !a.is_empty()) {
             let decoded = base64::engine::general_purpose::STANDARD
                 .decode(auth)
-                .map_err(|_| format!("auths.\"{key}\".auth is not base64"))?;
-            let decoded = String::from_utf8(decoded).map_err(|_| format!("auths.\"{key}\".auth is not UTF-8"))?;
+                .map_err(|_| DockerConfigProblem::NotBase64(key.clone()))?;
+            let decoded = String::from_utf8(decoded).map_err(|_| DockerConfigProblem::NotUtf8(key.clone()))?;
             let (username, password) =
-                decoded.split_once(':').ok_or_else(|| format!("auths.\"{key}\".auth is not user:password"))?;
+                decoded.split_once(':').ok_or_else(|| DockerConfigProblem::NotUserPassword(key.clone()))?;
             return Ok(Some(Credentials { username: username.into(), password: password.to_string().into() }));
         }
         if let (Some(u), Some(p)) =
@@ -129,7 +146,7 @@ mod tests {
         let c = from_docker_config(text, "127.0.0.1:5000").unwrap().unwrap();
         assert_eq!(c.username, "a");
         assert!(from_docker_config(text, "ghcr.io").unwrap().is_none());
-        assert!(from_docker_config("{", "x").unwrap_err().contains("not valid JSON"));
+        assert!(from_docker_config("{", "x").unwrap_err().to_string().contains("not valid JSON"));
     }
 
     #[test]
