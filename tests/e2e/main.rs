@@ -5,6 +5,7 @@
 
 mod common;
 
+mod action;
 mod cli;
 mod engine;
 mod fanout;
