@@ -25,6 +25,10 @@ need_packages() {
   [ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || missing+=(busybox-static)
   command -v htpasswd >/dev/null || missing+=(apache2-utils)
   command -v curl >/dev/null || missing+=(curl)
+  # Credential-helper tests: docker-credential-pass over pass and a throwaway gpg key.
+  command -v docker-credential-pass >/dev/null || missing+=(golang-docker-credential-helpers)
+  command -v pass >/dev/null || missing+=(pass)
+  command -v gpg >/dev/null || missing+=(gnupg)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

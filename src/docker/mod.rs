@@ -241,11 +241,18 @@ impl DockerEngine {
     }
 
     fn credentials(&self) -> Option<DockerCredentials> {
-        self.creds.as_ref().map(|c| DockerCredentials {
-            username: Some(c.username.clone()),
-            password: Some(c.password.expose_secret().to_string()),
-            serveraddress: Some(self.registry.clone()),
-            ..Default::default()
+        self.creds.as_ref().map(|c| match c.is_identity_token() {
+            true => DockerCredentials {
+                identitytoken: Some(c.password.expose_secret().to_string()),
+                serveraddress: Some(self.registry.clone()),
+                ..Default::default()
+            },
+            false => DockerCredentials {
+                username: Some(c.username.clone()),
+                password: Some(c.password.expose_secret().to_string()),
+                serveraddress: Some(self.registry.clone()),
+                ..Default::default()
+            },
         })
     }
 }

@@ -177,20 +177,44 @@ impl RegistryClient {
         };
         let (kind, params) = challenge.split_once(' ').unwrap_or((challenge, ""));
         if kind.eq_ignore_ascii_case("basic") {
-            return if self.creds.is_some() { Ok(Auth::Basic) } else { Err(unauthorized()) };
+            let usable = self.creds.as_ref().is_some_and(|c| !c.is_identity_token());
+            return if usable { Ok(Auth::Basic) } else { Err(unauthorized()) };
         }
         if !kind.eq_ignore_ascii_case("bearer") {
             return Err(unauthorized());
         }
         let params = parse_params(params);
         let realm = params.get("realm").ok_or_else(unauthorized)?;
-        let mut req = self.http.get(realm.as_str()).timeout(self.timeout).query(&[("scope", scope)]);
-        if let Some(service) = params.get("service") {
-            req = req.query(&[("service", service.as_str())]);
-        }
-        if let Some(c) = &self.creds {
-            req = req.basic_auth(&c.username, Some(c.password.expose_secret()));
-        }
+        let service = params.get("service").map(String::as_str).unwrap_or("");
+        let req = match &self.creds {
+            // An identity token is an OAuth2 refresh token, exchanged by POST (as the docker CLI does).
+            Some(c) if c.is_identity_token() => {
+                let form = form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs([
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", c.password.expose_secret()),
+                        ("service", service),
+                        ("scope", scope),
+                        ("client_id", "relctl"),
+                    ])
+                    .finish();
+                self.http
+                    .post(realm.as_str())
+                    .timeout(self.timeout)
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(form)
+            }
+            creds => {
+                let mut req = self.http.get(realm.as_str()).timeout(self.timeout).query(&[("scope", scope)]);
+                if !service.is_empty() {
+                    req = req.query(&[("service", service)]);
+                }
+                match creds {
+                    Some(c) => req.basic_auth(&c.username, Some(c.password.expose_secret())),
+                    None => req,
+                }
+            }
+        };
         self.requests.fetch_add(1, Ordering::Relaxed);
         let resp = req.send().await.map_err(|e| self.transport(e))?;
         if !resp.status().is_success() {

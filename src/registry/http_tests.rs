@@ -158,3 +158,38 @@ async fn a_missing_repository_lists_no_tags() {
         .await;
     assert!(RegistryClient::new(&host(&server), None).list_tags("a/new").await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn an_identity_token_is_exchanged_by_post_as_the_docker_cli_does() {
+    let server = MockServer::start().await;
+    let realm = format!("{}/token", server.uri());
+    Mock::given(method("GET"))
+        .and(path("/v2/acme/app/tags/list"))
+        .and(header("authorization", "Bearer tok-from-refresh"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"tags": ["v1.0.0"]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/acme/app/tags/list"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .insert_header("WWW-Authenticate", format!(r#"Bearer realm="{realm}",service="registry.test""#)),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .and(wiremock::matchers::body_string_contains("grant_type=refresh_token"))
+        .and(wiremock::matchers::body_string_contains("refresh_token=refresh-secret"))
+        .and(wiremock::matchers::body_string_contains("scope=repository%3Aacme%2Fapp%3Apull"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"access_token": "tok-from-refresh"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let creds =
+        Credentials { username: Credentials::IDENTITY_TOKEN.into(), password: "refresh-secret".to_string().into() };
+    let client = RegistryClient::new(&host(&server), Some(creds));
+    assert_eq!(client.list_tags("acme/app").await.unwrap(), ["v1.0.0"]);
+}

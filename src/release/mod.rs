@@ -103,7 +103,8 @@ impl ReleaseError {
     /// 2 for bad input, 1 for everything that failed at run time.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ReleaseError::Tag(_) | ReleaseError::Credentials(_) | ReleaseError::NoGitHubToken => 2,
+            ReleaseError::Tag(_) | ReleaseError::NoGitHubToken => 2,
+            ReleaseError::Credentials(e) => e.exit_code(),
             ReleaseError::Forge(ForgeError::UnknownRepository { .. }) => 2,
             ReleaseError::Plan(e) => e.exit_code(),
             ReleaseError::Git(e) => e.exit_code(),

@@ -7,6 +7,7 @@ mod common;
 
 mod action;
 mod cli;
+mod credentials;
 mod engine;
 mod fanout;
 mod faults;
