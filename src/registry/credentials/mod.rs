@@ -257,10 +257,11 @@ mod tests {
         );
     }
 
+    /// The helper runs a fake runner saw: `helper server`.
+    type Calls = std::rc::Rc<std::cell::RefCell<Vec<String>>>;
+
     /// A fake helper runner: answers from a table of (helper, server) -> answer, records calls.
-    fn helpers(
-        table: &[(&str, &str, &str)],
-    ) -> (impl Fn(&str, &str) -> helper::Answer, std::rc::Rc<std::cell::RefCell<Vec<String>>>) {
+    fn helpers(table: &[(&str, &str, &str)]) -> (impl Fn(&str, &str) -> helper::Answer, Calls) {
         let calls = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
         let (c, table): (_, Vec<(String, String, String)>) =
             (calls.clone(), table.iter().map(|(a, b, r)| (a.to_string(), b.to_string(), r.to_string())).collect());
