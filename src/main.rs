@@ -30,13 +30,24 @@ fn init_tracing(global: &cli::Global) {
         .init();
 }
 
-/// Log times to the second, UTC (`09:41:07`): a log line is read by a person.
+/// Log times to the second, UTC (`2026-12-02 09:41:07`): a log line is read
+/// by a person, and a controller's log spans days.
 struct Seconds;
 
 impl tracing_subscriber::fmt::time::FormatTime for Seconds {
     fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
         let now = time::OffsetDateTime::now_utc();
-        write!(w, "{:02}:{:02}:{:02}", now.hour(), now.minute(), now.second())
+        let (d, t) = (now.date(), now.time());
+        write!(
+            w,
+            "{}-{:02}-{:02} {:02}:{:02}:{:02}",
+            d.year(),
+            d.month() as u8,
+            d.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
     }
 }
 

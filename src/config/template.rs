@@ -9,7 +9,8 @@ use crate::version::{ReleaseVersion, image_tag_safe};
 /// Versions (after the tag prefix) that every configured template must render
 /// within the spec: config validation renders each template for each of them.
 /// A longer release tag can still render a tag over 128 characters; that
-/// release is refused by [`image_tag_problem`], not the whole configuration.
+/// release is refused (`plan::image_tags`, through [`TagTemplate::try_render`]),
+/// not the whole configuration.
 pub const REPRESENTATIVE_VERSIONS: &[&str] =
     &["0.0.0", "1.2.3", "1.2.3-rc.1", "1.2.3+build.7", "123.456.789-alpha.10+sha.5114f85"];
 

@@ -194,6 +194,8 @@ pub async fn reconcile_once<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge>(
                     let delay = backoff.failed(&tag.raw, error.clone(), tokio::time::Instant::now());
                     let retry_in_secs = shutdown.is_some().then_some(delay.as_secs());
                     run.results.insert(tag.raw.clone(), TagResult::Failed { error, hint, retry_in_secs });
+                    // Whether it failed before or after its version tags went out: ask the registry.
+                    run.relist().await?;
                     if !run.missing(tag).is_empty() {
                         run.unpublished.insert(tag.raw.clone());
                     }
@@ -203,7 +205,7 @@ pub async fn reconcile_once<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge>(
         if interrupted || run.unpublished.len() == failures {
             break;
         }
-        run.forget_listings().await?;
+        run.relist().await?;
     }
 
     let mut results = run.results;
@@ -238,7 +240,9 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Run<'_, '_, G, B, R, F>
             .collect()
     }
 
-    async fn forget_listings(&mut self) -> Result<(), ReleaseError> {
+    /// Lists every repository again: pushes by the engine do not show in a listing taken before them.
+    async fn relist(&mut self) -> Result<(), ReleaseError> {
+        self.executor.registry.forget_listings();
         for (name, listed) in &mut self.listings {
             let image = self.config.image(name).map(|i| i.repository.clone()).unwrap_or_default();
             *listed = self.executor.registry.tags(&image).await?;

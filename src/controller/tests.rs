@@ -30,8 +30,22 @@ fn results(o: &Outcome) -> Vec<(&str, &str)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failing_tags_are_recorded_the_rest_converge_and_they_back_off() {
+    failing_tags_with(CONFIG).await;
+}
+
+/// Without staging, version tags are pushed by the engine and do not show in
+/// the run's listings: the second pass must list again, not rebuild.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_pass_without_staging_rebuilds_nothing_released_in_the_first() {
+    let journal = failing_tags_with(&CONFIG.replace("retries: 0 }", "retries: 0, stage: false }")).await;
+    let built: Vec<String> =
+        journal.lock().unwrap().iter().filter(|l| *l == "build app" || *l == "build web").cloned().collect();
+    assert_eq!(built.len(), 4, "v1.0.0 and v1.2.0, app and web, once each: {built:?}");
+}
+
+async fn failing_tags_with(text: &str) -> Journal {
     let journal = Journal::default();
-    let config = config::parse(CONFIG, std::path::Path::new("release.yaml")).unwrap();
+    let config = config::parse(text, std::path::Path::new("release.yaml")).unwrap();
     let git = FakeGit::new(&journal, &[("app/Dockerfile", "FROM scratch\n"), ("web/Dockerfile", "FROM scratch\n")]);
     for tag in ["v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0"] {
         git.tag(tag);
@@ -73,4 +87,5 @@ async fn failing_tags_are_recorded_the_rest_converge_and_they_back_off() {
     let third = reconcile_once(&executor, &asked, &mut backoff, None).await.unwrap();
     assert_eq!(results(&third)[3], ("v1.3.0", "failed"), "a webhook naming a tag tries it at once");
     assert_eq!(results(&third)[1], ("v1.1.0", "backing off"));
+    journal
 }

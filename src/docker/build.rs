@@ -223,9 +223,11 @@ impl<'a> BuildLog<'a> {
         let Some(message) = self.failure else { return Ok(()) };
         let context =
             self.last_lines.iter().filter(|l| !message.contains(l.as_str())).cloned().collect::<Vec<_>>().join(" | ");
+        // Classified by the engine's own error, not by what the build printed.
+        let kind = failure_kind(&message);
         let message = if context.is_empty() { message } else { format!("{message} (last output: {context})") };
         let image = self.image.to_string();
-        Err(match failure_kind(&message) {
+        Err(match kind {
             FailureKind::NotInContext => DockerError::NotInContext { image, context: self.context, message },
             FailureKind::Dockerfile => DockerError::Dockerfile { image, message },
             FailureKind::Other => DockerError::Build { image, message },

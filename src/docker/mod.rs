@@ -72,10 +72,10 @@ impl DockerError {
     pub fn hint(&self) -> String {
         match self {
             DockerError::Unreachable { host, .. } if std::env::var_os("DOCKER_HOST").is_none() => format!(
-                "start the Docker engine at {host}, or point DOCKER_HOST at the one you use (for this project's local engine: eval \"$(scripts/services.sh env)\")"
+                "start the Docker engine at {host}, or point DOCKER_HOST at the one you use (in a clone of relctl, its local test engine: eval \"$(scripts/services.sh env)\")"
             ),
             DockerError::Unreachable { host, .. } => format!(
-                "DOCKER_HOST is {host}: start that engine, or set DOCKER_HOST to one that runs (for this project's local engine: eval \"$(scripts/services.sh env)\")"
+                "DOCKER_HOST is {host}: start that engine, or set DOCKER_HOST to one that runs (in a clone of relctl, its local test engine: eval \"$(scripts/services.sh env)\")"
             ),
             DockerError::NoBuildKit { .. } => "set build.builder: auto (BuildKit where the engine offers it) or classic".into(),
             DockerError::ParentFailed { .. } => "fix the parent's build first; see its error".into(),

@@ -164,7 +164,6 @@ impl ReleaseNotes {
     }
 }
 
-/// The floating tags an image carries after the plan: those that moved or already point at it.
 /// A GitHub Release as created or updated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReleaseLink {

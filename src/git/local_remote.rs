@@ -44,7 +44,8 @@ pub fn push(
     match swapped {
         Ok(_) => Ok(PushOutcome::Pushed),
         Err(e) if super::held_lock(&e) => {
-            let lock = remote.join(format!("refs/heads/{branch}.lock"));
+            // The git directory: `<remote>/.git` for a remote that has a work tree.
+            let lock = target.path().join(format!("refs/heads/{branch}.lock"));
             Ok(PushOutcome::Locked { why: e.message().to_string(), lock: Some(lock.display().to_string()) })
         }
         Err(e) if e.code() == ErrorCode::Modified => Ok(PushOutcome::Rejected(e.message().to_string())),

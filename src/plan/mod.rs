@@ -324,18 +324,25 @@ impl ReleaseTags {
 /// version template renders a tag within the spec for it (e.g. a pre-release
 /// suffix of 160 characters): such a tag is not a release tag.
 pub fn image_tags(config: &Config, target: &ReleaseVersion) -> Result<ReleaseTags, PlanError> {
-    let render = |scope_floating: bool| {
-        config
-            .tags
-            .iter()
-            .filter(move |t| t.scope().is_floating() == scope_floating)
-            .filter_map(|t| t.render(target).filter(|tag| is_tag(tag)).map(|tag| (tag, t.scope())))
-    };
-    let version = dedup(render(false).map(|(tag, _)| tag));
+    let mut version = Vec::new();
+    let mut floating = Vec::new();
+    for t in &config.tags {
+        // A template that applies but cannot name this release within the spec
+        // refuses the release: no other template silently becomes its tag.
+        match t.try_render(target) {
+            Ok(Some(tag)) if is_tag(&tag) => match t.scope().is_floating() {
+                true => floating.push((tag, t.scope())),
+                false => version.push(tag),
+            },
+            Ok(None) => {}
+            Ok(Some(_)) | Err(_) => return Err(PlanError::UnrenderableTag { tag: target.raw.clone() }),
+        }
+    }
+    let version = dedup(version.into_iter());
     if version.is_empty() {
         return Err(PlanError::UnrenderableTag { tag: target.raw.clone() });
     }
-    Ok(ReleaseTags { version, floating: render(true).collect() })
+    Ok(ReleaseTags { version, floating })
 }
 
 fn dedup(tags: impl Iterator<Item = String>) -> Vec<String> {

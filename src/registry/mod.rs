@@ -80,6 +80,8 @@ pub trait Registry: Sync {
         repository: &str,
         tag: &str,
     ) -> impl Future<Output = Result<Option<String>, RegistryError>> + Send;
+    /// Forgets the tag listings of this run: the next [`Registry::tags`] lists again.
+    fn forget_listings(&self) {}
 }
 
 impl RegistryClient {
@@ -248,6 +250,10 @@ impl Registry for RegistryClient {
 
     async fn tag_version(&self, repository: &str, tag: &str) -> Result<Option<String>, RegistryError> {
         Ok(self.inspect(repository, tag).await?.and_then(|(_, version)| version))
+    }
+
+    fn forget_listings(&self) {
+        RegistryClient::forget_listings(self);
     }
 
     async fn observe(

@@ -153,11 +153,19 @@ pub struct FakeRegistry {
     repos: Mutex<BTreeMap<String, BTreeMap<String, Manifest>>>,
     /// `repository:tag` writes that fail, and how many more times.
     failing: Mutex<BTreeMap<String, u32>>,
+    /// Listings of this run, as the real client keeps them: a push by the
+    /// engine does not show until [`Registry::forget_listings`]; a copy does.
+    listings: Mutex<BTreeMap<String, Vec<String>>>,
 }
 
 impl FakeRegistry {
     pub fn new(journal: &Journal) -> Self {
-        Self { journal: journal.clone(), repos: Mutex::default(), failing: Mutex::default() }
+        Self {
+            journal: journal.clone(),
+            repos: Mutex::default(),
+            failing: Mutex::default(),
+            listings: Mutex::default(),
+        }
     }
 
     pub fn put(&self, repository: &str, tag: &str, manifest: Manifest) {
@@ -192,7 +200,12 @@ impl FakeRegistry {
 
 impl Registry for FakeRegistry {
     async fn tags(&self, repository: &str) -> Result<Vec<String>, RegistryError> {
-        Ok(self.repos.lock().unwrap().get(repository).map(|r| r.keys().cloned().collect()).unwrap_or_default())
+        let live =
+            || self.repos.lock().unwrap().get(repository).map(|r| r.keys().cloned().collect()).unwrap_or_default();
+        Ok(self.listings.lock().unwrap().entry(repository.to_string()).or_insert_with(live).clone())
+    }
+    fn forget_listings(&self) {
+        self.listings.lock().unwrap().clear();
     }
     async fn observe(
         &self,
@@ -200,8 +213,11 @@ impl Registry for FakeRegistry {
         tags: &[String],
         _: &[&str],
     ) -> Result<BTreeMap<String, RemoteTag>, RegistryError> {
+        // As the real client: only tags in this run's listing are looked at.
+        let listed = self.tags(repository).await?;
         let remote = |m: Manifest| RemoteTag { digest: m.digest, revision: Some(m.revision), inputs: None };
-        Ok(tags.iter().filter_map(|t| self.get(repository, t).map(|m| (t.clone(), remote(m)))).collect())
+        let known = tags.iter().filter(|t| listed.contains(t));
+        Ok(known.filter_map(|t| self.get(repository, t).map(|m| (t.clone(), remote(m)))).collect())
     }
     async fn copy_tag(&self, repository: &str, from: &str, to: &str) -> Result<String, RegistryError> {
         let m = self.get(repository, from).ok_or_else(|| RegistryError::Status {
@@ -212,6 +228,9 @@ impl Registry for FakeRegistry {
             message: "not found".into(),
         })?;
         let digest = self.write(repository, to, m)?;
+        if let Some(listed) = self.listings.lock().unwrap().get_mut(repository).filter(|l| !l.iter().any(|t| t == to)) {
+            listed.push(to.to_string());
+        }
         note(&self.journal, format!("tag {repository}:{to}"));
         Ok(digest)
     }

@@ -91,7 +91,7 @@ where
 
 fn attempts_made(attempts: u32, error: &DockerError) -> String {
     if !error.retryable() {
-        return "not retried: the same inputs fail the same way".into();
+        return "not retried: a retry cannot mend this".into();
     }
     match attempts {
         1 => "one attempt, build.retries is 0".into(),
@@ -199,6 +199,7 @@ impl Report {
     }
 }
 
+/// The floating tags an image carries after the plan: those that moved or already point at it.
 fn carried_floating(plan: &crate::plan::Plan, image: &str) -> Vec<String> {
     plan.images
         .iter()

@@ -83,7 +83,9 @@ impl Controller {
         self.metrics.registry_requests(self.registry.request_count());
         match &result {
             Ok(o) => {
-                self.metrics.reconciled(o.failed().is_empty(), took, o.released().len() as u64, o.builds(), o.pushes());
+                // A tag waiting out its backoff was counted when it failed; it does not fail every later run.
+                let failed_now = o.tags.iter().any(|t| matches!(t.result, controller::TagResult::Failed { .. }));
+                self.metrics.reconciled(!failed_now, took, o.released().len() as u64, o.builds(), o.pushes());
                 for t in &o.tags {
                     self.metrics.tag_outcome(&t.result);
                 }

@@ -75,6 +75,9 @@ pub struct InitReport {
 
 /// Writes the files `init` generates into the repository at `root`.
 pub fn init(root: &Path, options: &InitOptions) -> Result<InitReport, InitError> {
+    // The files go to the top of the work tree, where every other command looks for them.
+    let top = crate::git::work_tree_of(root);
+    let root = top.as_deref().unwrap_or(root);
     let repo = git2::Repository::discover(root)
         .map_err(|e| GitError::NotARepository { path: root.to_path_buf(), message: e.message().to_string() })?;
     let url = repo.find_remote("origin").ok().and_then(|r| r.url().ok().map(str::to_string)).unwrap_or_default();

@@ -78,7 +78,9 @@ impl Session {
         let asked = repo.map(|r| cwd.join(r)).unwrap_or_else(|| cwd.clone());
         let work_tree = crate::git::work_tree_of(&asked);
         let root = work_tree.clone().unwrap_or(asked);
-        let path = config.map(|p| cwd.join(p)).unwrap_or_else(|| root.join("release.yaml"));
+        // --repo DIR's own release.yaml (a project inside a monorepo), else the work tree's.
+        let own = repo.map(|r| cwd.join(r).join("release.yaml")).filter(|p| p.is_file());
+        let path = config.map(|p| cwd.join(p)).or(own).unwrap_or_else(|| root.join("release.yaml"));
         let config = match config::load(&path) {
             Err(ConfigError::NotFound { .. }) if config.is_none() => {
                 return Err(SessionError::NoConfig { root, in_repository: work_tree.is_some() });
