@@ -56,7 +56,7 @@ pub struct Observation {
 pub enum State {
     Published,
     PreRelease,
-    Partial { published: usize, images: usize },
+    Partial { published: usize, of: usize },
     NotBuilt,
     Failed { reason: String },
 }
@@ -66,7 +66,7 @@ impl std::fmt::Display for State {
         match self {
             State::Published => write!(f, "published"),
             State::PreRelease => write!(f, "pre-release"),
-            State::Partial { published, images } => write!(f, "partial: {published}/{images}"),
+            State::Partial { published, of } => write!(f, "partial: {published}/{of}"),
             State::NotBuilt => write!(f, "not built"),
             State::Failed { reason } => write!(f, "failed: {reason}"),
         }
@@ -275,7 +275,7 @@ pub fn derive(config: &Config, obs: &Observation) -> Status {
         } else if n == 0 {
             State::NotBuilt
         } else if n < images.len() {
-            State::Partial { published: n, images: images.len() }
+            State::Partial { published: n, of: images.len() }
         } else if v.is_prerelease() {
             State::PreRelease
         } else {
@@ -452,6 +452,9 @@ mod tests {
             &world(&["v1.0.0", "v1.1.0", "v1.2.0"], &[("a", both), ("b", &["v1.0.0"])], Some("v1.0.0"), "v1.0.0"),
         );
         assert_eq!(states(&s), ["v1.2.0 not built", "v1.1.0 partial: 1/2", "v1.0.0 published"]);
+        let row = serde_json::to_value(&s.releases[1]).unwrap();
+        assert_eq!((&row["state"], &row["published"], &row["of"]), (&"partial".into(), &1.into(), &2.into()));
+        assert_eq!(row["images"].as_array().map(Vec::len), Some(2));
         assert_eq!(latest_drift(&s), [on("a", "v1.0.0", false), on("b", "v1.0.0", false)]);
         assert!(!s.version_file.drift && !s.converged);
 
