@@ -193,24 +193,43 @@ pub fn targets(config: &Config, obs: &Observation) -> Targets {
     Targets { floating, version }
 }
 
-/// The (image, tag) pairs to read in full: every listed floating tag and the
-/// primary tag of every floating or VERSION target.
-pub fn reads(config: &Config, obs: &Observation) -> Vec<(String, String)> {
+/// The (image, tag, labelled) reads to make: the primary tag of every
+/// floating or VERSION target in full (labelled: digest, revision and inputs),
+/// and every listed floating tag's digest only (see [`floating_reads`]).
+pub fn reads(config: &Config, obs: &Observation) -> Vec<(String, String, bool)> {
     let t = targets(config, obs);
-    let mut wanted: Vec<String> = t.floating.iter().map(|(n, _)| n.clone()).collect();
+    let mut wanted: Vec<(String, bool)> = Vec::new();
     let releases = t.floating.iter().filter_map(|(_, v)| v.as_ref()).chain(t.version.as_ref());
     for v in releases {
         if let Some(p) = primary(config, v) {
-            wanted.push(p);
+            wanted.push((p, true));
         }
     }
-    let mut out = Vec::new();
+    wanted.extend(t.floating.iter().map(|(n, _)| (n.clone(), false)));
+    let mut out: Vec<(String, String, bool)> = Vec::new();
     for image in &config.images {
         let listed = obs.listings.get(&image.name).cloned().unwrap_or_default();
-        for tag in &wanted {
-            let pair = (image.name.clone(), tag.clone());
-            if listed.contains(tag) && !out.contains(&pair) {
-                out.push(pair);
+        for (tag, full) in &wanted {
+            if listed.contains(tag) && !out.iter().any(|(i, t, _)| *i == image.name && t == tag) {
+                out.push((image.name.clone(), tag.clone(), *full));
+            }
+        }
+    }
+    out
+}
+
+/// The floating tags to read in full after [`reads`]: those not on their
+/// expected release's digest, to tell from their revision label which
+/// release they hold.
+pub fn floating_reads(config: &Config, obs: &Observation) -> Vec<(String, String)> {
+    let t = targets(config, obs);
+    let mut out = Vec::new();
+    for (name, expected) in &t.floating {
+        for image in &config.images {
+            let Some(read) = obs.read.get(&(image.name.clone(), name.clone())) else { continue };
+            let want = expected.as_ref().and_then(|v| obs.read.get(&(image.name.clone(), primary(config, v)?)));
+            if read.revision.is_none() && want.is_none_or(|w| w.digest != read.digest) {
+                out.push((image.name.clone(), name.clone()));
             }
         }
     }
@@ -347,7 +366,19 @@ pub async fn observe<G: GitRepo, R: Registry>(
         Err(e) => return Err(e.into()),
     };
     let mut obs = Observation { tags, scope, listings, version_file, ..Default::default() };
-    for (image, tag) in reads(config, &obs) {
+    let reads = reads(config, &obs);
+    for image in &config.images {
+        let tags: Vec<String> = reads.iter().filter(|(i, ..)| *i == image.name).map(|(_, t, _)| t.clone()).collect();
+        let labelled: Vec<&str> =
+            reads.iter().filter(|(i, _, full)| *i == image.name && *full).map(|(_, t, _)| t.as_str()).collect();
+        if tags.is_empty() {
+            continue;
+        }
+        for (tag, remote) in registry.observe(&image.repository, &tags, &labelled).await? {
+            obs.read.insert((image.name.clone(), tag), remote);
+        }
+    }
+    for (image, tag) in floating_reads(config, &obs) {
         let repository = config.image(&image).map(|i| i.repository.clone()).unwrap_or_default();
         if let Some(remote) = registry.inspect_tag(&repository, &tag).await? {
             obs.read.insert((image, tag), remote);
@@ -416,9 +447,13 @@ mod tests {
             version_file: Some(format!("{version}\n")),
             ..Default::default()
         };
-        for (image, tag) in reads(&config, &obs) {
+        for (image, tag, full) in reads(&config, &obs) {
             let r = if tag == "latest" { remote(latest.unwrap()) } else { remote(&tag) };
+            let r = if full { r } else { RemoteTag { revision: None, inputs: None, ..r } };
             obs.read.insert((image, tag), r);
+        }
+        for (image, tag) in floating_reads(&config, &obs) {
+            obs.read.insert((image, tag), remote(latest.unwrap()));
         }
         obs
     }
@@ -509,8 +544,17 @@ mod tests {
         let r = reads(&c, &obs);
         assert_eq!(
             r,
-            [("a", "latest"), ("a", "v1.19.0"), ("b", "latest"), ("b", "v1.19.0")]
-                .map(|(i, t)| (i.to_string(), t.to_string()))
+            [("a", "v1.19.0", true), ("a", "latest", false), ("b", "v1.19.0", true), ("b", "latest", false)]
+                .map(|(i, t, full)| (i.to_string(), t.to_string(), full))
         );
+        assert_eq!(floating_reads(&c, &obs), [], "latest on its target: its digest says so");
+        let moved = world(&t, &[("a", &t), ("b", &t)], Some("v1.3.0"), "v1.19.0");
+        assert_eq!(floating_reads(&c, &moved), [], "read already");
+        let mut obs = obs;
+        obs.read.insert(
+            ("b".into(), "latest".into()),
+            RemoteTag { digest: "sha256:x".into(), revision: None, inputs: None },
+        );
+        assert_eq!(floating_reads(&c, &obs), [("b".to_string(), "latest".to_string())]);
     }
 }

@@ -6,13 +6,13 @@ use std::process::{Command, Stdio};
 
 use crate::common::*;
 
-/// Requests to repositories under `namespace` logged since `offset`.
+/// relctl's requests to repositories under `namespace` logged since `offset`.
 fn registry_requests_since(offset: u64, namespace: &str) -> Vec<String> {
     registry_log_offset();
     let log = std::fs::read(env("RELCTL_TEST_REGISTRY_LOG")).unwrap();
     String::from_utf8_lossy(&log[offset as usize..])
         .lines()
-        .filter(|l| l.contains(&format!(" /v2/{namespace}/")) && l.contains("HTTP/1.1\""))
+        .filter(|l| l.contains(&format!(" /v2/{namespace}/")) && l.contains("\"relctl/"))
         .map(str::to_string)
         .collect()
 }
@@ -88,8 +88,9 @@ fn status_shows_rows_and_drift_writes_nothing_and_gates_on_convergence() {
     assert!(run.stderr().contains("not converged: v1.2.0 (not built), app:latest"), "{}", run.stderr());
     let requests = registry_requests_since(offset, &f.namespace);
     assert_eq!(registry_writes_since(offset, &f.namespace), Vec::<String>::new(), "status writes nothing");
-    // tags/list once, then latest and v1.1.0 in full (manifest and config each).
-    assert_eq!(requests.len(), 5, "{requests:#?}");
+    // tags/list once, v1.1.0 in full (manifest and config), latest's digest
+    // (HEAD), and as it is not v1.1.0's, latest in full.
+    assert_eq!(requests.len(), 6, "{requests:#?}");
     assert_eq!(requests.iter().filter(|l| l.contains("/tags/list")).count(), 1, "{requests:#?}");
 
     let json: serde_json::Value = serde_json::from_str(&f.relctl(&["status", "--json"]).expect(1).stdout()).unwrap();
@@ -119,7 +120,10 @@ fn status_shows_rows_and_drift_writes_nothing_and_gates_on_convergence() {
     );
 
     f.relctl(&["reconcile", "--once"]).expect(0);
+    let offset = registry_log_offset();
     let run = f.relctl(&["status"]).expect(0);
+    let requests = registry_requests_since(offset, &f.namespace);
+    assert_eq!(requests.len(), 4, "converged: tags/list, v1.2.0 in full, latest's digest: {requests:#?}");
     let out = run.stdout();
     let d120 = f.digest("app", "v1.2.0").unwrap();
     assert!(out.starts_with(&format!("v1.2.0       {}  published\n", &c120[..12])), "{out}");
