@@ -131,3 +131,55 @@ fn status_shows_rows_and_drift_writes_nothing_and_gates_on_convergence() {
     assert!(out.contains(&format!("app:latest  -> v1.2.0 ({})\n", short(&d120))), "{out}");
     assert!(out.ends_with("VERSION = v1.2.0\nconverged\n"), "{out}");
 }
+
+#[test]
+fn status_marks_a_partial_release_and_a_moved_tag() {
+    let f = Fixture::single("status-two");
+    let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap();
+    f.write("release.yaml", &format!("{cfg}  b: {{ context: . }}\n"));
+    f.commit("a second image");
+    git(&f.work, &["push", "-q", "origin", "main"]);
+    let c100 = f.tag("v1.0.0");
+    f.write("app.txt", "two\n");
+    f.commit("two");
+    f.tag("v1.1.0");
+    f.relctl(&["reconcile", "--once"]).expect(0);
+    f.relctl(&["status"]).expect(0);
+
+    // b loses v1.0.0; v1.1.0 moves to a commit with other inputs.
+    delete_tag(&f.registry, &f.repo("b"), "v1.0.0");
+    f.write("app.txt", "moved\n");
+    let moved = f.commit("moved");
+    git(&f.work, &["tag", "-f", "v1.1.0"]);
+    git(&f.work, &["push", "-q", "-f", "origin", "v1.1.0"]);
+    let built_from = git(&f.work, &["rev-parse", "HEAD~1"]);
+
+    let offset = registry_log_offset();
+    let run = f.relctl(&["status"]).expect(1);
+    let out = run.stdout();
+    assert!(
+        out.starts_with(&format!(
+            "v1.1.0  {}  failed: tag moved: app was built from {}, b was built from {}, not {}\n",
+            &moved[..12],
+            &built_from[..12],
+            &built_from[..12],
+            &moved[..12]
+        )),
+        "{out}"
+    );
+    assert!(out.contains(&format!("v1.0.0  {}  partial: 1/2\n", &c100[..12])), "{out}");
+    assert!(
+        out.contains(&format!(
+            "  app  {}  built from {}\n",
+            short(&f.digest("app", "v1.1.0").unwrap()),
+            &built_from[..12]
+        )),
+        "{out}"
+    );
+    assert!(out.contains("app:latest  -> v1.1.0 (") && out.contains("b:latest  -> v1.1.0 ("), "{out}");
+    assert!(!out.contains("DRIFT"), "latest and VERSION are on the highest published release: {out}");
+    let requests = registry_requests_since(offset, &f.namespace);
+    assert_eq!(registry_writes_since(offset, &f.namespace), Vec::<String>::new(), "status writes nothing");
+    // Per image: tags/list once, v1.1.0 in full (manifest and config), latest's digest (HEAD).
+    assert_eq!(requests.len(), 8, "{requests:#?}");
+}
