@@ -2,8 +2,9 @@
 //! where the floating tags point and what VERSION names, read-only.
 //!
 //! The registry is read with reconcile's budget: each repository is listed
-//! once ([`Registry::tags`]), and only the floating tags and the releases
-//! they (or VERSION) should point at are read in full (manifest and config).
+//! once ([`Registry::tags`]); only the releases floating tags and VERSION
+//! should point at are read in full (manifest and config), and each floating
+//! tag's digest, in full only when it is not on its release.
 //! [`derive`] turns what was observed into rows and drift marks; it is pure.
 //!
 //! How a release's state is told, from the listings:
