@@ -79,7 +79,10 @@ pub fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
             );
         }
         if cause.downcast_ref::<super::status::Drift>().is_some() {
-            return (1, Some("run `relctl reconcile` to converge them".into()));
+            return (
+                1,
+                Some("run `relctl reconcile` to converge them; a failed tag needs its reason fixed first".into()),
+            );
         }
         if cause.downcast_ref::<super::controller::NotConverged>().is_some() {
             return (1, Some("fix the named tags (see the log); the other tags were converged".into()));
