@@ -319,10 +319,8 @@ pub fn derive(config: &Config, obs: &Observation) -> Status {
             } else {
                 read.and_then(|r| r.revision.as_deref()).and_then(release_at)
             };
-            let drift = match expected {
-                Some(_) => !on_expected,
-                None => false,
-            };
+            // Nothing published for its line yet: nowhere it should be.
+            let drift = expected.is_some() && !on_expected;
             floating_rows.push(FloatingRow {
                 image: image.name.clone(),
                 tag: name.clone(),
