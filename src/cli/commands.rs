@@ -37,6 +37,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Man => super::install::man_cmd(),
         Command::Matrix { tag } => super::release::matrix_cmd(&cli.global, tag).await,
         Command::Finalize { tag, dry_run } => super::release::finalize_cmd(&cli.global, tag, *dry_run).await,
+        Command::Status => super::status::status_cmd(&cli.global).await,
         Command::Reconcile { interval, .. } => super::controller::reconcile_cmd(&cli.global, *interval).await,
         Command::Serve { listen, interval, no_webhook } => {
             super::controller::serve_cmd(&cli.global, *listen, *interval, *no_webhook).await
@@ -75,6 +76,12 @@ pub fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
             return (
                 2,
                 Some("set RELCTL_WEBHOOK_SECRET to the webhook's secret in GitHub, or pass --no-webhook".into()),
+            );
+        }
+        if cause.downcast_ref::<super::status::Drift>().is_some() {
+            return (
+                1,
+                Some("run `relctl reconcile` to converge them; a failed tag needs its reason fixed first".into()),
             );
         }
         if cause.downcast_ref::<super::controller::NotConverged>().is_some() {

@@ -7,6 +7,7 @@ mod install;
 mod output;
 pub mod progress;
 mod release;
+mod status;
 
 use std::path::PathBuf;
 
@@ -68,6 +69,8 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Show every release tag in scope, the floating tags and VERSION, and what is not converged (exit 1); writes nothing
+    Status,
     /// Converge every release tag in scope: missing images, floating tags, VERSION
     Reconcile {
         /// Run once and exit (the default)

@@ -74,10 +74,14 @@ pub fn stage_tag(primary: &str, commit: &str) -> String {
 /// image references are left out: they name the release, not the content.
 /// `None` when the context could not be read.
 pub fn input_key(observed: &Observed, image: &ImageConfig, keys: &BTreeMap<&str, String>) -> Option<String> {
+    key_of(observed.context_digests.get(&image.name)?, &observed.platform, image, keys)
+}
+
+/// [`input_key`] from the context's digest and the platform.
+pub fn key_of(context: &str, platform: &str, image: &ImageConfig, keys: &BTreeMap<&str, String>) -> Option<String> {
     use sha2::Digest;
-    let context = observed.context_digests.get(&image.name)?;
     let mut h = sha2::Sha256::new();
-    h.update(format!("relctl-inputs/v1\ncontext {context}\nplatform {}\n", observed.platform));
+    h.update(format!("relctl-inputs/v1\ncontext {context}\nplatform {platform}\n"));
     for (k, v) in &image.build_args {
         h.update(format!("arg {k}={v}\n"));
     }

@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::config::oci::is_tag;
 use crate::config::{Config, TagScope};
 use crate::version::ReleaseVersion;
-pub use build::{input_key, parent_arg, stage_tag};
+pub use build::{input_key, key_of, parent_arg, stage_tag};
 pub use observed::{Observed, RegistryView, RemoteTag};
 use version::version_decision;
 

@@ -161,6 +161,39 @@ pub async fn observe(
     })
 }
 
+/// Each image's input key at `commit` (see [`crate::plan::input_key`]), as a
+/// release of it would compute it; images whose inputs cannot be read are absent.
+pub fn input_keys(config: &Config, git: &impl GitRepo, commit: &str) -> Result<BTreeMap<String, String>, GitError> {
+    let rewritten = config.rewritten_files();
+    let mut contexts = BTreeMap::new();
+    for image in &config.images {
+        if git.dir_exists(commit, &image.context)? && git.file_at(commit, &image.dockerfile)?.is_some() {
+            let summary = tokio::task::block_in_place(|| {
+                git.context_summary(commit, &image.context, &image.dockerfile, &rewritten)
+            })?;
+            contexts.insert(image.name.as_str(), summary.digest);
+        }
+    }
+    let platform = platform();
+    let mut keys: BTreeMap<&str, String> = BTreeMap::new();
+    // Parents first: go over the images until no more keys can be made.
+    loop {
+        let before = keys.len();
+        for image in &config.images {
+            if keys.contains_key(image.name.as_str()) {
+                continue;
+            }
+            let key = contexts.get(image.name.as_str()).and_then(|c| crate::plan::key_of(c, &platform, image, &keys));
+            if let Some(key) = key {
+                keys.insert(&image.name, key);
+            }
+        }
+        if keys.len() == before {
+            return Ok(keys.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        }
+    }
+}
+
 /// The daemon builds for the host: `linux/<GOARCH>`.
 fn platform() -> String {
     let arch = match std::env::consts::ARCH {

@@ -1,13 +1,14 @@
 //! The use cases, in one place: open the repository and its release.yaml,
 //! resolve a tag, build the adapters (registry, engine, GitHub) once, and run
-//! `plan`, `release`, `finalize`, `matrix`, `verify`, `pin`, `export` and the
-//! controller through them. The CLI parses arguments, calls one of these and
+//! `plan`, `release`, `finalize`, `matrix`, `verify`, `pin`, `export`, `status`
+//! and the controller through them. The CLI parses arguments, calls one of these and
 //! prints what it returns; it holds no orchestration of its own.
 
 pub mod controller;
 mod init;
 mod install;
 mod release;
+pub mod status;
 
 use std::path::{Path, PathBuf};
 

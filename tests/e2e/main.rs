@@ -16,4 +16,5 @@ mod incremental;
 mod install;
 mod reconcile;
 mod release;
+mod status;
 mod version_commit;
