@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts and stops the real services relctl's tests, README demo and CI use:
 # a private Docker engine (no bridge, no iptables, unix socket under a temp dir),
-# an open Distribution registry and an htpasswd-protected one, both on 127.0.0.1.
+# an open Distribution registry and an htpasswd-protected one, both on 127.0.0.1,
+# and an sshd on 127.0.0.1 for ssh git remotes.
 #
 #   scripts/services.sh start   # install what is missing, start, write $STATE/env
 #   scripts/services.sh env     # print the exports for a shell: eval "$(scripts/services.sh env)"
@@ -14,6 +15,7 @@ set -euo pipefail
 
 STATE=${RELCTL_SERVICES_DIR:-/tmp/relctl-services}
 REG_PORT=${RELCTL_REGISTRY_PORT:-5055}
+SSH_PORT=${RELCTL_SSH_PORT:-5057}
 AUTH_PORT=${RELCTL_AUTH_REGISTRY_PORT:-5056}
 
 log() { printf 'services: %s\n' "$*" >&2; }
@@ -29,6 +31,9 @@ need_packages() {
   command -v docker-credential-pass >/dev/null || missing+=(golang-docker-credential-helpers)
   command -v pass >/dev/null || missing+=(pass)
   command -v gpg >/dev/null || missing+=(gnupg)
+  # ssh remotes: a test sshd on 127.0.0.1 with its own host key and config.
+  [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+  command -v ssh-agent >/dev/null || missing+=(openssh-client)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -95,6 +100,30 @@ start_registry() { # start_registry NAME PORT [htpasswd-file]
   wait_for "registry $name" curl -s -o /dev/null "http://127.0.0.1:$port/v2/"
 }
 
+start_sshd() { # the remote side of ssh git remotes: its own host key, config, authorized key
+  if alive "$STATE/sshd.pid"; then return; fi
+  local d="$STATE/ssh"
+  mkdir -p "$d" /run/sshd
+  [ -f "$d/host_key" ] || ssh-keygen -q -t ed25519 -N '' -C relctl-test-host -f "$d/host_key"
+  [ -f "$d/client_key" ] || ssh-keygen -q -t ed25519 -N '' -C relctl-test-client -f "$d/client_key"
+  cp "$d/client_key.pub" "$d/authorized_keys"
+  chmod 600 "$d/authorized_keys"
+  cat >"$d/sshd_config" <<CONF
+Port $SSH_PORT
+ListenAddress 127.0.0.1
+HostKey $d/host_key
+AuthorizedKeysFile $d/authorized_keys
+PidFile $STATE/sshd.pid
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+CONF
+  /usr/sbin/sshd -f "$d/sshd_config" -E "$STATE/sshd.log"
+  wait_for sshd bash -c "exec 3<>/dev/tcp/127.0.0.1/$SSH_PORT"
+}
+
 write_env() {
   cat >"$STATE/env" <<ENV
 export DOCKER_HOST=unix://$STATE/docker.sock
@@ -105,6 +134,9 @@ export RELCTL_TEST_AUTH_REGISTRY=127.0.0.1:$AUTH_PORT
 export RELCTL_TEST_AUTH_USER=relctl
 export RELCTL_TEST_AUTH_PASSWORD=$(cat "$STATE/auth-password")
 export RELCTL_TEST_BUSYBOX=$(command -v busybox)
+export RELCTL_TEST_SSH_PORT=$SSH_PORT
+export RELCTL_TEST_SSH_KEY=$STATE/ssh/client_key
+export RELCTL_TEST_SSH_HOST_KEY=$STATE/ssh/host_key.pub
 ENV
   chmod 600 "$STATE/env"
 }
@@ -121,6 +153,7 @@ start() {
   fi
   htpasswd -Bbc "$STATE/htpasswd" relctl "$(cat "$STATE/auth-password")" 2>/dev/null
   start_registry auth-registry "$AUTH_PORT" "$STATE/htpasswd"
+  start_sshd
   write_env
   log "dockerd on unix://$STATE/docker.sock (and an empty one on docker2.sock), registries on 127.0.0.1:$REG_PORT and 127.0.0.1:$AUTH_PORT (auth)"
 }
@@ -138,6 +171,7 @@ stop_pid() {
 }
 
 stop() {
+  stop_pid "$STATE/sshd.pid"
   stop_pid "$STATE/auth-registry.pid"
   stop_pid "$STATE/registry.pid"
   stop_pid "$STATE/dockerd.pid"          # dockerd stops the containerd it started
@@ -157,7 +191,8 @@ clean() {
 }
 
 status() {
-  alive "$STATE/dockerd.pid" && alive "$STATE/dockerd2.pid" && alive "$STATE/registry.pid" && alive "$STATE/auth-registry.pid" && [ -f "$STATE/env" ]
+  alive "$STATE/dockerd.pid" && alive "$STATE/dockerd2.pid" && alive "$STATE/registry.pid" && alive "$STATE/auth-registry.pid" \
+    && alive "$STATE/sshd.pid" && [ -f "$STATE/env" ]
 }
 
 case "${1:-}" in

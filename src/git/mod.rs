@@ -3,6 +3,7 @@
 //! VERSION commit and its non-forced push).
 
 mod local_remote;
+pub mod ssh;
 pub mod url;
 
 use std::cell::RefCell;
@@ -85,6 +86,9 @@ impl GitError {
             GitError::NoRemote { remote } => format!("add it (git remote add {remote} URL) or set git.remote in release.yaml"),
             GitError::TagNotFound { tag, remote } => {
                 format!("create and push the tag first: git tag {tag} && git push {remote} {tag}")
+            }
+            GitError::Fetch { url, .. } if ssh::is_ssh(url) => {
+                "check the ssh remote: the key (ssh-agent, RELCTL_GIT_SSH_KEY with RELCTL_GIT_SSH_PASSPHRASE, ~/.ssh/id_ed25519) must be a deploy key of the repository, and the host in ~/.ssh/known_hosts or RELCTL_GIT_KNOWN_HOSTS".into()
             }
             GitError::Fetch { .. } => "check the remote URL and your access (RELCTL_GIT_TOKEN or GITHUB_TOKEN for https remotes)".into(),
             GitError::NoBranch { branch, .. } => format!("push {branch} first, or set git.branch in release.yaml"),
@@ -183,6 +187,9 @@ pub struct Git2Repo {
     remote: String,
     branch: String,
     token: Option<SecretString>,
+    /// Why relctl refused the ssh server's host key last: libgit2 reports
+    /// only "invalid or unknown remote ssh hostkey", without the fingerprint.
+    host_key_refused: std::sync::Mutex<Option<String>>,
 }
 
 /// The top of the work tree that contains `dir` (as git finds it from a
@@ -225,7 +232,8 @@ impl Git2Repo {
             .iter()
             .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
             .map(SecretString::from);
-        Ok(Self { repo, path, remote: remote.to_string(), branch: branch.to_string(), token })
+        let host_key_refused = std::sync::Mutex::new(None);
+        Ok(Self { repo, path, remote: remote.to_string(), branch: branch.to_string(), token, host_key_refused })
     }
 
     pub fn path(&self) -> &Path {
@@ -236,13 +244,32 @@ impl Git2Repo {
         format!("refs/remotes/{}/{}", self.remote, self.branch)
     }
 
-    /// Credentials for https remotes: a token from the environment, else git's credential helpers.
+    /// Credentials: for https a token from the environment, else git's
+    /// credential helpers; for ssh the agent or a key file (see [`ssh`]), and
+    /// the host key checked against known_hosts.
     fn callbacks(&self) -> RemoteCallbacks<'_> {
         let mut cbs = RemoteCallbacks::new();
         let tries = RefCell::new(0);
+        let url = self.repo.find_remote(&self.remote).ok().and_then(|r| r.url().ok().map(str::to_string));
+        if let Some((host, port)) = url.as_deref().filter(|u| ssh::is_ssh(u)).and_then(ssh::host_port) {
+            cbs.certificate_check(move |cert, _| {
+                check_host_key(cert, &host, port).inspect_err(|e| {
+                    *self.host_key_refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Some(e.message().to_string());
+                })
+            });
+        }
         cbs.credentials(move |url, username, allowed| {
             *tries.borrow_mut() += 1;
-            if *tries.borrow() > 2 {
+            let n = *tries.borrow();
+            if allowed.contains(CredentialType::SSH_KEY) {
+                return ssh::credential(n, username, allowed).unwrap_or_else(|| {
+                    Err(git2::Error::from_str(
+                        "the ssh server refused every key relctl has (ssh-agent, RELCTL_GIT_SSH_KEY, ~/.ssh/id_ed25519, ~/.ssh/id_rsa)",
+                    ))
+                });
+            }
+            if n > 2 {
                 return Err(git2::Error::from_str("authentication failed"));
             }
             if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
@@ -311,7 +338,7 @@ impl Git2Repo {
             Err(e) if e.code() == ErrorCode::NotFastForward => {
                 return Ok(PushOutcome::Rejected(e.message().to_string()));
             }
-            Err(e) => return Err(push_err(e.message().to_string())),
+            Err(e) => return Err(push_err(self.network_error(&e))),
             Ok(()) => {}
         }
         if let Some(s) = status.into_inner() {
@@ -333,6 +360,13 @@ impl Git2Repo {
             return Err(push_err(s));
         }
         Ok(PushOutcome::Pushed)
+    }
+
+    /// A fetch or push error's message: relctl's own reason for refusing a
+    /// host key when that is what failed, else libgit2's, URLs redacted.
+    fn network_error(&self, e: &git2::Error) -> String {
+        let refused = self.host_key_refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        refused.unwrap_or_else(|| redact_urls_in(e.message()))
     }
 
     fn push_error(&self, message: String) -> GitError {
@@ -385,6 +419,29 @@ impl Git2Repo {
     }
 }
 
+/// Accepts an ssh host key only when a known_hosts file lists it for the host.
+fn check_host_key(
+    cert: &git2::cert::Cert<'_>,
+    host: &str,
+    port: u16,
+) -> Result<git2::CertificateCheckStatus, git2::Error> {
+    let Some(hostkey) = cert.as_hostkey() else { return Ok(git2::CertificateCheckStatus::CertificatePassthrough) };
+    let (Some(key), Some(sha256)) = (hostkey.hostkey(), hostkey.hash_sha256()) else {
+        return Err(git2::Error::from_str("the ssh server's host key could not be read, so it cannot be checked"));
+    };
+    let fingerprint = ssh::fingerprint(sha256);
+    let name = if port == 22 { host.to_string() } else { format!("[{host}]:{port}") };
+    match ssh::check(&ssh::known_hosts_files(), host, port, key) {
+        ssh::Known::Match => Ok(git2::CertificateCheckStatus::CertificateOk),
+        ssh::Known::Changed { file } => Err(git2::Error::from_str(&format!(
+            "the host key of {name} changed: it is now {fingerprint}, not the one {file} lists; if the change is expected, remove the old key (ssh-keygen -R '{name}') and add the new one after checking its fingerprint"
+        ))),
+        ssh::Known::Unknown => Err(git2::Error::from_str(&format!(
+            "the host key of {name} ({fingerprint}) is not in a known_hosts file; check that fingerprint, then add the key (ssh-keyscan -p {port} {host} >> ~/.ssh/known_hosts) or point RELCTL_GIT_KNOWN_HOSTS at a file that lists it"
+        ))),
+    }
+}
+
 /// Fetches tried while another process holds a ref lock in the same clone.
 const FETCH_ATTEMPTS: u32 = 8;
 
@@ -421,7 +478,7 @@ impl GitRepo for Git2Repo {
                     return result.map_err(|e| GitError::Fetch {
                         remote: self.remote.clone(),
                         url,
-                        message: redact_urls_in(e.message()),
+                        message: self.network_error(&e),
                     });
                 }
             }

@@ -16,5 +16,6 @@ mod incremental;
 mod install;
 mod reconcile;
 mod release;
+mod ssh;
 mod status;
 mod version_commit;

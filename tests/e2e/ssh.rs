@@ -1,0 +1,93 @@
+//! ssh git remotes against the test sshd that scripts/services.sh starts on
+//! 127.0.0.1: a release fetches and pushes VERSION over ssh with a key file
+//! and with ssh-agent; an unknown host key is refused with its fingerprint;
+//! a key the server does not know gives a clear error.
+
+use std::process::Command;
+
+use crate::common::*;
+
+/// The fixture's remote, reached over ssh as root on the test sshd.
+fn over_ssh(f: &Fixture) -> String {
+    let url = format!("ssh://root@127.0.0.1:{}{}", env("RELCTL_TEST_SSH_PORT"), f.remote.display());
+    git(&f.work, &["remote", "set-url", "origin", &url]);
+    url
+}
+
+/// A known_hosts file that lists the test sshd's host key (or not).
+fn known_hosts(f: &Fixture, listed: bool) -> String {
+    let path = f.dir.path().join(if listed { "known_hosts" } else { "empty_known_hosts" });
+    let key = std::fs::read_to_string(env("RELCTL_TEST_SSH_HOST_KEY")).unwrap();
+    let key: Vec<&str> = key.split_whitespace().take(2).collect();
+    let line = format!("[127.0.0.1]:{} {}\n", env("RELCTL_TEST_SSH_PORT"), key.join(" "));
+    std::fs::write(&path, if listed { line } else { String::new() }).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn a_release_fetches_and_pushes_over_ssh_with_a_key_file_and_with_the_agent() {
+    let f = Fixture::single("ssh");
+    f.tag("v1.0.0");
+    over_ssh(&f);
+    let hosts = known_hosts(&f, true);
+    let key = env("RELCTL_TEST_SSH_KEY");
+    let run = f.relctl_env(&["release", "v1.0.0"], &[("RELCTL_GIT_SSH_KEY", &key), ("RELCTL_GIT_KNOWN_HOSTS", &hosts)]);
+    run.expect(0);
+    assert_eq!(f.remote_file("VERSION").as_deref(), Some("v1.0.0\n"), "VERSION pushed over ssh");
+
+    // ssh-agent holding the key, and no key file anywhere.
+    f.write("app.txt", "two\n");
+    f.commit("two");
+    git(&f.work, &["tag", "v1.1.0"]);
+    git(
+        &f.work,
+        &[
+            "-c",
+            &format!("core.sshCommand=ssh -i {key} -o UserKnownHostsFile={hosts}"),
+            "push",
+            "-q",
+            "origin",
+            "v1.1.0",
+        ],
+    );
+    let sock = f.dir.path().join("agent.sock");
+    let agent = Command::new("ssh-agent").arg("-a").arg(&sock).output().unwrap();
+    assert!(agent.status.success());
+    let pid = String::from_utf8_lossy(&agent.stdout)
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("SSH_AGENT_PID=").map(str::to_string))
+        .unwrap();
+    let added = Command::new("ssh-add").arg(&key).env("SSH_AUTH_SOCK", &sock).output().unwrap();
+    assert!(added.status.success(), "{}", String::from_utf8_lossy(&added.stderr));
+    let sock = sock.display().to_string();
+    let run = f.relctl_env(&["release", "v1.1.0"], &[("SSH_AUTH_SOCK", &sock), ("RELCTL_GIT_KNOWN_HOSTS", &hosts)]);
+    let _ = Command::new("kill").arg(&pid).status();
+    run.expect(0);
+    assert_eq!(f.remote_file("VERSION").as_deref(), Some("v1.1.0\n"));
+}
+
+#[test]
+fn an_unknown_host_key_and_an_unknown_client_key_are_refused_clearly() {
+    let f = Fixture::single("sshrefused");
+    f.tag("v1.0.0");
+    over_ssh(&f);
+    let key = env("RELCTL_TEST_SSH_KEY");
+    let empty = known_hosts(&f, false);
+    let run = f.relctl_env(&["release", "v1.0.0"], &[("RELCTL_GIT_SSH_KEY", &key), ("RELCTL_GIT_KNOWN_HOSTS", &empty)]);
+    let run = run.expect(1);
+    let err = run.stderr();
+    let port = env("RELCTL_TEST_SSH_PORT");
+    assert!(err.contains(&format!("the host key of [127.0.0.1]:{port} (SHA256:")), "{err}");
+    assert!(err.contains(&format!("ssh-keyscan -p {port} 127.0.0.1")), "{err}");
+    assert_eq!(f.tags("app"), Vec::<String>::new(), "nothing built");
+
+    let stranger = f.dir.path().join("stranger");
+    let made = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&stranger).status();
+    assert!(made.unwrap().success());
+    let hosts = known_hosts(&f, true);
+    let stranger = stranger.display().to_string();
+    let vars = [("RELCTL_GIT_SSH_KEY", stranger.as_str()), ("RELCTL_GIT_KNOWN_HOSTS", hosts.as_str())];
+    let err = f.relctl_env(&["release", "v1.0.0"], &vars).expect(1).stderr();
+    assert!(err.contains("the ssh server refused every key relctl has"), "{err}");
+    assert!(err.contains("must be a deploy key of the repository"), "{err}");
+}
