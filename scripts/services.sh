@@ -16,6 +16,7 @@ set -euo pipefail
 STATE=${RELCTL_SERVICES_DIR:-/tmp/relctl-services}
 REG_PORT=${RELCTL_REGISTRY_PORT:-5055}
 SSH_PORT=${RELCTL_SSH_PORT:-5057}
+TLS_PORT=${RELCTL_TLS_ENGINE_PORT:-5058}
 AUTH_PORT=${RELCTL_AUTH_REGISTRY_PORT:-5056}
 
 log() { printf 'services: %s\n' "$*" >&2; }
@@ -59,15 +60,16 @@ wait_for() { # wait_for DESCRIPTION COMMAND...
   return 1
 }
 
-start_dockerd() { # start_dockerd [N]: engine N ("" or 2), its own data root, exec root and socket
+start_dockerd() { # start_dockerd [N [ARGS...]]: engine N ("", 2 or 3), its own data root, exec root and socket
   local n=${1:-}
+  local extra=("${@:2}")
   if alive "$STATE/dockerd$n.pid"; then return; fi
   mkdir -p "$STATE/docker$n-data" "$STATE/docker$n-exec"
   local driver=${RELCTL_STORAGE_DRIVER:-}
   local args=(--bridge=none --iptables=false --ip-forward=false --ip-masq=false --ip6tables=false
     --userland-proxy=false
     --data-root "$STATE/docker$n-data" --exec-root "$STATE/docker$n-exec"
-    --pidfile "$STATE/dockerd$n.pid" -H "unix://$STATE/docker$n.sock")
+    --pidfile "$STATE/dockerd$n.pid" -H "unix://$STATE/docker$n.sock" ${extra[@]+"${extra[@]}"})
   if [ -n "$driver" ]; then args+=(--storage-driver "$driver"); fi
   setsid dockerd "${args[@]}" >"$STATE/dockerd$n.log" 2>&1 < /dev/null &
   echo $! >"$STATE/dockerd$n.launcher.pid"
@@ -75,7 +77,7 @@ start_dockerd() { # start_dockerd [N]: engine N ("" or 2), its own data root, ex
     if [ -z "$driver" ]; then
       log "retrying dockerd$n with the vfs storage driver"
       stop_pid "$STATE/dockerd$n.launcher.pid"
-      RELCTL_STORAGE_DRIVER=vfs start_dockerd "$n"
+      RELCTL_STORAGE_DRIVER=vfs start_dockerd "$n" ${extra[@]+"${extra[@]}"}
       return
     fi
     return 1
@@ -98,6 +100,25 @@ start_registry() { # start_registry NAME PORT [htpasswd-file]
   setsid docker-registry serve "$STATE/$name.yml" >"$STATE/$name.log" 2>&1 < /dev/null &
   echo $! >"$STATE/$name.pid"
   wait_for "registry $name" curl -s -o /dev/null "http://127.0.0.1:$port/v2/"
+}
+
+tls_certs() { # a CA, the engine's certificate for 127.0.0.1, and a client certificate (docker --tlsverify)
+  local d="$STATE/tls"
+  [ -f "$d/client/key.pem" ] && return
+  mkdir -p "$d/client"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj /CN=relctl-test-ca \
+    -keyout "$d/ca-key.pem" -out "$d/ca.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+    -keyout "$d/server-key.pem" -out "$d/server.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$d/server.ext"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca-key.pem" -CAcreateserial -days 3650 \
+    -extfile "$d/server.ext" -out "$d/server.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=relctl-test-client \
+    -keyout "$d/client/key.pem" -out "$d/client.csr" 2>/dev/null
+  printf 'extendedKeyUsage=clientAuth\n' >"$d/client.ext"
+  openssl x509 -req -in "$d/client.csr" -CA "$d/ca.pem" -CAkey "$d/ca-key.pem" -CAcreateserial -days 3650 \
+    -extfile "$d/client.ext" -out "$d/client/cert.pem" 2>/dev/null
+  cp "$d/ca.pem" "$d/client/ca.pem"
 }
 
 start_sshd() { # the remote side of ssh git remotes: its own host key, config, authorized key
@@ -135,6 +156,8 @@ export RELCTL_TEST_AUTH_USER=relctl
 export RELCTL_TEST_AUTH_PASSWORD=$(cat "$STATE/auth-password")
 export RELCTL_TEST_BUSYBOX=$(command -v busybox)
 export RELCTL_TEST_SSH_PORT=$SSH_PORT
+export RELCTL_TEST_TLS_DOCKER_HOST=tcp://127.0.0.1:$TLS_PORT
+export RELCTL_TEST_TLS_CERT_PATH=$STATE/tls/client
 export RELCTL_TEST_SSH_KEY=$STATE/ssh/client_key
 export RELCTL_TEST_SSH_HOST_KEY=$STATE/ssh/host_key.pub
 ENV
@@ -147,6 +170,9 @@ start() {
   chmod 700 "$STATE"
   start_dockerd
   start_dockerd 2       # an empty second engine: offline bundles are imported into it
+  tls_certs             # a third engine also listening on 127.0.0.1 over TLS, as DOCKER_TLS_VERIFY reaches it
+  start_dockerd 3 -H "tcp://127.0.0.1:$TLS_PORT" --tlsverify --tlscacert "$STATE/tls/ca.pem" \
+    --tlscert "$STATE/tls/server.pem" --tlskey "$STATE/tls/server-key.pem"
   start_registry registry "$REG_PORT"
   if [ ! -f "$STATE/auth-password" ]; then
     head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$STATE/auth-password"
@@ -178,6 +204,8 @@ stop() {
   stop_pid "$STATE/dockerd.launcher.pid"
   stop_pid "$STATE/dockerd2.pid"
   stop_pid "$STATE/dockerd2.launcher.pid"
+  stop_pid "$STATE/dockerd3.pid"
+  stop_pid "$STATE/dockerd3.launcher.pid"
   log "stopped"
 }
 
@@ -186,13 +214,13 @@ stop() {
 clean() {
   stop
   if grep -q " $STATE/" /proc/mounts; then log "something is still mounted under $STATE; not deleting"; return 1; fi
-  rm -rf "$STATE"/docker-data "$STATE"/docker2-data "$STATE"/registry-data "$STATE"/auth-registry-data
+  rm -rf "$STATE"/docker-data "$STATE"/docker2-data "$STATE"/docker3-data "$STATE"/registry-data "$STATE"/auth-registry-data
   log "deleted the engines' and registries' data under $STATE"
 }
 
 status() {
   alive "$STATE/dockerd.pid" && alive "$STATE/dockerd2.pid" && alive "$STATE/registry.pid" && alive "$STATE/auth-registry.pid" \
-    && alive "$STATE/sshd.pid" && [ -f "$STATE/env" ]
+    && alive "$STATE/dockerd3.pid" && alive "$STATE/sshd.pid" && [ -f "$STATE/env" ]
 }
 
 case "${1:-}" in

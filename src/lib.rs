@@ -6,6 +6,7 @@
 //! `git`, `docker`, `registry` (boundary traits and their real adapters),
 //! `release` (the executor that carries out a plan).
 
+pub mod chain;
 pub mod config;
 pub mod context;
 pub mod controller;

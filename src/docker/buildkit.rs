@@ -39,11 +39,16 @@ pub enum Outcome {
 }
 
 /// Where the engine listens.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 enum Endpoint {
     Unix(PathBuf),
     /// `host:port`, plain HTTP.
     Tcp(String),
+    /// `host:port` over TLS with a client certificate (DOCKER_TLS_VERIFY).
+    Tls {
+        addr: String,
+        config: std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
+    },
 }
 
 /// The engine's `/build` endpoint, reached as bollard reaches the engine.
@@ -59,19 +64,26 @@ pub struct BuildKit {
 }
 
 impl BuildKit {
-    /// The endpoint for `host` (DOCKER_HOST): a `unix://` socket or plain
-    /// `tcp://`. `None` for a TLS host (DOCKER_TLS_VERIFY) or another scheme,
-    /// which the classic builder still serves through bollard.
-    pub fn for_host(host: &str, tls: bool, api_version: &str) -> Option<Self> {
+    /// The endpoint for `host` (DOCKER_HOST): a `unix://` socket, or
+    /// `tcp://` (over TLS with the client certificate in DOCKER_CERT_PATH when
+    /// `tls`). `Ok(None)` for another scheme, which the classic builder still
+    /// serves through bollard.
+    pub fn for_host(host: &str, tls: bool, api_version: &str) -> Result<Option<Self>, super::tls::TlsSetupError> {
         let (endpoint, authority) = if let Some(path) = host.strip_prefix("unix://") {
             (Endpoint::Unix(path.into()), "docker".to_string())
-        } else if let Some(addr) = host.strip_prefix("tcp://").filter(|_| !tls) {
+        } else if let Some(addr) = host.strip_prefix("tcp://") {
             let addr = addr.trim_end_matches('/').to_string();
-            (Endpoint::Tcp(addr.clone()), addr)
+            let endpoint = match tls {
+                true => {
+                    Endpoint::Tls { addr: addr.clone(), config: super::tls::client_config(&super::tls::cert_path())? }
+                }
+                false => Endpoint::Tcp(addr.clone()),
+            };
+            (endpoint, addr)
         } else {
-            return None;
+            return Ok(None);
         };
-        Some(Self { endpoint, authority, api_version: api_version.to_string(), host: host.to_string() })
+        Ok(Some(Self { endpoint, authority, api_version: api_version.to_string(), host: host.to_string() }))
     }
 
     /// Builds `step`; with a `gate`, the context's last chunk waits for it
@@ -164,6 +176,13 @@ impl BuildKit {
             Endpoint::Tcp(addr) => {
                 self.exchange(tokio::net::TcpStream::connect(addr).await.map_err(connect)?, request).await
             }
+            Endpoint::Tls { addr, config } => {
+                let tcp = tokio::net::TcpStream::connect(addr).await.map_err(connect)?;
+                let name = super::tls::server_name(addr).map_err(|e| self.unreachable(e))?;
+                let connector = tokio_rustls::TlsConnector::from(config.clone());
+                let stream = connector.connect(name, tcp).await.map_err(connect)?;
+                self.exchange(stream, request).await
+            }
         }
     }
 
@@ -236,14 +255,19 @@ mod tests {
     use super::{BuildKit, Endpoint};
 
     #[test]
-    fn reaches_unix_sockets_and_plain_tcp_only() {
-        let reach = |host: &str, tls: bool| BuildKit::for_host(host, tls, "1.41").map(|b| (b.endpoint, b.authority));
-        let unix = Some((Endpoint::Unix("/run/docker.sock".into()), "docker".to_string()));
-        assert_eq!(reach("unix:///run/docker.sock", false), unix);
-        let tcp = Some((Endpoint::Tcp("127.0.0.1:2375".into()), "127.0.0.1:2375".to_string()));
-        assert_eq!(reach("tcp://127.0.0.1:2375/", false), tcp);
-        assert_eq!(reach("tcp://127.0.0.1:2376", true), None, "TLS hosts build with the classic builder");
-        assert_eq!(reach("ssh://builder@host", false), None);
-        assert_eq!(reach("npipe:////./pipe/docker_engine", false), None);
+    fn reaches_unix_sockets_plain_tcp_and_tls() {
+        let reach = |host: &str| BuildKit::for_host(host, false, "1.41").unwrap().map(|b| (b.endpoint, b.authority));
+        let unix = reach("unix:///run/docker.sock").unwrap();
+        assert!(
+            matches!(unix.0, Endpoint::Unix(ref p) if p.to_str() == Some("/run/docker.sock")) && unix.1 == "docker"
+        );
+        let tcp = reach("tcp://127.0.0.1:2375/").unwrap();
+        assert!(matches!(tcp.0, Endpoint::Tcp(ref a) if a == "127.0.0.1:2375") && tcp.1 == "127.0.0.1:2375");
+        assert!(reach("ssh://builder@host").is_none());
+        assert!(reach("npipe:////./pipe/docker_engine").is_none());
+        // TLS needs the client certificate: none in an empty DOCKER_CERT_PATH-like directory.
+        let empty = tempfile::tempdir().unwrap();
+        let err = crate::docker::tls::client_config(empty.path()).unwrap_err();
+        assert!(err.to_string().contains("ca.pem"), "{err}");
     }
 }

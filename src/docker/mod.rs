@@ -10,6 +10,7 @@ mod build;
 mod buildkit;
 pub mod gate;
 pub mod store;
+pub mod tls;
 mod trace;
 
 use std::collections::HashMap;
@@ -365,7 +366,11 @@ async fn buildkit_endpoint(docker: &Docker, host: &str) -> Result<buildkit::Buil
         return Err(NoBuildKit::Api(api.to_string()));
     }
     let tls = std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty());
-    buildkit::BuildKit::for_host(host, tls, &api.to_string()).ok_or_else(|| NoBuildKit::Transport(host.to_string()))
+    match buildkit::BuildKit::for_host(host, tls, &api.to_string()) {
+        Ok(Some(endpoint)) => Ok(endpoint),
+        Ok(None) => Err(NoBuildKit::Transport(host.to_string())),
+        Err(e) => Err(NoBuildKit::Tls(e)),
+    }
 }
 
 /// Why an engine offers no BuildKit to relctl.
@@ -377,8 +382,10 @@ pub enum NoBuildKit {
     Os(String),
     #[error("the engine speaks API {0}, BuildKit needs 1.39 (Docker 18.09) or later")]
     Api(String),
-    #[error("relctl sends BuildKit builds over unix:// or plain tcp://, not to {0}")]
+    #[error("relctl sends BuildKit builds over unix:// or tcp://, not to {0}")]
     Transport(String),
+    #[error("the engine is reached over TLS, but its client certificate cannot be used: {}", crate::chain::error_chain(.0))]
+    Tls(tls::TlsSetupError),
 }
 
 /// Connects to the daemon on first use: releases that only add tags, and

@@ -52,21 +52,7 @@ pub enum ReleaseError {
     NoGitHubToken,
 }
 
-/// An error and its causes on one line (`a: b: c`), for logs and reports
-/// that keep one line per failure.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        cause = c.source();
-    }
-    line
-}
+pub use crate::chain::error_chain;
 
 /// A registry write of phase 2 tried 3 times, 1 s and 2 s apart, on top of
 /// the client's own retries: a version tag that could not be written leaves

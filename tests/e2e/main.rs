@@ -18,4 +18,5 @@ mod reconcile;
 mod release;
 mod ssh;
 mod status;
+mod tls;
 mod version_commit;
