@@ -64,6 +64,40 @@ fn a_release_fetches_and_pushes_over_ssh_with_a_key_file_and_with_the_agent() {
     let _ = Command::new("kill").arg(&pid).status();
     run.expect(0);
     assert_eq!(f.remote_file("VERSION").as_deref(), Some("v1.1.0\n"));
+
+    // A key with a passphrase: authorized, and read with RELCTL_GIT_SSH_PASSPHRASE.
+    let locked = f.dir.path().join("locked_key");
+    let made =
+        Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "open sesame", "-f"]).arg(&locked).status();
+    assert!(made.unwrap().success());
+    let public = std::fs::read_to_string(locked.with_extension("pub")).unwrap();
+    let authorized = std::path::Path::new(&key).with_file_name("authorized_keys");
+    let mut keys = std::fs::read_to_string(&authorized).unwrap();
+    keys.push_str(&public);
+    std::fs::write(&authorized, keys).unwrap();
+    f.write("app.txt", "three\n");
+    f.commit("three");
+    git(&f.work, &["tag", "v1.2.0"]);
+    git(
+        &f.work,
+        &[
+            "-c",
+            &format!("core.sshCommand=ssh -i {key} -o UserKnownHostsFile={hosts}"),
+            "push",
+            "-q",
+            "origin",
+            "v1.2.0",
+        ],
+    );
+    let locked = locked.display().to_string();
+    let vars = [
+        ("RELCTL_GIT_SSH_KEY", locked.as_str()),
+        ("RELCTL_GIT_SSH_PASSPHRASE", "open sesame"),
+        ("RELCTL_GIT_KNOWN_HOSTS", hosts.as_str()),
+    ];
+    let run = f.relctl_env(&["release", "v1.2.0"], &vars).expect(0);
+    assert!(!run.stderr().contains("open sesame"), "the passphrase never shows");
+    assert_eq!(f.remote_file("VERSION").as_deref(), Some("v1.2.0\n"));
 }
 
 #[test]
