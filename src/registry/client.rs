@@ -34,6 +34,8 @@ pub struct RegistryClient {
     timeout: Duration,
     /// Tag listings of this run, so a reconcile lists each repository once.
     pub(super) listings: Mutex<HashMap<String, Vec<String>>>,
+    /// Labels by manifest digest (see [`super::labels_cache`]).
+    pub(super) labels_cache: super::labels_cache::LabelsCache,
 }
 
 /// Loopback registries speak plain HTTP, as the Docker daemon assumes; all others HTTPS.
@@ -70,6 +72,7 @@ impl RegistryClient {
             requests: AtomicU64::new(0),
             timeout: crate::config::Timeouts::default().request,
             listings: Mutex::new(HashMap::new()),
+            labels_cache: super::labels_cache::LabelsCache::new(),
         }
     }
 

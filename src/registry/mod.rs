@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod credentials;
+pub mod labels_cache;
 #[cfg(test)]
 mod http_tests;
 
@@ -200,15 +201,26 @@ impl RegistryClient {
     }
 
     /// What `tag` holds: digest and the labels relctl reads, or `None` if absent.
+    /// The digest comes from a `HEAD` and the labels from the cache when
+    /// this digest was read before: no manifest `GET`, which Docker Hub counts as a pull.
     pub async fn inspect(
         &self,
         repository: &str,
         tag: &str,
     ) -> Result<Option<(RemoteTag, Option<String>)>, RegistryError> {
-        let Some((bytes, _, digest)) = self.manifest(repository, tag).await? else { return Ok(None) };
-        let labels = self.labels(repository, tag, &bytes).await?;
-        let get = |k: &str| labels.get(k).and_then(|v| v.as_str()).map(str::to_string);
-        Ok(Some((RemoteTag { digest, revision: get(REVISION), inputs: get(INPUTS) }, get(VERSION))))
+        let Some(digest) = self.digest(repository, tag).await? else { return Ok(None) };
+        let labels = match self.labels_cache.get(&digest) {
+            Some(cached) => cached,
+            None => {
+                let Some((bytes, _, _)) = self.manifest(repository, &digest).await? else { return Ok(None) };
+                let read = self.labels(repository, tag, &bytes).await?;
+                let get = |k: &str| read.get(k).and_then(|v| v.as_str()).map(str::to_string);
+                let labels = labels_cache::Labels { revision: get(REVISION), inputs: get(INPUTS), version: get(VERSION) };
+                self.labels_cache.put(&digest, &labels);
+                labels
+            }
+        };
+        Ok(Some((RemoteTag { digest, revision: labels.revision, inputs: labels.inputs }, labels.version)))
     }
 
     /// The digest `tag` points at, or `None`.
