@@ -7,6 +7,7 @@
 
 mod blob_budget;
 mod delta;
+pub mod dockerfile;
 pub mod dockerignore;
 mod file_contents;
 mod object_stream;
