@@ -77,7 +77,7 @@ pub fn input_key(observed: &Observed, image: &ImageConfig, keys: &BTreeMap<&str,
     use sha2::Digest;
     let context = observed.context_digests.get(&image.name)?;
     let mut h = sha2::Sha256::new();
-    h.update(format!("relctl-inputs/v1\ncontext {context}\nplatform {}\n", observed.platform));
+    h.update(format!("relctl-inputs/v2\ncontext {context}\nplatform {}\n", observed.platform));
     for (k, v) in &image.build_args {
         h.update(format!("arg {k}={v}\n"));
     }

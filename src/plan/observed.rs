@@ -34,6 +34,9 @@ pub struct Observed {
     /// Files relctl rewrites after every release (VERSION, `also_update`)
     /// that an image's build context sends, by image; images without any are absent.
     pub rewritten_in_context: BTreeMap<String, Vec<String>>,
+    /// With `build.inputs: dockerfile`: images whose inputs could not be told
+    /// from their Dockerfile, so their key covers the whole context, and why.
+    pub whole_context: BTreeMap<String, String>,
     /// For images whose version tag is missing: the newest earlier release in
     /// the registry (tag and what it holds), a candidate to retag when unchanged.
     pub previous: BTreeMap<String, (String, RemoteTag)>,
