@@ -91,6 +91,7 @@ pub fn inputs(text: &str, args: &BuildArgs) -> Inputs {
 }
 
 fn read(text: &str, args: &BuildArgs) -> Result<Vec<String>, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let lines: Vec<&str> = text.lines().collect();
     let mut escape = '\\';
     let mut n = 0;
@@ -610,6 +611,12 @@ mod tests {
         let none = args(&[], &[]);
         let cases: Vec<(&str, &str, BuildArgs, Inputs)> = vec![
             ("plain copy", "FROM scratch\nCOPY src /src\n", none.clone(), sources(&["src"])),
+            (
+                "a byte order mark and a directive",
+                "\u{feff}# syntax=docker.io/docker/dockerfile:1@sha256:ab\nFROM scratch\nCOPY src /src\n",
+                none.clone(),
+                sources(&["src"]),
+            ),
             (
                 "ARG default",
                 "FROM scratch\nARG DIR=src/server\nCOPY ${DIR}/ /app/\n",

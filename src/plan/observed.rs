@@ -29,7 +29,8 @@ pub struct Observed {
     pub source_url: String,
     /// `org.opencontainers.image.created`, RFC 3339.
     pub created: String,
-    /// Digest of each image's build context at `commit` (see `ContextSpec::summary`).
+    /// Digest of each image's build inputs at `commit`: the Dockerfile and the
+    /// context files it reads, or the whole context (see `ContextSpec::summary`).
     pub context_digests: BTreeMap<String, String>,
     /// Files relctl rewrites after every release (VERSION, `also_update`)
     /// that an image's build context sends, by image; images without any are absent.
