@@ -775,4 +775,67 @@ mod tests {
         assert!(goes_through("s*/a", "src/a"));
         assert!(!goes_through("src", "src/a"));
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// Lines of Dockerfiles, well-formed or not.
+        fn line() -> impl Strategy<Value = String> {
+            let word = prop::sample::select(vec![
+                "src", "./a", "/b/", "../c", "d/*.go", "${X}", "$Y", "${X:-e}", "[f-h]?", "'q r'", "\"s\"", ".",
+            ]);
+            let instr = prop::sample::select(vec![
+                "FROM scratch",
+                "FROM base AS b",
+                "COPY",
+                "ADD",
+                "COPY --from=b",
+                "COPY --chown=1",
+                "RUN",
+                "ARG X",
+                "ARG Y=z",
+                "ENV X=w",
+                "RUN --mount=type=bind,source=m",
+                "# c",
+                "",
+                "WORKDIR /w",
+                "COPY [\"j\",",
+            ]);
+            (instr, prop::collection::vec(word, 0..4), any::<bool>())
+                .prop_map(|(i, w, cont)| format!("{i} {}{}", w.join(" "), if cont { " \\" } else { "" }))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            #[test]
+            fn any_dockerfile_reads_clean_sources_or_says_why(lines in prop::collection::vec(line(), 0..8)) {
+                let text = lines.join("\n");
+                match inputs(&text, &BuildArgs::default()) {
+                    Inputs::Sources(sources) => {
+                        for s in &sources {
+                            prop_assert!(!s.is_empty() && !s.starts_with('/') && !s.ends_with('/'), "{s:?}");
+                            prop_assert!(s.split('/').all(|p| !p.is_empty() && p != "." && p != ".."), "{s:?}");
+                        }
+                        // Copying everything afterwards can only widen the inputs (`RUN true`
+                        // ends a continued last line).
+                        let wider = inputs(&format!("{text}\nRUN true\nCOPY . .\n"), &BuildArgs::default());
+                        prop_assert!(matches!(wider, Inputs::Whole(_)), "{wider:?}");
+                    }
+                    Inputs::Whole(why) => prop_assert!(!why.is_empty()),
+                }
+            }
+
+            #[test]
+            fn a_literal_source_selects_itself_and_what_is_under_it(
+                source in "[a-c]{1,2}(/[a-c]{1,2}){0,2}",
+                path in "[a-c]{1,2}(/[a-c]{1,2}){0,3}",
+            ) {
+                let under = path == source || path.starts_with(&format!("{source}/"));
+                prop_assert_eq!(selects(&source, &path), under);
+            }
+        }
+    }
 }
