@@ -529,60 +529,100 @@ fn segments(pat: &[&str], path: &[&str], prefix: bool) -> bool {
 
 /// Go's `filepath.Match` for one path segment: `*`, `?`, `[...]` classes
 /// (`^` negates, ranges, `\` escapes). A malformed pattern matches, so a
-/// mistake widens the inputs rather than narrowing them.
+/// mistake widens the inputs rather than narrowing them. Linear in the
+/// name for each `*` (no backtracking blow-up).
 pub fn matches(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
+    let Some(toks) = tokens(pattern) else { return true };
     let s: Vec<char> = name.chars().collect();
-    glob(&p, &s)
+    let (mut t, mut i) = (0, 0);
+    // The last `*` seen and where in the name it would take one more character.
+    let mut star: Option<(usize, usize)> = None;
+    while i < s.len() {
+        match toks.get(t) {
+            Some(Tok::Star) => {
+                star = Some((t, i));
+                t += 1;
+                continue;
+            }
+            Some(tok) if tok.takes(s[i]) => {
+                t += 1;
+                i += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let Some((st, si)) = star else { return false };
+        star = Some((st, si + 1));
+        t = st + 1;
+        i = si + 1;
+    }
+    toks[t..].iter().all(|tok| matches!(tok, Tok::Star))
 }
 
-fn glob(p: &[char], s: &[char]) -> bool {
-    match p.first() {
-        None => s.is_empty(),
-        Some('*') => (0..=s.len()).any(|k| glob(&p[1..], &s[k..])),
-        Some('?') => !s.is_empty() && glob(&p[1..], &s[1..]),
-        Some('[') => {
-            let Some((ok, len)) = class(&p[1..], s.first().copied()) else { return true };
-            ok && glob(&p[1 + len..], &s[1..])
+enum Tok {
+    Star,
+    Any,
+    Lit(char),
+    Class { negate: bool, ranges: Vec<(char, char)> },
+}
+
+impl Tok {
+    fn takes(&self, c: char) -> bool {
+        match self {
+            Tok::Star => true,
+            Tok::Any => true,
+            Tok::Lit(l) => *l == c,
+            Tok::Class { negate, ranges } => ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *negate,
         }
-        Some('\\') if p.len() > 1 => s.first() == Some(&p[1]) && glob(&p[2..], &s[1..]),
-        Some(c) => s.first() == Some(c) && glob(&p[1..], &s[1..]),
     }
 }
 
-/// A `[...]` class after its `[`: whether `c` is in it, and how many
-/// characters the class takes up to and including `]`. `None` when malformed.
-fn class(p: &[char], c: Option<char>) -> Option<(bool, usize)> {
+/// The pattern as tokens; `None` when malformed (Go's `ErrBadPattern`).
+fn tokens(pattern: &str) -> Option<Vec<Tok>> {
+    let p: Vec<char> = pattern.chars().collect();
+    let mut out = Vec::new();
     let mut i = 0;
-    let negate = p.first() == Some(&'^');
-    if negate {
+    while i < p.len() {
+        match p[i] {
+            '*' => out.push(Tok::Star),
+            '?' => out.push(Tok::Any),
+            '\\' => {
+                i += 1;
+                out.push(Tok::Lit(*p.get(i)?));
+            }
+            '[' => {
+                i += 1;
+                let negate = p.get(i) == Some(&'^');
+                if negate {
+                    i += 1;
+                }
+                let mut ranges = Vec::new();
+                loop {
+                    if p.get(i) == Some(&']') && !ranges.is_empty() {
+                        break;
+                    }
+                    let (lo, next) = class_char(&p, i)?;
+                    let (hi, next) = if p.get(next) == Some(&'-') { class_char(&p, next + 1)? } else { (lo, next) };
+                    if lo > hi {
+                        return None;
+                    }
+                    ranges.push((lo, hi));
+                    i = next;
+                }
+                out.push(Tok::Class { negate, ranges });
+            }
+            c => out.push(Tok::Lit(c)),
+        }
         i += 1;
     }
-    let mut hit = false;
-    let mut first = true;
-    loop {
-        let &ch = p.get(i)?;
-        if ch == ']' && !first {
-            return Some((c.is_some() && hit != negate, i + 1));
-        }
-        first = false;
-        let (lo, next) = class_char(p, i)?;
-        let (hi, next) = if p.get(next) == Some(&'-') && p.get(next + 1) != Some(&']') {
-            class_char(p, next + 1)?
-        } else {
-            (lo, next)
-        };
-        if c.is_some_and(|c| lo <= c && c <= hi) {
-            hit = true;
-        }
-        i = next;
-    }
+    Some(out)
 }
 
+/// One character of a class at `p[i]`, and where the next starts.
 fn class_char(p: &[char], i: usize) -> Option<(char, usize)> {
     match p.get(i)? {
         '\\' => Some((*p.get(i + 1)?, i + 2)),
-        ']' | '-' if i > 0 => None,
+        '-' | ']' => None,
         c => Some((*c, i + 1)),
     }
 }
@@ -759,6 +799,12 @@ mod tests {
             ("a\\*", "a*", true),
             ("a\\*", "ab", false),
             ("[", "x", true),
+            ("[]a]", "a", true),
+            ("a[", "a", true),
+            ("*x", "xxx", true),
+            ("a*b*c*d*e*f*g*h*i*j*z", "abcdefghijabcdefghijabcdefghijabcdefghij", false),
+            ("", "", true),
+            ("*", "", true),
         ] {
             assert_eq!(matches(pattern, name), want, "{pattern} ~ {name}");
         }
@@ -826,6 +872,19 @@ mod tests {
                     }
                     Inputs::Whole(why) => prop_assert!(!why.is_empty()),
                 }
+            }
+
+            #[test]
+            fn wildcards_match_as_the_obvious_recursive_matcher(pattern in "[ab*?]{0,8}", name in "[ab]{0,10}") {
+                fn naive(p: &[u8], s: &[u8]) -> bool {
+                    match p.first() {
+                        None => s.is_empty(),
+                        Some(b'*') => (0..=s.len()).any(|k| naive(&p[1..], &s[k..])),
+                        Some(b'?') => !s.is_empty() && naive(&p[1..], &s[1..]),
+                        Some(c) => s.first() == Some(c) && naive(&p[1..], &s[1..]),
+                    }
+                }
+                prop_assert_eq!(matches(&pattern, &name), naive(pattern.as_bytes(), name.as_bytes()));
             }
 
             #[test]
