@@ -277,7 +277,7 @@ fn read(text: &str, args: &BuildArgs) -> Result<Vec<String>, String> {
                         opts.insert(k.trim().to_ascii_lowercase(), v.trim().trim_matches('"').to_string());
                     }
                     let source = opts.get("source").or_else(|| opts.get("src"));
-                    if opts.contains_key("from") {
+                    if opts.get("from").is_some_and(|f| !f.is_empty()) {
                         continue;
                     }
                     let source = match opts.get("type").map(String::as_str).unwrap_or("bind") {
@@ -728,9 +728,9 @@ mod tests {
             ("COPY ./ /app", "FROM scratch\nCOPY src ./ /app\n", none.clone(), whole("COPY src ./ /app")),
             (
                 "a bind mount of the root",
-                "FROM alpine\nRUN --mount=type=bind,target=/src make\n",
+                "FROM alpine\nRUN --mount=type=bind,from=,target=/src make\n",
                 none.clone(),
-                whole("RUN --mount=type=bind,target=/src make"),
+                whole("RUN --mount=type=bind,from=,target=/src make"),
             ),
             ("heredoc", "FROM alpine\nRUN <<EOF\necho hi\nEOF\nCOPY a /\n", none.clone(), whole("heredoc: RUN <<EOF")),
             (

@@ -12,11 +12,6 @@ use super::{
 };
 use crate::config::{Config, ImageConfig, Inputs};
 
-/// Whether an earlier release of `image` was a candidate to retag.
-fn unchanged_candidate(observed: &Observed, image: &ImageConfig) -> bool {
-    observed.previous.contains_key(&image.name)
-}
-
 /// The plan as it grows, image by image.
 pub(super) struct Planner<'a> {
     config: &'a Config,
@@ -149,7 +144,7 @@ impl<'a> Planner<'a> {
                 (None, _) => {
                     // An earlier release whose key differs: say so when the key took the whole context.
                     let whole =
-                        observed.whole_context.get(&image.name).filter(|_| unchanged_candidate(observed, image));
+                        observed.whole_context.get(&image.name).filter(|_| observed.previous.contains_key(&image.name));
                     let reason = match whole {
                         Some(why) => format!("inputs: whole context: {why}"),
                         None => format!("{primary} is not in the registry"),
