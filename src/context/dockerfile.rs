@@ -783,6 +783,20 @@ mod tests {
         }
     }
 
+    /// tests/corpus/dockerfile: a Dockerfile, a line `----`, then the sources
+    /// it reads one a line, or `whole: <reason>`; read with `SERVER_IMAGE` as a parent's image.
+    #[test]
+    fn corpus_replays() {
+        for (name, text) in crate::config::corpus::texts("dockerfile") {
+            let (dockerfile, expected) = text.split_once("\n----\n").unwrap_or_else(|| panic!("{name}: no ----"));
+            let want = match expected.trim().strip_prefix("whole: ") {
+                Some(why) => Inputs::Whole(why.to_string()),
+                None => Inputs::Sources(expected.lines().map(str::to_string).collect()),
+            };
+            assert_eq!(inputs(dockerfile, &args(&[], &["SERVER_IMAGE"])), want, "{name}");
+        }
+    }
+
     #[test]
     fn wildcards_match_like_go_filepath_match() {
         for (pattern, name, want) in [
