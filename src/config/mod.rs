@@ -110,6 +110,18 @@ pub struct BuildConfig {
     /// copies manifests. `false`: images are uploaded in phase 2.
     pub stage: bool,
     pub builder: Builder,
+    /// What an image's input key covers (`build.inputs`).
+    pub inputs: Inputs,
+}
+
+/// What an image's input key covers (`build.inputs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inputs {
+    /// The Dockerfile and the context files it reads (`COPY`, `ADD`, `RUN
+    /// --mount`); the whole context when that cannot be told. The default.
+    Dockerfile,
+    /// Every file of the context.
+    Context,
 }
 
 /// Which of the engine's builders runs the builds (`build.builder`).

@@ -125,6 +125,15 @@ pub struct RawBuild {
     pub stage: bool,
     /// The engine's builder: auto (BuildKit where the engine offers it), buildkit, or classic.
     pub builder: RawBuilder,
+    /// What an image's input key covers: dockerfile (the Dockerfile and only the context files its COPY, ADD and RUN --mount read; the whole context when that cannot be told) or context (every file of the context).
+    pub inputs: RawInputs,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawInputs {
+    Dockerfile,
+    Context,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq)]
@@ -152,6 +161,7 @@ impl Default for RawBuild {
             unchanged: RawUnchanged::Retag,
             stage: true,
             builder: RawBuilder::Auto,
+            inputs: RawInputs::Dockerfile,
         }
     }
 }

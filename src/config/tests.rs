@@ -59,6 +59,14 @@ fn defaults_apply() {
     };
     assert_eq!(builder("classic").unwrap().build.builder, crate::config::Builder::Classic);
     assert_eq!(builder("buildkit").unwrap().build.builder, crate::config::Builder::BuildKit);
+    assert_eq!(c.build.inputs, crate::config::Inputs::Dockerfile);
+    assert_eq!(
+        p("namespace: n\nproject: p\nbuild: { inputs: context }\nimages: { a: { context: a } }\n")
+            .unwrap()
+            .build
+            .inputs,
+        crate::config::Inputs::Context
+    );
     assert!(
         !p("namespace: n\nproject: p\nbuild: { unchanged: rebuild }\nimages: { a: { context: a } }\n")
             .unwrap()
@@ -154,6 +162,11 @@ fn bad_configs_name_file_line_and_fix() {
         (
             "namespace: n\nproject: p\nbuild: { unchanged: skip }\nimages: { a: { context: a } }\n",
             "unknown variant `skip`, expected `retag` or `rebuild`",
+            "release.yaml:3:",
+        ),
+        (
+            "namespace: n\nproject: p\nbuild: { inputs: files }\nimages: { a: { context: a } }\n",
+            "unknown variant `files`, expected `dockerfile` or `context`",
             "release.yaml:3:",
         ),
         (

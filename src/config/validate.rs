@@ -210,6 +210,10 @@ fn build(cx: &Ctx, raw: &super::raw::RawBuild) -> Result<BuildConfig, ConfigErro
             super::raw::RawBuilder::Buildkit => super::Builder::BuildKit,
             super::raw::RawBuilder::Classic => super::Builder::Classic,
         },
+        inputs: match raw.inputs {
+            super::raw::RawInputs::Dockerfile => super::Inputs::Dockerfile,
+            super::raw::RawInputs::Context => super::Inputs::Context,
+        },
     })
 }
 

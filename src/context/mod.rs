@@ -7,6 +7,7 @@
 
 mod blob_budget;
 mod delta;
+pub mod dockerfile;
 pub mod dockerignore;
 mod file_contents;
 mod object_stream;
@@ -18,6 +19,7 @@ use git2::{Commit, ObjectType, Oid, Repository, Tree};
 use sha2::{Digest, Sha256};
 
 use blob_budget::BLOBS;
+use dockerfile::{BuildArgs, Inputs};
 use dockerignore::DockerIgnore;
 use file_contents::FileContents;
 
@@ -174,13 +176,39 @@ impl ContextSpec {
     }
 
     /// The context's digest, and which of `watched` (paths from the
-    /// repository root) it sends. Reads only trees, never blob contents.
-    pub fn summary(&self, watched: &[&str]) -> std::io::Result<ContextSummary> {
+    /// repository root) the build reads. With `dockerfile_args` (`build.inputs:
+    /// dockerfile`), the digest covers the Dockerfile and only the files its
+    /// sources select, read with those build arguments (see [`dockerfile`]);
+    /// without, or when the Dockerfile's inputs cannot be told, every file of
+    /// the context. Reads trees and the Dockerfile, no other blob.
+    pub fn summary(&self, watched: &[&str], dockerfile_args: Option<&BuildArgs>) -> std::io::Result<ContextSummary> {
         let repo = Repository::open(&self.repo).map_err(io)?;
-        let listing = self.list(&repo, &self.commit(&repo)?)?;
+        let commit = self.commit(&repo)?;
+        let listing = self.list(&repo, &commit)?;
+        let mut inputs = None;
+        if let Some(args) = dockerfile_args {
+            let root = commit.tree().map_err(io)?;
+            let text = blob_at(&repo, &root, &self.dockerfile).ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotFound, format!("no file {}", self.dockerfile))
+            })?;
+            inputs = Some(match dockerfile::inputs(&String::from_utf8_lossy(&text), args) {
+                Inputs::Sources(sources) => {
+                    through_symlink(&listing, &sources).map_or(Inputs::Sources(sources), Inputs::Whole)
+                }
+                whole => whole,
+            });
+        }
+        let in_tar = self.dockerfile_in_tar();
+        let selected = |path: &str| match &inputs {
+            Some(Inputs::Sources(sources)) => path == in_tar || sources.iter().any(|s| dockerfile::selects(s, path)),
+            _ => true,
+        };
         let mut h = Sha256::new();
-        h.update(format!("dockerfile {}\n", self.dockerfile_in_tar()));
-        for e in &listing.entries {
+        if let Some(Inputs::Sources(sources)) = &inputs {
+            h.update(format!("inputs dockerfile {}\n", sources.len()));
+        }
+        h.update(format!("dockerfile {in_tar}\n"));
+        for e in listing.entries.iter().filter(|e| selected(&e.path)) {
             h.update(format!("{:o} {} {}\n", e.mode, e.oid, e.path));
         }
         let in_context = |path: &str| match self.context.as_str() {
@@ -189,21 +217,36 @@ impl ContextSpec {
         };
         let sent = watched
             .iter()
-            .filter(|w| in_context(w).is_some_and(|p| listing.entries.iter().any(|e| e.path == p)))
+            .filter(|w| in_context(w).is_some_and(|p| selected(&p) && listing.entries.iter().any(|e| e.path == p)))
             .map(|w| w.to_string())
             .collect();
-        Ok(ContextSummary { digest: hex(&h.finalize()), sent })
+        let whole = match inputs {
+            Some(Inputs::Whole(why)) => Some(why),
+            _ => None,
+        };
+        Ok(ContextSummary { digest: hex(&h.finalize()), sent, whole })
     }
+}
+
+/// Why a source cannot be followed exactly: it names a symlink, or a
+/// directory on its way is one (the daemon follows those).
+fn through_symlink(listing: &Listing, sources: &[String]) -> Option<String> {
+    listing.entries.iter().filter(|e| e.mode == 0o120000).find_map(|e| {
+        let source = sources.iter().find(|s| dockerfile::goes_through(s, &e.path))?;
+        Some(format!("{source} goes through the symlink {}", e.path))
+    })
 }
 
 /// What [`ContextSpec::summary`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContextSummary {
-    /// SHA-256 over (path, mode, blob id) of every file the daemon would
-    /// receive, and the Dockerfile's path: equal digests mean equal contexts.
+    /// SHA-256 over (path, mode, blob id) of every file the build reads, and
+    /// the Dockerfile's path: equal digests mean equal inputs.
     pub digest: String,
-    /// The watched paths the context sends.
+    /// The watched paths the build reads.
     pub sent: Vec<String>,
+    /// With Dockerfile-aware inputs: why they fell back to the whole context.
+    pub whole: Option<String>,
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -467,9 +510,58 @@ mod tests {
         );
         let spec = |context: &str| r.spec(&c, context, "a/Dockerfile");
         let watched = ["VERSION", "README.md", "a/x"];
-        assert_eq!(spec("").summary(&watched).unwrap().sent, ["VERSION", "a/x"], "README.md is ignored");
-        assert_eq!(spec("a").summary(&watched).unwrap().sent, ["a/x"]);
-        assert_ne!(spec("").summary(&[]).unwrap().digest, spec("a").summary(&[]).unwrap().digest);
+        assert_eq!(spec("").summary(&watched, None).unwrap().sent, ["VERSION", "a/x"], "README.md is ignored");
+        assert_eq!(spec("a").summary(&watched, None).unwrap().sent, ["a/x"]);
+        assert_ne!(spec("").summary(&[], None).unwrap().digest, spec("a").summary(&[], None).unwrap().digest);
+    }
+
+    #[test]
+    fn dockerfile_inputs_cover_the_dockerfile_and_the_files_it_copies() {
+        let r = Repo::new();
+        let dockerfile = "FROM scratch\nARG DIR=src\nCOPY ${DIR} /src\nCOPY conf/*.toml /etc/\n";
+        let c1 = r.commit(
+            1_000,
+            &[
+                ("docker/server/Dockerfile", dockerfile),
+                (".dockerignore", "src/*.tmp\n"),
+                ("VERSION", "v1.0.0\n"),
+                ("src/main.rs", "fn main() {}"),
+                ("conf/a.toml", "a"),
+                ("conf/b.json", "b"),
+            ],
+        );
+        let args = BuildArgs::default();
+        let summary = |c: &str, args: &BuildArgs| {
+            r.spec(c, "", "docker/server/Dockerfile").summary(&["VERSION", "src/main.rs"], Some(args)).unwrap()
+        };
+        let s1 = summary(&c1, &args);
+        assert_eq!((s1.sent.as_slice(), s1.whole.as_deref()), (&["src/main.rs".to_string()][..], None));
+        assert_ne!(s1.digest, r.spec(&c1, "", "docker/server/Dockerfile").summary(&[], None).unwrap().digest);
+        for (files, changes) in [
+            (&[("VERSION", "v1.1.0\n")][..], false),
+            (&[("README.md", "new")], false),
+            (&[("conf/b.json", "c")], false),
+            (&[("src/x.tmp", "ignored")], false),
+            (&[("src/main.rs", "fn main() { }")], true),
+            (&[("conf/c.toml", "c")], true),
+            (&[("docker/server/Dockerfile", &format!("{dockerfile}LABEL a=b\n"))], true),
+        ] {
+            let c = r.commit(2_000, files);
+            assert_eq!(summary(&c, &args).digest != s1.digest, changes, "{files:?}");
+            r.commit(3_000, &[("docker/server/Dockerfile", dockerfile), ("src/main.rs", "fn main() {}")]);
+        }
+        let other = BuildArgs { values: [("DIR".to_string(), "conf".to_string())].into(), ..BuildArgs::default() };
+        assert_ne!(summary(&c1, &other).digest, s1.digest, "a build argument picks other files");
+
+        let c = r.commit(4_000, &[("docker/server/Dockerfile", "FROM scratch\nCOPY . .\n")]);
+        let s = summary(&c, &args);
+        assert_eq!(s.whole.as_deref(), Some("COPY . ."));
+        assert_eq!(s.sent, ["VERSION", "src/main.rs"]);
+        assert_eq!(s.digest, r.spec(&c, "", "docker/server/Dockerfile").summary(&[], None).unwrap().digest);
+
+        std::os::unix::fs::symlink("src", r.dir.path().join("app")).unwrap();
+        let c = r.commit(5_000, &[("docker/server/Dockerfile", "FROM scratch\nCOPY app/main.rs /\n")]);
+        assert_eq!(summary(&c, &args).whole.as_deref(), Some("app/main.rs goes through the symlink app"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use git2::{Cred, CredentialType, ErrorCode, FetchOptions, PushOptions, RemoteCallbacks, Repository, Signature};
 use secrecy::{ExposeSecret, SecretString};
 
+pub use crate::context::dockerfile::BuildArgs;
 pub use crate::context::{ContextSpec, ContextSummary, tune_libgit2};
 pub use url::{public_url, redact_url, redact_urls_in};
 
@@ -170,13 +171,15 @@ pub trait GitRepo {
     fn push_branch(&self, commit: &str) -> Result<PushOutcome, GitError>;
     /// The build context of an image at a commit.
     fn context(&self, commit: &str, context: &str, dockerfile: &str) -> ContextSpec;
-    /// The digest of that context and which of `watched` it sends (see [`ContextSpec::summary`]).
+    /// The digest of that context's inputs and which of `watched` the build
+    /// reads: with `dockerfile_args`, those the Dockerfile reads (see [`ContextSpec::summary`]).
     fn context_summary(
         &self,
         commit: &str,
         context: &str,
         dockerfile: &str,
         watched: &[&str],
+        dockerfile_args: Option<&BuildArgs>,
     ) -> Result<ContextSummary, GitError>;
 }
 
@@ -613,11 +616,10 @@ impl GitRepo for Git2Repo {
         context: &str,
         dockerfile: &str,
         watched: &[&str],
+        dockerfile_args: Option<&BuildArgs>,
     ) -> Result<ContextSummary, GitError> {
-        self.context(commit, context, dockerfile).summary(watched).map_err(|source| GitError::ReadContext {
-            commit: commit.to_string(),
-            context: context.to_string(),
-            source,
+        self.context(commit, context, dockerfile).summary(watched, dockerfile_args).map_err(|source| {
+            GitError::ReadContext { commit: commit.to_string(), context: context.to_string(), source }
         })
     }
 }

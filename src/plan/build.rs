@@ -69,8 +69,9 @@ pub fn stage_tag(primary: &str, commit: &str) -> String {
 }
 
 /// The input key of an image: SHA-256 over everything its build reads (the
-/// context's files after .dockerignore, the Dockerfile path, the build
-/// arguments from the config, the platform) and its parents' keys. Parent
+/// context digest: the Dockerfile and the context files it reads after
+/// .dockerignore, or every file of the context, see `ContextSpec::summary`;
+/// the build arguments from the config, the platform) and its parents' keys. Parent
 /// image references are left out: they name the release, not the content.
 /// `None` when the context could not be read.
 pub fn input_key(observed: &Observed, image: &ImageConfig, keys: &BTreeMap<&str, String>) -> Option<String> {
@@ -81,7 +82,12 @@ pub fn input_key(observed: &Observed, image: &ImageConfig, keys: &BTreeMap<&str,
 pub fn key_of(context: &str, platform: &str, image: &ImageConfig, keys: &BTreeMap<&str, String>) -> Option<String> {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
-    h.update(format!("relctl-inputs/v1\ncontext {context}\nplatform {platform}\n"));
+    h.update(format!(
+        "relctl-inputs/v2
+context {context}
+platform {platform}
+"
+    ));
     for (k, v) in &image.build_args {
         h.update(format!("arg {k}={v}\n"));
     }

@@ -10,7 +10,7 @@ use super::{
     BuildStep, FloatingDecision, ImageAction, ImagePlan, MoveStep, Observed, PlanError, PlanOptions, PushSource,
     PushStep, RegistryView, ReleaseTags, RemoteTag, floating,
 };
-use crate::config::{Config, ImageConfig};
+use crate::config::{Config, ImageConfig, Inputs};
 
 /// The plan as it grows, image by image.
 pub(super) struct Planner<'a> {
@@ -141,7 +141,16 @@ impl<'a> Planner<'a> {
                     self.not_staged.push(image.name.clone());
                     ImageAction::NotSelected
                 }
-                (None, _) => ImageAction::Build { reason: format!("{primary} is not in the registry") },
+                (None, _) => {
+                    // An earlier release whose key differs: say so when the key took the whole context.
+                    let whole =
+                        observed.whole_context.get(&image.name).filter(|_| observed.previous.contains_key(&image.name));
+                    let reason = match whole {
+                        Some(why) => format!("inputs: whole context: {why}"),
+                        None => format!("{primary} is not in the registry"),
+                    };
+                    ImageAction::Build { reason }
+                }
             },
         })
     }
@@ -209,16 +218,25 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
-    /// A note when the image's context sends a file relctl rewrites after every release.
+    /// A note when the image's inputs include a file relctl rewrites after
+    /// every release: its whole context, or a file its Dockerfile reads.
     fn note_rewritten(&mut self, image: &ImageConfig) {
         let sent = self.observed.rewritten_in_context.get(&image.name);
-        if let Some(files) = sent.filter(|_| self.config.build.retag_unchanged) {
-            let files = files.join(", ");
-            self.notes.push(format!(
+        let Some(files) = sent.filter(|_| self.config.build.retag_unchanged) else { return };
+        let files = files.join(", ");
+        let whole =
+            self.config.build.inputs == Inputs::Context || self.observed.whole_context.contains_key(&image.name);
+        self.notes.push(if whole {
+            format!(
                 "{0}: its build context sends {files}, which relctl rewrites after every release, so {0} is built again in every release; list {files} in .dockerignore unless the build reads it",
                 image.name
-            ));
-        }
+            )
+        } else {
+            format!(
+                "{0}: its Dockerfile reads {files}, which relctl rewrites after every release, so {0} is built again in every release",
+                image.name
+            )
+        });
     }
 
     /// Where each floating tag of `image` goes: moved here, or why it stays.

@@ -29,11 +29,15 @@ pub struct Observed {
     pub source_url: String,
     /// `org.opencontainers.image.created`, RFC 3339.
     pub created: String,
-    /// Digest of each image's build context at `commit` (see `ContextSpec::summary`).
+    /// Digest of each image's build inputs at `commit`: the Dockerfile and the
+    /// context files it reads, or the whole context (see `ContextSpec::summary`).
     pub context_digests: BTreeMap<String, String>,
     /// Files relctl rewrites after every release (VERSION, `also_update`)
     /// that an image's build context sends, by image; images without any are absent.
     pub rewritten_in_context: BTreeMap<String, Vec<String>>,
+    /// With `build.inputs: dockerfile`: images whose inputs could not be told
+    /// from their Dockerfile, so their key covers the whole context, and why.
+    pub whole_context: BTreeMap<String, String>,
     /// For images whose version tag is missing: the newest earlier release in
     /// the registry (tag and what it holds), a candidate to retag when unchanged.
     pub previous: BTreeMap<String, (String, RemoteTag)>,

@@ -43,6 +43,7 @@ fn observed(target: &str, tags: &[&str], version_file: Option<&str>) -> Observed
         created: "2026-11-22T00:00:00Z".into(),
         context_digests: ALL.iter().map(|i| (i.to_string(), format!("ctx-{i}"))).collect(),
         rewritten_in_context: BTreeMap::new(),
+        whole_context: BTreeMap::new(),
         previous: BTreeMap::new(),
         platform: "linux/amd64".into(),
     }
@@ -385,18 +386,26 @@ fn unchanged_images_are_retagged_and_changes_rebuild_their_children() {
 
 /// relctl's own VERSION commit changes a context that sends VERSION, and so
 /// that image's input key, every release: the plan says so where it builds.
+/// (Observing puts VERSION in `rewritten_in_context` only when the inputs
+/// include it: the whole context, or a file the Dockerfile reads.)
 #[test]
 fn a_context_sending_version_is_noted_where_it_rebuilds() {
-    let c = cfg(CONFIG);
     let note = "server: its build context sends VERSION, which relctl rewrites after every release, so server is built again in every release; list VERSION in .dockerignore unless the build reads it";
+    let read = "server: its Dockerfile reads VERSION, which relctl rewrites after every release, so server is built again in every release";
+    let context = cfg(&CONFIG.replace("images:", "build: { inputs: context }\nimages:"));
+    for (c, whole, want) in [(context, None, note), (cfg(CONFIG), Some("COPY . ."), note), (cfg(CONFIG), None, read)] {
+        let old_keys = keys(&c, &observed("v1.1.0", &["v1.1.0"], None));
+        let mut o = observed("v1.2.0", &["v1.1.0", "v1.2.0"], None);
+        o.rewritten_in_context.insert("server".into(), vec!["VERSION".into()]);
+        o.context_digests.insert("server".into(), "ctx-server-with-new-version".into());
+        o.whole_context.extend(whole.map(|w| ("server".to_string(), w.to_string())));
+        with_previous(&mut o, &old_keys);
+        let p = plan(&c, &o, &PlanOptions::default()).unwrap();
+        assert_eq!(p.notes, [want]);
+        assert!(p.to_string().contains(want), "{p}");
+    }
+    let c = cfg(CONFIG);
     let old_keys = keys(&c, &observed("v1.1.0", &["v1.1.0"], None));
-    let mut o = observed("v1.2.0", &["v1.1.0", "v1.2.0"], None);
-    o.rewritten_in_context.insert("server".into(), vec!["VERSION".into()]);
-    o.context_digests.insert("server".into(), "ctx-server-with-new-version".into());
-    with_previous(&mut o, &old_keys);
-    let p = plan(&c, &o, &PlanOptions::default()).unwrap();
-    assert_eq!(p.notes, [note]);
-    assert!(p.to_string().contains(note), "{p}");
 
     // Retagged (unchanged key): nothing to say.
     let mut o = observed("v1.2.0", &["v1.1.0", "v1.2.0"], None);
@@ -528,4 +537,33 @@ fn version_file_or_also_update_that_is_not_a_regular_file_is_bad_input() {
             format!("{field}: {path} is a directory on the release branch; relctl writes only regular files")
         );
     }
+}
+
+/// When the Dockerfile's inputs could not be told, the key covers the whole
+/// context; a rebuild says so, where the image could have been retagged.
+#[test]
+fn a_rebuild_from_the_whole_context_says_why() {
+    let c = cfg(CONFIG);
+    let old_keys = keys(&c, &observed("v1.1.0", &["v1.1.0"], None));
+    let mut o = observed("v1.2.0", &["v1.1.0", "v1.2.0"], None);
+    o.context_digests.insert("server".into(), "ctx-server-changed".into());
+    o.context_digests.insert("agent".into(), "ctx-agent-changed".into());
+    o.whole_context.insert("server".into(), "COPY . .".into());
+    o.whole_context.insert("frontend".into(), "COPY . .".into());
+    with_previous(&mut o, &old_keys);
+    let p = plan(&c, &o, &PlanOptions::default()).unwrap();
+    let action = |name: &str| p.images.iter().find(|i| i.name == name).unwrap().action.clone();
+    assert_eq!(action("server"), ImageAction::Build { reason: "inputs: whole context: COPY . .".into() });
+    assert_eq!(action("agent"), ImageAction::Build { reason: "v1.2.0 is not in the registry".into() });
+    assert!(matches!(action("frontend"), ImageAction::Retag { .. }), "an unchanged whole context is still retagged");
+    let text = p.to_string();
+    assert!(text.contains("build (inputs: whole context: COPY . .)"), "{text}");
+    assert!(text.contains("retag (unchanged since v1.1.0)"), "{text}");
+
+    // A first release is built because it is not in the registry, whatever its inputs.
+    let mut o = observed("v1.1.0", &["v1.1.0"], None);
+    o.whole_context.insert("server".into(), "COPY . .".into());
+    let p = plan(&c, &o, &PlanOptions::default()).unwrap();
+    let server = p.images.iter().find(|i| i.name == "server").unwrap();
+    assert_eq!(server.action, ImageAction::Build { reason: "v1.1.0 is not in the registry".into() });
 }

@@ -45,7 +45,8 @@ impl LabelsCache {
 
     fn file(&self, digest: &str) -> Option<PathBuf> {
         let hex = digest.strip_prefix("sha256:")?;
-        (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| self.dir.as_ref().map(|d| d.join(hex)))?
+        (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| self.dir.as_ref().map(|d| d.join(hex)))?
     }
 
     pub fn get(&self, digest: &str) -> Option<Labels> {
@@ -75,17 +76,18 @@ impl LabelsCache {
     }
 
     fn remember(&self, digest: &str, labels: &Labels) {
-        self.memory.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(digest.to_string(), labels.clone());
+        self.memory
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(digest.to_string(), labels.clone());
     }
 }
 
 /// Keeps the directory under [`MAX_ON_DISK`] entries, oldest out first.
 fn prune(dir: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
-    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
-        .flatten()
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .collect();
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> =
+        entries.flatten().filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path()))).collect();
     if files.len() <= MAX_ON_DISK {
         return;
     }

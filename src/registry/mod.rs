@@ -3,9 +3,9 @@
 
 pub mod client;
 pub mod credentials;
-pub mod labels_cache;
 #[cfg(test)]
 mod http_tests;
+pub mod labels_cache;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -215,7 +215,8 @@ impl RegistryClient {
                 let Some((bytes, _, _)) = self.manifest(repository, &digest).await? else { return Ok(None) };
                 let read = self.labels(repository, tag, &bytes).await?;
                 let get = |k: &str| read.get(k).and_then(|v| v.as_str()).map(str::to_string);
-                let labels = labels_cache::Labels { revision: get(REVISION), inputs: get(INPUTS), version: get(VERSION) };
+                let labels =
+                    labels_cache::Labels { revision: get(REVISION), inputs: get(INPUTS), version: get(VERSION) };
                 self.labels_cache.put(&digest, &labels);
                 labels
             }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::docker::{DockerError, ImageBuilder};
 use crate::forge::{Forge, ForgeError, RefUpdate, ReleaseLink, ReleaseNotes};
-use crate::git::{ContextSpec, ContextSummary, FileChange, GitError, GitRepo, PathKind, PushOutcome};
+use crate::git::{BuildArgs, ContextSpec, ContextSummary, FileChange, GitError, GitRepo, PathKind, PushOutcome};
 use crate::plan::{BuildStep, RemoteTag};
 use crate::registry::{Registry, RegistryError};
 
@@ -125,9 +125,16 @@ impl GitRepo for FakeGit {
         note(&self.journal, format!("commit VERSION={}", version.unwrap_or_default()));
         Ok(PushOutcome::Pushed)
     }
-    fn context_summary(&self, commit: &str, context: &str, _: &str, _: &[&str]) -> Result<ContextSummary, GitError> {
+    fn context_summary(
+        &self,
+        commit: &str,
+        context: &str,
+        _: &str,
+        _: &[&str],
+        _: Option<&BuildArgs>,
+    ) -> Result<ContextSummary, GitError> {
         // Every commit's context differs: each tag's images are built, none retagged.
-        Ok(ContextSummary { digest: format!("ctx-{commit}-{context}"), sent: vec![] })
+        Ok(ContextSummary { digest: format!("ctx-{commit}-{context}"), sent: vec![], whole: None })
     }
     fn context(&self, commit: &str, context: &str, dockerfile: &str) -> ContextSpec {
         ContextSpec {

@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::Config;
+use crate::config::{Config, Inputs};
+use crate::context::dockerfile::BuildArgs;
 use crate::git::{GitError, GitRepo, PathKind};
-use crate::plan::{Observed, RegistryView, ReleaseTags, image_tags};
+use crate::plan::{Observed, RegistryView, ReleaseTags, image_tags, parent_arg};
 use crate::registry::{Registry, RegistryError};
 use crate::version::ReleaseVersion;
 
@@ -80,6 +81,7 @@ pub async fn observe(
     let mut missing_inputs = Vec::new();
     let mut context_digests = BTreeMap::new();
     let mut rewritten_in_context = BTreeMap::new();
+    let mut whole_context = BTreeMap::new();
     let rewritten = config.rewritten_files();
     for image in &config.images {
         if !git.dir_exists(commit, &image.context)? {
@@ -87,12 +89,16 @@ pub async fn observe(
         } else if git.file_at(commit, &image.dockerfile)?.is_none() {
             missing_inputs.push((image.name.clone(), image.dockerfile.clone()));
         } else {
+            let args = dockerfile_args(config, image);
             let summary = tokio::task::block_in_place(|| {
-                git.context_summary(commit, &image.context, &image.dockerfile, &rewritten)
+                git.context_summary(commit, &image.context, &image.dockerfile, &rewritten, args.as_ref())
             })?;
             context_digests.insert(image.name.clone(), summary.digest);
             if !summary.sent.is_empty() {
                 rewritten_in_context.insert(image.name.clone(), summary.sent);
+            }
+            if let Some(why) = summary.whole {
+                whole_context.insert(image.name.clone(), why);
             }
         }
     }
@@ -156,8 +162,19 @@ pub async fn observe(
         created: now_rfc3339(),
         context_digests,
         rewritten_in_context,
+        whole_context,
         previous,
         platform: platform(),
+    })
+}
+
+/// The build arguments the Dockerfile reader resolves sources with, when keys
+/// follow the Dockerfile (`build.inputs: dockerfile`); parents' image
+/// arguments are known only at build time.
+fn dockerfile_args(config: &Config, image: &crate::config::ImageConfig) -> Option<BuildArgs> {
+    (config.build.inputs == Inputs::Dockerfile).then(|| BuildArgs {
+        values: image.build_args.clone(),
+        opaque: image.depends_on.iter().map(|p| parent_arg(p)).collect(),
     })
 }
 
@@ -168,8 +185,9 @@ pub fn input_keys(config: &Config, git: &impl GitRepo, commit: &str) -> Result<B
     let mut contexts = BTreeMap::new();
     for image in &config.images {
         if git.dir_exists(commit, &image.context)? && git.file_at(commit, &image.dockerfile)?.is_some() {
+            let args = dockerfile_args(config, image);
             let summary = tokio::task::block_in_place(|| {
-                git.context_summary(commit, &image.context, &image.dockerfile, &rewritten)
+                git.context_summary(commit, &image.context, &image.dockerfile, &rewritten, args.as_ref())
             })?;
             contexts.insert(image.name.as_str(), summary.digest);
         }

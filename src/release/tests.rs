@@ -66,6 +66,7 @@ impl World {
             created: "2026-12-02T00:00:00Z".into(),
             context_digests: self.config.images.iter().map(|i| (i.name.clone(), format!("ctx-{}", i.name))).collect(),
             rewritten_in_context: BTreeMap::new(),
+            whole_context: BTreeMap::new(),
             previous: BTreeMap::new(),
             platform: "linux/amd64".into(),
         }

@@ -140,6 +140,10 @@ fn a_child_rebuilt_for_its_parent_makes_its_own_layer_again() {
 #[test]
 fn a_context_that_sends_version_is_pointed_out() {
     let f = Fixture::single("sendsversion");
+    // The Dockerfile copies the whole context: VERSION is one of its inputs.
+    f.write("Dockerfile", "FROM scratch\nCOPY . /ctx/\n");
+    f.commit("copy the whole context");
+    git(&f.work, &["push", "-q", "origin", "main"]);
     f.tag("v1.0.0");
     f.relctl(&["release", "v1.0.0"]).expect(0);
     git(&f.work, &["pull", "-q", "--ff-only", "origin", "main"]);

@@ -13,6 +13,7 @@ mod fanout;
 mod faults;
 mod github_api;
 mod incremental;
+mod inputs;
 mod install;
 mod reconcile;
 mod release;
