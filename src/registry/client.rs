@@ -72,7 +72,7 @@ impl RegistryClient {
             requests: AtomicU64::new(0),
             timeout: crate::config::Timeouts::default().request,
             listings: Mutex::new(HashMap::new()),
-            labels_cache: super::labels_cache::LabelsCache::new(),
+            labels_cache: super::labels_cache::LabelsCache::in_user_cache(),
         }
     }
 

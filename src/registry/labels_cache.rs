@@ -29,8 +29,8 @@ pub struct LabelsCache {
 }
 
 impl LabelsCache {
-    /// A cache in memory and, when a cache directory can be told, on disk.
-    pub fn new() -> Self {
+    /// A cache in memory and, when the user's cache directory can be told, on disk.
+    pub fn in_user_cache() -> Self {
         let base = std::env::var_os("XDG_CACHE_HOME")
             .filter(|d| !d.is_empty())
             .map(PathBuf::from)
