@@ -33,6 +33,9 @@ pub struct Metrics {
     /// Tags reconciled, by result: converged, released, failed, backing off.
     tags: [AtomicU64; 4],
     connections_open: AtomicU64,
+    /// The registry's pull quota (`u64::MAX` until it reports one).
+    ratelimit_limit: AtomicU64,
+    ratelimit_remaining: AtomicU64,
     connections_refused: AtomicU64,
     duration: Mutex<(Vec<u64>, f64, u64)>,
 }
@@ -77,6 +80,12 @@ impl Metrics {
         self.tags[i].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The registry's pull quota, as its last answer told it.
+    pub fn rate_limit(&self, limit: u64, remaining: u64) {
+        self.ratelimit_limit.store(limit, Ordering::Relaxed);
+        self.ratelimit_remaining.store(remaining, Ordering::Relaxed);
+    }
+
     pub fn registry_requests(&self, total: u64) {
         self.registry_requests.store(total, Ordering::Relaxed);
     }
@@ -114,6 +123,20 @@ impl Metrics {
             "Reconcile runs by result.",
             &[("{result=\"success\"}", get(&self.reconciles_ok)), ("{result=\"error\"}", get(&self.reconciles_err))],
         );
+        if get(&self.ratelimit_limit) > 0 && get(&self.ratelimit_limit) != u64::MAX {
+            metric(
+                "relctl_registry_ratelimit_limit",
+                "gauge",
+                "Pulls the registry allows in its quota window (Docker Hub's ratelimit-limit).",
+                &[("", get(&self.ratelimit_limit))],
+            );
+            metric(
+                "relctl_registry_ratelimit_remaining",
+                "gauge",
+                "Pulls left in the registry's quota window (ratelimit-remaining).",
+                &[("", get(&self.ratelimit_remaining))],
+            );
+        }
         metric(
             "relctl_reconcile_tags_total",
             "counter",

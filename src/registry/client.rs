@@ -14,6 +14,8 @@ use super::RegistryError;
 use super::credentials::Credentials;
 
 const MAX_ATTEMPTS: u32 = 4;
+/// The longest `Retry-After` relctl waits out.
+const MAX_WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Clone)]
 enum Auth {
@@ -34,6 +36,8 @@ pub struct RegistryClient {
     timeout: Duration,
     /// Tag listings of this run, so a reconcile lists each repository once.
     pub(super) listings: Mutex<HashMap<String, Vec<String>>>,
+    /// Docker Hub's pull quota, as its last answer told it.
+    pub rate_limit: super::rate_limit::RateLimit,
     /// Labels by manifest digest (see [`super::labels_cache`]).
     pub(super) labels_cache: super::labels_cache::LabelsCache,
 }
@@ -73,6 +77,7 @@ impl RegistryClient {
             timeout: crate::config::Timeouts::default().request,
             listings: Mutex::new(HashMap::new()),
             labels_cache: super::labels_cache::LabelsCache::in_user_cache(),
+            rate_limit: Default::default(),
         }
     }
 
@@ -159,10 +164,21 @@ impl RegistryClient {
                     user: self.username().map(str::to_string),
                 });
             }
+            self.rate_limit.observe(resp.headers(), &self.registry);
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                let asked = retry_after(&resp);
+                // Waited out within a bound; a quota that resets later is an error that says so.
+                if attempt >= MAX_ATTEMPTS || asked.is_some_and(|w| w > MAX_WAIT) {
+                    return Err(RegistryError::PullQuota {
+                        registry: self.registry.clone(),
+                        repository: repository.to_string(),
+                        retry_after_secs: asked.map(|w| w.as_secs()),
+                    });
+                }
+            }
             if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) && attempt < MAX_ATTEMPTS {
-                let wait = retry_after(&resp)
-                    .unwrap_or(Duration::from_millis(500 * 2u64.pow(attempt - 1)))
-                    .min(Duration::from_secs(60));
+                let wait =
+                    retry_after(&resp).unwrap_or(Duration::from_millis(500 * 2u64.pow(attempt - 1))).min(MAX_WAIT);
                 tracing::warn!(registry = %self.registry, %status, wait_ms = wait.as_millis() as u64, "registry asked to retry");
                 tokio::time::sleep(wait).await;
                 continue;

@@ -193,3 +193,32 @@ async fn an_identity_token_is_exchanged_by_post_as_the_docker_cli_does() {
     let client = RegistryClient::new(&host(&server), Some(creds));
     assert_eq!(client.list_tags("acme/app").await.unwrap(), ["v1.0.0"]);
 }
+
+#[tokio::test]
+async fn the_pull_quota_is_kept_and_a_429_beyond_the_wait_bound_says_it_is_the_quota() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v2/acme/app/tags/list"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("ratelimit-limit", "100;w=3600")
+                .insert_header("ratelimit-remaining", "4;w=3600")
+                .set_body_json(serde_json::json!({"tags": ["v1.0.0"]})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v2/acme/other/tags/list"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "3600"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = RegistryClient::new(&host(&server), None);
+    client.list_tags("acme/app").await.unwrap();
+    assert_eq!(client.rate_limit.get(), Some((100, 4)));
+    let started = Instant::now();
+    let err = client.list_tags("acme/other").await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5), "an hour's Retry-After is not waited out");
+    assert!(matches!(err, RegistryError::PullQuota { retry_after_secs: Some(3600), .. }), "{err}");
+    assert!(err.to_string().contains("pull quota is used up") && err.hint().contains("authenticate"), "{err}");
+}

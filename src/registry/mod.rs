@@ -6,6 +6,7 @@ pub mod credentials;
 #[cfg(test)]
 mod http_tests;
 pub mod labels_cache;
+pub mod rate_limit;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -32,6 +33,8 @@ pub enum RegistryError {
     Transport { registry: String, message: String },
     #[error("registry {registry}: {op} {repository} answered HTTP {status}: {message}")]
     Status { registry: String, repository: String, op: String, status: u16, message: String },
+    #[error("registry {registry}: the pull quota is used up (HTTP 429 for {repository}){}", retry_after_secs.map(|s| format!("; it resets in {s} s")).unwrap_or_default())]
+    PullQuota { registry: String, repository: String, retry_after_secs: Option<u64> },
     #[error("registry {registry}: {repository}:{tag} has a manifest relctl cannot read: {message}")]
     Manifest { registry: String, repository: String, tag: String, message: String },
 }
@@ -45,6 +48,7 @@ impl RegistryError {
             RegistryError::Transport { .. } => "check the registry host in release.yaml and the network".into(),
             RegistryError::Status { .. } => "retry later; if it persists, check the registry's status".into(),
             RegistryError::Manifest { .. } => "the tag was written by another tool; delete or re-push it".into(),
+            RegistryError::PullQuota { .. } => "rerun once the quota resets; to raise it, authenticate (RELCTL_REGISTRY_USERNAME / RELCTL_REGISTRY_PASSWORD or docker login: 100 pulls an hour on a free Docker Hub account instead of 10 anonymously) or use a paid plan".into(),
         }
     }
 }

@@ -81,6 +81,9 @@ impl Controller {
         let result = controller::reconcile_once(&executor, requested, &mut backoff, shutdown).await;
         let took = started.elapsed();
         self.metrics.registry_requests(self.registry.request_count());
+        if let Some((limit, remaining)) = self.registry.rate_limit.get() {
+            self.metrics.rate_limit(limit, remaining);
+        }
         match &result {
             Ok(o) => {
                 // A tag waiting out its backoff was counted when it failed; it does not fail every later run.
