@@ -14,19 +14,6 @@ fn uploads(f: &Fixture, offset: u64, image: &str) -> usize {
         .count()
 }
 
-fn built(run: &Run) -> Vec<String> {
-    let json: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
-    let mut b: Vec<String> = json["report"]["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["built"] == true)
-        .map(|i| i["image"].as_str().unwrap().to_string())
-        .collect();
-    b.sort();
-    b
-}
-
 #[test]
 fn only_changed_images_and_their_children_are_rebuilt() {
     let f = Fixture::example("incr");

@@ -4,19 +4,6 @@
 
 use crate::common::*;
 
-fn built(run: &Run) -> Vec<String> {
-    let json: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
-    let mut b: Vec<String> = json["report"]["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["built"] == true)
-        .map(|i| i["image"].as_str().unwrap().to_string())
-        .collect();
-    b.sort();
-    b
-}
-
 /// Pulls relctl's VERSION commit, commits what was written, pushes main and tags.
 fn release_commit(f: &Fixture, msg: &str, tag: &str) {
     f.commit(msg);

@@ -66,29 +66,7 @@ fn reconcile_repairs_a_deleted_tag_and_a_latest_moved_by_hand() {
     );
 
     // Someone points latest at the older release by hand.
-    let accept = "Accept: application/vnd.docker.distribution.manifest.v2+json";
-    let manifest = Command::new("curl")
-        .args(["-sf", "-H", accept])
-        .arg(format!("http://{}/v2/{repo}/manifests/v1.0.0", f.registry))
-        .output()
-        .unwrap()
-        .stdout;
-    let put = Command::new("curl")
-        .args([
-            "-sf",
-            "-X",
-            "PUT",
-            "-H",
-            "Content-Type: application/vnd.docker.distribution.manifest.v2+json",
-            "--data-binary",
-            "@-",
-        ])
-        .arg(format!("http://{}/v2/{repo}/manifests/latest", f.registry))
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    put.stdin.as_ref().unwrap().write_all(&manifest).unwrap();
-    assert!(put.wait_with_output().unwrap().status.success());
+    move_tag(&f.registry, &repo, "v1.0.0", "latest");
     assert_eq!(f.digest("app", "latest"), f.digest("app", "v1.0.0"));
 
     let run = f.relctl(&["reconcile", "--once"]).expect(0);

@@ -1,9 +1,6 @@
 //! `relctl status` on the real registry and git remote: rows, drift marks,
 //! JSON, exit codes, and that it writes nothing.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use crate::common::*;
 
 /// relctl's requests to repositories under `namespace` logged since `offset`.
@@ -15,33 +12,6 @@ fn registry_requests_since(offset: u64, namespace: &str) -> Vec<String> {
         .filter(|l| l.contains(&format!(" /v2/{namespace}/")) && l.contains("\"relctl/"))
         .map(str::to_string)
         .collect()
-}
-
-/// Points `tag` of `repo` at the manifest of `from`, by hand.
-fn move_tag(registry: &str, repo: &str, from: &str, tag: &str) {
-    let accept = "Accept: application/vnd.docker.distribution.manifest.v2+json";
-    let manifest = Command::new("curl")
-        .args(["-sf", "-H", accept])
-        .arg(format!("http://{registry}/v2/{repo}/manifests/{from}"))
-        .output()
-        .unwrap()
-        .stdout;
-    let put = Command::new("curl")
-        .args([
-            "-sf",
-            "-X",
-            "PUT",
-            "-H",
-            "Content-Type: application/vnd.docker.distribution.manifest.v2+json",
-            "--data-binary",
-            "@-",
-        ])
-        .arg(format!("http://{registry}/v2/{repo}/manifests/{tag}"))
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    put.stdin.as_ref().unwrap().write_all(&manifest).unwrap();
-    assert!(put.wait_with_output().unwrap().status.success());
 }
 
 fn short(d: &str) -> &str {

@@ -5,8 +5,9 @@
 pub mod github;
 pub mod serve;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use tempfile::TempDir;
@@ -379,6 +380,47 @@ pub fn delete_tag(registry: &str, repo: &str, tag: &str) {
         .output()
         .unwrap();
     assert!(out.status.success(), "delete {repo}:{tag}");
+}
+
+/// Points `tag` of `repo` at the manifest of `from`, by hand.
+pub fn move_tag(registry: &str, repo: &str, from: &str, tag: &str) {
+    let accept = "Accept: application/vnd.docker.distribution.manifest.v2+json";
+    let manifest = Command::new("curl")
+        .args(["-sf", "-H", accept])
+        .arg(format!("http://{registry}/v2/{repo}/manifests/{from}"))
+        .output()
+        .unwrap()
+        .stdout;
+    let put = Command::new("curl")
+        .args([
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.docker.distribution.manifest.v2+json",
+            "--data-binary",
+            "@-",
+        ])
+        .arg(format!("http://{registry}/v2/{repo}/manifests/{tag}"))
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    put.stdin.as_ref().unwrap().write_all(&manifest).unwrap();
+    assert!(put.wait_with_output().unwrap().status.success());
+}
+
+/// The images a release's `--json` report says were built, sorted.
+pub fn built(run: &Run) -> Vec<String> {
+    let json: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    let mut b: Vec<String> = json["report"]["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["built"] == true)
+        .map(|i| i["image"].as_str().unwrap().to_string())
+        .collect();
+    b.sort();
+    b
 }
 
 /// Runs a command in `reference` (no network) and returns its stdout.
