@@ -24,6 +24,15 @@ fn known_hosts(f: &Fixture, listed: bool) -> String {
     path.display().to_string()
 }
 
+/// Commits `text` as app.txt and pushes it tagged `tag` to the remote over ssh with `key`.
+fn tag_over_ssh(f: &Fixture, tag: &str, text: &str, key: &str, hosts: &str) {
+    f.write("app.txt", &format!("{text}\n"));
+    f.commit(text);
+    git(&f.work, &["tag", tag]);
+    let ssh = format!("core.sshCommand=ssh -i {key} -o UserKnownHostsFile={hosts}");
+    git(&f.work, &["-c", &ssh, "push", "-q", "origin", tag]);
+}
+
 #[test]
 fn a_release_fetches_and_pushes_over_ssh_with_a_key_file_and_with_the_agent() {
     let f = Fixture::single("ssh");
@@ -36,20 +45,7 @@ fn a_release_fetches_and_pushes_over_ssh_with_a_key_file_and_with_the_agent() {
     assert_eq!(f.remote_file("VERSION").as_deref(), Some("v1.0.0\n"), "VERSION pushed over ssh");
 
     // ssh-agent holding the key, and no key file anywhere.
-    f.write("app.txt", "two\n");
-    f.commit("two");
-    git(&f.work, &["tag", "v1.1.0"]);
-    git(
-        &f.work,
-        &[
-            "-c",
-            &format!("core.sshCommand=ssh -i {key} -o UserKnownHostsFile={hosts}"),
-            "push",
-            "-q",
-            "origin",
-            "v1.1.0",
-        ],
-    );
+    tag_over_ssh(&f, "v1.1.0", "two", &key, &hosts);
     let sock = f.dir.path().join("agent.sock");
     let agent = Command::new("ssh-agent").arg("-a").arg(&sock).output().unwrap();
     assert!(agent.status.success());
@@ -75,20 +71,7 @@ fn a_release_fetches_and_pushes_over_ssh_with_a_key_file_and_with_the_agent() {
     let mut keys = std::fs::read_to_string(&authorized).unwrap();
     keys.push_str(&public);
     std::fs::write(&authorized, keys).unwrap();
-    f.write("app.txt", "three\n");
-    f.commit("three");
-    git(&f.work, &["tag", "v1.2.0"]);
-    git(
-        &f.work,
-        &[
-            "-c",
-            &format!("core.sshCommand=ssh -i {key} -o UserKnownHostsFile={hosts}"),
-            "push",
-            "-q",
-            "origin",
-            "v1.2.0",
-        ],
-    );
+    tag_over_ssh(&f, "v1.2.0", "three", &key, &hosts);
     let locked = locked.display().to_string();
     let vars = [
         ("RELCTL_GIT_SSH_KEY", locked.as_str()),
