@@ -112,6 +112,19 @@ pub struct BuildConfig {
     pub builder: Builder,
     /// What an image's input key covers (`build.inputs`).
     pub inputs: Inputs,
+    /// Where builds take their layer cache from (`build.cache_from`).
+    pub cache_from: CacheFrom,
+}
+
+/// Layer cache sources of a build (`build.cache_from`), read only: images
+/// built with BuildKit carry their cache metadata inline, so an earlier
+/// release's image, in the engine or in the registry, is a cache source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheFrom {
+    /// The same image's previous release (`previous`, the default).
+    pub previous: bool,
+    /// Further image references, as written.
+    pub refs: Vec<String>,
 }
 
 /// What an image's input key covers (`build.inputs`).

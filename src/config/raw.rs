@@ -127,6 +127,16 @@ pub struct RawBuild {
     pub builder: RawBuilder,
     /// What an image's input key covers: dockerfile (the Dockerfile and only the context files its COPY, ADD and RUN --mount read; the whole context when that cannot be told) or context (every file of the context).
     pub inputs: RawInputs,
+    /// Layer cache sources of each build: previous (the image's previous release, in the engine or the registry; the default), none, or a list of image references (`previous` may be one of them).
+    pub cache_from: RawCacheFrom,
+}
+
+/// `build.cache_from`: a keyword or a list of references.
+#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum RawCacheFrom {
+    Keyword(String),
+    List(Vec<String>),
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +172,7 @@ impl Default for RawBuild {
             stage: true,
             builder: RawBuilder::Auto,
             inputs: RawInputs::Dockerfile,
+            cache_from: RawCacheFrom::Keyword("previous".into()),
         }
     }
 }

@@ -99,6 +99,16 @@ fn bad_configs_name_file_line_and_fix() {
             "release.yaml:3:1",
         ),
         ("namespace: n\nproject: p\nimages: {}\n", "no images are configured", "release.yaml:3"),
+        (
+            "namespace: n\nproject: p\nbuild:\n  cache_from: latest\nimages: { a: { context: a } }\n",
+            "`latest` is not previous or none",
+            "release.yaml:4",
+        ),
+        (
+            "namespace: n\nproject: p\nbuild:\n  cache_from:\n    - previous\n    - Org/App:cache\nimages: { a: { context: a } }\n",
+            "`Org/App:cache` is not an image reference",
+            "release.yaml:4",
+        ),
         ("namespace: n\nproject: p\n", "no images are configured", "release.yaml"),
         (
             "namespace: n\nproject: p\nimages:\n  a: { context: a, depends_on: [ghost] }\n",

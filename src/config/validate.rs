@@ -198,7 +198,9 @@ fn build(cx: &Ctx, raw: &super::raw::RawBuild) -> Result<BuildConfig, ConfigErro
             "use none (no network during builds), host, or a network name",
         ));
     }
+    let cache_from = cache_from(cx, &raw.cache_from)?;
     Ok(BuildConfig {
+        cache_from,
         retries: raw.retries,
         parallelism: raw.parallelism,
         cache: raw.cache,
@@ -215,6 +217,38 @@ fn build(cx: &Ctx, raw: &super::raw::RawBuild) -> Result<BuildConfig, ConfigErro
             super::raw::RawInputs::Context => super::Inputs::Context,
         },
     })
+}
+
+/// `build.cache_from`: `previous`, `none`, or a list of references in which
+/// `previous` may appear.
+fn cache_from(cx: &Ctx, raw: &super::raw::RawCacheFrom) -> Result<super::CacheFrom, ConfigError> {
+    use super::raw::RawCacheFrom;
+    const HINT: &str = "use previous (the image's previous release, the default), none, or a list of image references such as [previous, registry.example.com/org/app:buildcache]";
+    let mut out = super::CacheFrom::default();
+    match raw {
+        RawCacheFrom::Keyword(k) if k == "previous" => out.previous = true,
+        RawCacheFrom::Keyword(k) if k == "none" => {}
+        RawCacheFrom::Keyword(k) => {
+            return Err(cx.invalid("cache_from", "build.cache_from", format!("`{k}` is not previous or none"), HINT));
+        }
+        RawCacheFrom::List(refs) => {
+            for r in refs {
+                if r == "previous" {
+                    out.previous = true;
+                } else if !super::oci::is_reference(r) {
+                    return Err(cx.invalid(
+                        "cache_from",
+                        "build.cache_from",
+                        format!("`{r}` is not an image reference ([host[:port]/]repository[:tag])"),
+                        HINT,
+                    ));
+                } else if !out.refs.contains(r) {
+                    out.refs.push(r.clone());
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `images`: each image, then the `depends_on` graph in dependency order.

@@ -255,7 +255,10 @@ impl super::DockerEngine {
         let body = super::gate::context_body(rx, gate);
         let build_args: HashMap<&str, &str> = step.build_args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let labels: HashMap<&str, &str> = step.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        // The classic builder reads cache only from images already in the engine.
+        let cache_from = if step.no_cache { Vec::new() } else { step.cache_from.clone() };
         let options = BuildImageOptionsBuilder::default()
+            .cachefrom(&cache_from)
             .dockerfile(&dockerfile)
             .t(&step.reference)
             .nocache(step.no_cache)

@@ -6,6 +6,7 @@
 mod common;
 
 mod action;
+mod cache;
 mod cli;
 mod credentials;
 mod engine;
