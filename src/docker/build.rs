@@ -315,6 +315,32 @@ impl super::DockerEngine {
     }
 }
 
+impl super::DockerEngine {
+    /// Puts `step`'s cache sources into the engine where only the engine can
+    /// read them: the classic builder reads no registry, and BuildKit without
+    /// a client session cannot log in to one (Docker Hub asks even anonymous
+    /// pulls to). Sources already in the engine are left as they are; one
+    /// that cannot be pulled (never published, no access) is skipped: the
+    /// cache only ever saves time.
+    pub(super) async fn fetch_cache_sources(&self, step: &crate::plan::BuildStep) {
+        let engine_only = self.buildkit.is_none() || self.creds.is_some();
+        if step.no_cache || !engine_only {
+            return;
+        }
+        for source in &step.cache_from {
+            if self.docker.inspect_image(source).await.is_ok() {
+                continue;
+            }
+            let (repository, tag) = split_reference(source);
+            let creds = if same_registry(registry_of(repository), &self.registry) { self.credentials() } else { None };
+            match self.pull_with(&step.image, repository, tag, creds).await {
+                Ok(()) => tracing::info!(image = %step.image, "cache: pulled {source}"),
+                Err(e) => tracing::info!(image = %step.image, "cache: {source} not read, building without it: {e}"),
+            }
+        }
+    }
+}
+
 /// `host/path:tag` or `host/path@sha256:...` into repository and tag (or digest).
 fn split_reference(reference: &str) -> (&str, &str) {
     if let Some((repository, digest)) = reference.split_once('@') {
