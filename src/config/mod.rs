@@ -40,7 +40,21 @@ pub struct Config {
     /// Release of each released tag when GITHUB_TOKEN is set.
     pub github_release: bool,
     pub timeouts: Timeouts,
+    /// Docker Hub repository pages (`dockerhub:`), on docker.io only.
+    pub dockerhub: Option<DockerHubPages>,
 }
+
+/// What `dockerhub:` keeps up to date on each image's Docker Hub repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerHubPages {
+    /// The short description, at most [`MAX_SHORT_DESCRIPTION`] characters.
+    pub description: Option<String>,
+    /// The file whose content at the released commit is the full description.
+    pub readme: Option<String>,
+}
+
+/// Docker Hub's limit on a repository's short description.
+pub const MAX_SHORT_DESCRIPTION: usize = 100;
 
 /// When a silent operation counts as stuck (`timeouts:`); each is between 1 s and 24 h.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -72,6 +72,12 @@ pub fn is_registry_host(s: &str) -> bool {
     port_ok && domain_ok
 }
 
+/// The names Docker Hub goes by: in references (`docker.io`), in logins
+/// (`index.docker.io`) and as its API host (`registry-1.docker.io`).
+pub fn is_docker_hub(registry: &str) -> bool {
+    matches!(registry, "docker.io" | "index.docker.io" | "registry-1.docker.io")
+}
+
 /// An image reference: `[host[:port]/]repository[:tag][@sha256:<64 hex>]`.
 pub fn is_reference(s: &str) -> bool {
     let (name, digest) = match s.split_once('@') {

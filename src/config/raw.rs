@@ -46,6 +46,19 @@ pub struct RawConfig {
     /// How long relctl waits before it calls a silent operation stuck.
     #[serde(default)]
     pub timeouts: RawTimeouts,
+    /// Docker Hub repository pages, updated after each new stable release (registry docker.io only).
+    #[serde(default)]
+    pub dockerhub: Option<RawDockerHub>,
+}
+
+/// The short and full description of every image's Docker Hub repository.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDockerHub {
+    /// The short description (at most 100 characters).
+    pub description: Option<String>,
+    /// A file of the repository, read at the released commit, as the full description (Markdown).
+    pub readme: Option<String>,
 }
 
 /// Durations such as 30s, 5m, 1h, or plain seconds.

@@ -64,8 +64,10 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
     let also_update = also_update(&cx, &raw.also_update)?;
     let reconcile = reconcile(&cx, &raw.reconcile, &git.tag_prefix)?;
     let timeouts = timeouts(&cx, &raw.timeouts)?;
+    let dockerhub = dockerhub(&cx, &raw)?;
     let commit = commit(&cx, raw.commit)?;
     Ok(Config {
+        dockerhub,
         source: path.to_path_buf(),
         registry: raw.registry,
         git,
@@ -79,6 +81,41 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         github_release: raw.github.release,
         timeouts,
     })
+}
+
+/// `dockerhub`: only for docker.io, with something to write, a short
+/// description within Docker Hub's limit and a readme path in the repository.
+fn dockerhub(cx: &Ctx, raw: &RawConfig) -> Result<Option<super::DockerHubPages>, ConfigError> {
+    let Some(hub) = &raw.dockerhub else { return Ok(None) };
+    if !oci::is_docker_hub(&raw.registry) {
+        return Err(cx.invalid(
+            "dockerhub",
+            "dockerhub",
+            format!("the registry is {}, not Docker Hub", raw.registry),
+            "remove the dockerhub section, or set registry: docker.io",
+        ));
+    }
+    if hub.description.is_none() && hub.readme.is_none() {
+        return Err(cx.invalid(
+            "dockerhub",
+            "dockerhub",
+            "sets neither description nor readme",
+            "set description: \"...\", readme: README.md or both",
+        ));
+    }
+    if let Some(d) = hub.description.as_deref().filter(|d| d.chars().count() > super::MAX_SHORT_DESCRIPTION) {
+        return Err(cx.invalid(
+            "description",
+            "dockerhub.description",
+            format!("is {} characters long", d.chars().count()),
+            format!("Docker Hub takes at most {} characters; put the rest in the readme", super::MAX_SHORT_DESCRIPTION),
+        ));
+    }
+    let readme = match &hub.readme {
+        Some(r) => Some(rewritten_path(cx, "readme", "dockerhub.readme", r, "e.g. README.md")?),
+        None => None,
+    };
+    Ok(Some(super::DockerHubPages { description: hub.description.clone(), readme }))
 }
 
 /// `registry`, `namespace` and `project`: the parts of every image's name.

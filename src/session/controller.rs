@@ -41,6 +41,7 @@ pub struct Controller {
     builder: LazyEngine,
     progress: Arc<LogProgress>,
     github: Option<GitHub>,
+    dockerhub: Option<crate::forge::dockerhub::DockerHub>,
     pub metrics: Arc<Metrics>,
     /// Tags that failed, and when the loop tries them again.
     backoff: tokio::sync::Mutex<Backoff>,
@@ -53,11 +54,12 @@ impl Controller {
         // A controller's output is a log: per-image progress as plain lines.
         let progress = Arc::new(LogProgress::default());
         let config = &session.config;
+        let dockerhub = session.dockerhub(creds.as_ref());
         let builder = LazyEngine::new(&config.registry, creds, progress.clone(), config.build.builder)
             .with_timeouts(config.timeouts);
         let github = session.github()?;
         let metrics = Arc::new(Metrics::new());
-        Ok(Self { session, registry, builder, progress, github, metrics, backoff: Default::default() })
+        Ok(Self { session, registry, builder, progress, github, dockerhub, metrics, backoff: Default::default() })
     }
 
     /// One reconcile with metrics and a summary line.
@@ -73,6 +75,7 @@ impl Controller {
             registry: &self.registry,
             progress: &*self.progress,
             github: self.github.as_ref(),
+            dockerhub: self.dockerhub.as_ref(),
         };
         self.registry.forget_listings();
         let before = self.registry.request_count();

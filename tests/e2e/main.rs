@@ -21,4 +21,5 @@ mod release;
 mod ssh;
 mod status;
 mod tls;
+mod token_auth;
 mod version_commit;

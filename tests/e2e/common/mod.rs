@@ -4,6 +4,7 @@
 
 pub mod github;
 pub mod serve;
+pub mod token;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
