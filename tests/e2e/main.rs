@@ -6,6 +6,7 @@
 mod common;
 
 mod action;
+mod budget;
 mod cache;
 mod cli;
 mod credentials;
@@ -16,6 +17,7 @@ mod github_api;
 mod incremental;
 mod inputs;
 mod install;
+mod ratelimit;
 mod reconcile;
 mod release;
 mod ssh;
