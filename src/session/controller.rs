@@ -42,6 +42,7 @@ pub struct Controller {
     progress: Arc<LogProgress>,
     github: Option<GitHub>,
     dockerhub: Option<crate::forge::dockerhub::DockerHub>,
+    signer: Option<crate::sign::Signer>,
     pub metrics: Arc<Metrics>,
     /// Tags that failed, and when the loop tries them again.
     backoff: tokio::sync::Mutex<Backoff>,
@@ -55,11 +56,23 @@ impl Controller {
         let progress = Arc::new(LogProgress::default());
         let config = &session.config;
         let dockerhub = session.dockerhub(creds.as_ref());
+        // An unattended controller finds a bad key at start, not at its first release.
+        let signer = session.config.sign.as_ref().map(crate::sign::Signer::load).transpose()?;
         let builder = LazyEngine::new(&config.registry, creds, progress.clone(), config.build.builder)
             .with_timeouts(config.timeouts);
         let github = session.github()?;
         let metrics = Arc::new(Metrics::new());
-        Ok(Self { session, registry, builder, progress, github, dockerhub, metrics, backoff: Default::default() })
+        Ok(Self {
+            session,
+            registry,
+            builder,
+            progress,
+            github,
+            dockerhub,
+            signer,
+            metrics,
+            backoff: Default::default(),
+        })
     }
 
     /// One reconcile with metrics and a summary line.
@@ -76,6 +89,7 @@ impl Controller {
             progress: &*self.progress,
             github: self.github.as_ref(),
             dockerhub: self.dockerhub.as_ref(),
+            signer: self.signer.as_ref(),
         };
         self.registry.forget_listings();
         let before = self.registry.request_count();

@@ -20,6 +20,7 @@ mod install;
 mod ratelimit;
 mod reconcile;
 mod release;
+mod signing;
 mod ssh;
 mod status;
 mod tls;
