@@ -181,3 +181,21 @@ fn a_wrong_password_is_bad_input_before_any_build_and_unsigned_releases_are_refu
     let run = f.relctl(&["verify", "v1.1.0", "--key", public]).expect(1);
     assert!(run.stdout().contains("does not verify"), "signed with the other key: {}", run.stdout());
 }
+
+#[test]
+fn a_registry_that_refuses_the_signature_gets_no_version_tag_and_version_stays() {
+    let (proxy, refused) = crate::common::http_proxy::start_proxy(crate::common::http_proxy::Quota::RefuseSignatures);
+    let mut f = Fixture::single_on("sign-refused", &proxy);
+    let keys = keys(&f);
+    sign_config(&f, keys.join("cosign.key").to_str().unwrap());
+    f.commit("sign releases");
+    git(&f.work, &["push", "-q", "origin", "main"]);
+    f.tag("v1.1.0");
+    let tip = f.remote_main();
+    let run = f.relctl_env(&["release", "v1.1.0"], &[("COSIGN_PASSWORD", PASSWORD)]).expect(1);
+    assert!(refused.throttled.load(std::sync::atomic::Ordering::SeqCst) > 0, "{}", run.stderr());
+    assert!(run.stderr().contains("403"), "{}", run.stderr());
+    f.registry = env("RELCTL_TEST_REGISTRY");
+    assert_eq!(f.tags("app"), Vec::<String>::new(), "no version tag, no latest");
+    assert_eq!(f.remote_main(), tip, "VERSION was not committed");
+}

@@ -3,6 +3,7 @@
 //! and registry/engine checks through curl and the docker CLI.
 
 pub mod github;
+pub mod http_proxy;
 pub mod serve;
 pub mod token;
 
