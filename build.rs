@@ -13,7 +13,12 @@ fn main() {
     println!("cargo:rerun-if-env-changed=RELCTL_BUILD_COMMIT");
     println!("cargo:rerun-if-changed=build.rs");
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
-    let commit = from_env().or_else(|| from_git(&manifest)).unwrap_or_else(|| "unknown".to_string());
+    let commit = from_env().or_else(|| from_git(&manifest)).unwrap_or_else(|| {
+        // Not from git: `.git` does not exist, so cargo re-runs this script on every build and
+        // notices when the sources become (or move into) a work tree. Cheap: nothing here is slow.
+        println!("cargo:rerun-if-changed=.git");
+        "unknown".to_string()
+    });
     println!("cargo:rustc-env=RELCTL_COMMIT={commit}");
 }
 
@@ -48,7 +53,10 @@ fn from_git(manifest: &Path) -> Option<String> {
 
 /// Re-runs the script when HEAD moves: HEAD itself, the branch it names, and
 /// packed-refs (worktrees keep HEAD apart from the common refs; `--git-path`
-/// resolves both). Only existing files: cargo re-runs on every build for a missing one.
+/// resolves both). Only existing files: cargo re-runs on every build for a
+/// missing one. Paths relative to the package, so that the same target
+/// directory used for a copy of the sources elsewhere (the build script's
+/// fingerprint does not include where the package is) finds them missing there.
 fn watch(manifest: &Path) {
     let mut paths = vec!["HEAD".to_string(), "packed-refs".to_string()];
     if let Some(branch) = git(manifest, &["symbolic-ref", "-q", "HEAD"]) {
@@ -57,8 +65,17 @@ fn watch(manifest: &Path) {
     for path in paths {
         let Some(file) = git(manifest, &["rev-parse", "--git-path", &path]) else { continue };
         let file = manifest.join(file); // relative to the work tree, or absolute (then join keeps it)
-        if file.is_file() {
-            println!("cargo:rerun-if-changed={}", file.display());
+        if let Some(relative) = file.is_file().then(|| relative_to(manifest, &file)).flatten() {
+            println!("cargo:rerun-if-changed={}", relative.display());
         }
     }
+}
+
+/// `file` as a path relative to `base` (`..` where needed), both made canonical.
+fn relative_to(base: &Path, file: &Path) -> Option<PathBuf> {
+    let (base, file) = (std::fs::canonicalize(base).ok()?, std::fs::canonicalize(file).ok()?);
+    let common = base.components().zip(file.components()).take_while(|(a, b)| a == b).count();
+    let mut relative: PathBuf = base.components().skip(common).map(|_| "..").collect();
+    relative.extend(file.components().skip(common));
+    Some(relative)
 }
