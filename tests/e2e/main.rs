@@ -18,6 +18,7 @@ mod inputs;
 mod install;
 mod reconcile;
 mod release;
+mod ship;
 mod ssh;
 mod status;
 mod tls;
