@@ -28,7 +28,7 @@ set -euo pipefail
 
 fail() { echo "::error title=relctl install::$*" >&2; exit 1; }
 
-action_path=${GITHUB_ACTION_PATH:?GITHUB_ACTION_PATH is not set (run this as the action's step)}
+action_path=${GITHUB_ACTION_PATH:?GITHUB_ACTION_PATH is not set: run this as the step of the action}
 temp=${RUNNER_TEMP:?RUNNER_TEMP is not set}
 dest="$temp/relctl-bin"
 mkdir -p "$dest"
