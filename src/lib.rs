@@ -18,6 +18,7 @@ pub mod plan;
 pub mod progress;
 pub mod registry;
 pub mod release;
+pub mod secrets;
 pub mod session;
 pub mod version;
 
