@@ -187,6 +187,9 @@ fn the_image_is_scratch_plus_copies_runs_as_65532_plans_offline_and_serves_a_rel
     // plan of a fixture, and of this repository's own release.yaml (the relctl image), with no network.
     let f = Fixture::single("ship");
     let commit = f.tag("v1.0.0");
+    // The webhook secret from a file, as a compose or Docker secret gives it.
+    let secret = f.dir.path().join("webhook-secret");
+    std::fs::write(&secret, "ship test secret\n").unwrap();
     let own = clone_of_this_repository(f.dir.path());
     chown_to_image_user(f.dir.path());
     let plan = run_offline(&image.0, f.dir.path(), &f.work, &["plan", "v1.0.0"]);
@@ -225,7 +228,7 @@ fn the_image_is_scratch_plus_copies_runs_as_65532_plans_offline_and_serves_a_rel
         "-w",
         f.work.to_str().unwrap(),
         "-e",
-        "RELCTL_WEBHOOK_SECRET=ship test secret",
+        &format!("RELCTL_WEBHOOK_SECRET_FILE={}", secret.display()),
         &image.0,
         "serve",
         "--listen",
@@ -253,6 +256,37 @@ fn the_image_is_scratch_plus_copies_runs_as_65532_plans_offline_and_serves_a_rel
     assert_eq!(String::from_utf8_lossy(&version.stdout), "v1.0.0\n", "{}", logs());
     let labels = f.labels("app", "v1.0.0");
     assert_eq!(labels["org.opencontainers.image.revision"], commit, "{labels}");
+    // The secret from the file verifies webhooks: a signed ping is taken, a wrongly signed one refused.
+    let (base, body) = (format!("http://{listen}"), br#"{"zen":"ship"}"#);
+    let signed = crate::reconcile::sign("ship test secret", body);
+    assert_eq!(crate::reconcile::post(&base, "ping", body, Some(&signed), f.dir.path()).0, 202, "{}", logs());
+    let wrong = crate::reconcile::sign("another secret", body);
+    assert_eq!(crate::reconcile::post(&base, "ping", body, Some(&wrong), f.dir.path()).0, 401, "{}", logs());
     let user = docker(&["inspect", "--format", "{{.Config.User}}", &container.0]);
     assert_eq!(String::from_utf8_lossy(&user.stdout).trim(), "65532:65532");
+}
+
+#[test]
+fn a_secret_file_that_cannot_be_read_is_bad_input_named_without_its_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |envs: &[(&str, &std::ffi::OsStr)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relctl"));
+        cmd.arg("schema").env_remove("GITHUB_TOKEN").env_remove("RELCTL_GIT_TOKEN");
+        cmd.envs(envs.iter().copied()).output().unwrap()
+    };
+    let missing = dir.path().join("missing");
+    let out = run(&[("RELCTL_GIT_TOKEN_FILE", missing.as_os_str())]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("error: RELCTL_GIT_TOKEN_FILE: cannot read {}", missing.display())), "{stderr}");
+    assert!(stderr.contains("hint: point RELCTL_GIT_TOKEN_FILE at a file"), "{stderr}");
+
+    let token = dir.path().join("token");
+    std::fs::write(&token, "never-shown-token\n").unwrap();
+    let both = [("RELCTL_GIT_TOKEN_FILE", token.as_os_str()), ("RELCTL_GIT_TOKEN", "other".as_ref())];
+    let out = run(&both);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(!text(&out).contains("never-shown-token"), "{}", text(&out));
+    let out = run(&[("RELCTL_GIT_TOKEN_FILE", token.as_os_str())]);
+    assert_eq!(out.status.code(), Some(0), "a readable file is fine: {}", text(&out));
 }
