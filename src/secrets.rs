@@ -82,6 +82,9 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    /// Variables set, and the value (or a piece of the error) expected.
+    type Case<'a> = (Vec<(&'a str, &'a str)>, Result<Option<&'a str>, &'a str>);
+
     fn with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
         let map: HashMap<String, OsString> = vars.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
         move |k| map.get(k).cloned()
@@ -93,7 +96,7 @@ mod tests {
         let file = dir.path().join("secret");
         std::fs::write(&file, "s3cret value\n").unwrap();
         let path = file.to_str().unwrap();
-        let cases: Vec<(Vec<(&str, &str)>, Result<Option<&str>, &str>)> = vec![
+        let cases: Vec<Case> = vec![
             (vec![], Ok(None)),
             (vec![("RELCTL_WEBHOOK_SECRET", "")], Ok(None)),
             (vec![("RELCTL_WEBHOOK_SECRET", "from env")], Ok(Some("from env"))),
