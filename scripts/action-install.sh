@@ -89,7 +89,7 @@ try_release() {
   [ "$actual" = "$expected" ] || { echo "$asset of $tag does not match its SHA256SUMS"; return 1; }
   mkdir -p "$dl/unpacked"
   tar -xzf "$dl/$asset" -C "$dl/unpacked" relctl 2>/dev/null || { echo "$asset of $tag holds no relctl"; return 1; }
-  line=$("$dl/unpacked/relctl" --version 2>/dev/null) || { echo "relctl of $tag does not run here"; return 1; }
+  line=$(timeout 60 "$dl/unpacked/relctl" --version 2>/dev/null) || { echo "relctl of $tag does not run here"; return 1; }
   if [[ ! $line =~ ^relctl\ ([^ ]+)\ \(commit\ ([0-9a-f]{40}|unknown)\)$ ]]; then
     echo "relctl of $tag says '$line', not its version and commit"; return 1
   fi
