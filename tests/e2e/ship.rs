@@ -5,7 +5,9 @@
 //! builder, no network) runs `--version`, `plan` of a fixture and of this
 //! repository's own release.yaml without a network, and `serve` with the
 //! engine's socket mounted, answering /healthz on 127.0.0.1 and releasing a
-//! fixture tag to the test registry, as user 65532.
+//! fixture tag to the test registry, as user 65532; and it checks an HTTPS
+//! registry's certificate against its trust store (Debian's CA bundle, or
+//! SSL_CERT_FILE), which the statically linked OpenSSL finds.
 //!
 //! The static build takes minutes the first time (release profile, OpenSSL
 //! compiled); it runs once per test process, in the same target directory as
@@ -289,4 +291,78 @@ fn a_secret_file_that_cannot_be_read_is_bad_input_named_without_its_value() {
     assert!(!text(&out).contains("never-shown-token"), "{}", text(&out));
     let out = run(&[("RELCTL_GIT_TOKEN_FILE", token.as_os_str())]);
     assert_eq!(out.status.code(), Some(0), "a readable file is fine: {}", text(&out));
+}
+
+/// An `openssl s_server -www` on 127.0.0.1 with a self-signed certificate for
+/// `reg.test`, killed on drop; its directory holds `cert.pem`.
+struct TlsServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tls_server(dir: &Path) -> TlsServer {
+    let cert = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=reg.test"])
+        .args(["-addext", "subjectAltName=DNS:reg.test", "-keyout", "key.pem", "-out", "cert.pem"])
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(cert.status.success(), "{}", text(&cert));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-cert", "cert.pem", "-key", "key.pem", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server starts");
+    let server = TlsServer { child, port };
+    wait_for(
+        "s_server listening",
+        Duration::from_secs(10),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        String::new,
+    );
+    server
+}
+
+#[test]
+fn the_image_verifies_https_registries_against_its_trust_store() {
+    let image = build_image();
+    let f = Fixture::single("shiptls");
+    let server = tls_server(f.dir.path());
+    let registry = format!("reg.test:{}", server.port); // not loopback by name: relctl speaks HTTPS to it
+    let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap().replace(&f.registry, &registry);
+    f.write("release.yaml", &cfg);
+    f.commit("a registry over https");
+    f.tag("v1.0.0");
+    chown_to_image_user(f.dir.path());
+    let plan = |envs: &[&str]| {
+        let mount = format!("{0}:{0}", f.dir.path().display());
+        let mut cmd = Command::new("docker");
+        cmd.args(["run", "--rm", "--network", "host", "--add-host", "reg.test:127.0.0.1", "-v", &mount]);
+        cmd.args(["-w", f.work.to_str().unwrap()]);
+        for e in envs {
+            cmd.args(["-e", e]);
+        }
+        let out = cmd.args([image.0.as_str(), "plan", "v1.0.0"]).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        text(&out)
+    };
+    // The image's own trust store (Debian's CA bundle) does not trust a self-signed certificate...
+    let out = plan(&[]);
+    assert!(out.contains("certificate verify failed"), "{out}");
+    // ...and one that does gets through TLS to the server (whose answer is no registry's).
+    let trusted = format!("SSL_CERT_FILE={}", f.dir.path().join("cert.pem").display());
+    let out = plan(&[&trusted]);
+    assert!(!out.contains("certificate verify failed") && out.contains("error decoding response body"), "{out}");
 }
