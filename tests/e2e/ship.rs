@@ -366,3 +366,17 @@ fn the_image_verifies_https_registries_against_its_trust_store() {
     let out = plan(&[&trusted]);
     assert!(!out.contains("certificate verify failed") && out.contains("error decoding response body"), "{out}");
 }
+
+#[test]
+fn the_release_build_refuses_a_tag_that_is_not_the_cargo_toml_version_before_compiling() {
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new("bash")
+        .arg(manifest().join("scripts/build-static.sh"))
+        .args(["--out", out.path().to_str().unwrap(), "--tag", "v0.0.0-not-this"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run));
+    let expected = format!("expected v{}", env!("CARGO_PKG_VERSION"));
+    assert!(text(&run).contains(&expected), "{}", text(&run));
+    assert!(!text(&run).contains("Compiling") && std::fs::read_dir(out.path()).unwrap().next().is_none());
+}
