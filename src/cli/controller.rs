@@ -43,7 +43,7 @@ pub async fn serve_cmd(
     no_webhook: bool,
 ) -> anyhow::Result<()> {
     let interval = super::serve_interval(interval);
-    let secret = match (std::env::var("RELCTL_WEBHOOK_SECRET").ok().filter(|s| !s.is_empty()), no_webhook) {
+    let secret = match (relctl::secrets::var("RELCTL_WEBHOOK_SECRET"), no_webhook) {
         (_, true) => None,
         (Some(s), false) => Some(Arc::new(SecretString::from(s))),
         (None, false) => return Err(MissingSecret.into()),
@@ -54,7 +54,7 @@ pub async fn serve_cmd(
 
 /// `relctl serve` without a webhook secret (exit 2).
 #[derive(Debug, thiserror::Error)]
-#[error("RELCTL_WEBHOOK_SECRET is not set, so webhooks could not be verified")]
+#[error("RELCTL_WEBHOOK_SECRET (or RELCTL_WEBHOOK_SECRET_FILE) is not set, so webhooks could not be verified")]
 pub struct MissingSecret;
 
 fn print_outcome(o: &Outcome, json: bool) {

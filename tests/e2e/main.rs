@@ -21,6 +21,7 @@ mod ratelimit;
 mod reconcile;
 mod release;
 mod signing;
+mod ship;
 mod ssh;
 mod status;
 mod tls;
