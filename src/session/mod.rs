@@ -5,6 +5,7 @@
 //! prints what it returns; it holds no orchestration of its own.
 
 pub mod controller;
+pub mod dashboard;
 mod init;
 mod install;
 mod release;
