@@ -3,6 +3,7 @@
 //! and registry/engine checks through curl and the docker CLI.
 
 pub mod github;
+pub mod receiver;
 pub mod serve;
 
 use std::io::Write;
@@ -191,6 +192,7 @@ impl Fixture {
             .env_remove("RELCTL_REGISTRY_USERNAME")
             .env_remove("RELCTL_REGISTRY_PASSWORD")
             .env_remove("RELCTL_WEBHOOK_SECRET")
+            .env_remove("RELCTL_DASHBOARD_TOKEN")
             .env_remove("GITHUB_TOKEN")
             .env_remove("GITHUB_ACTIONS")
             .env_remove("GITHUB_OUTPUT")
