@@ -151,7 +151,7 @@ pub(super) fn notify(cx: &Ctx, raw: Vec<RawNotify>) -> Result<Vec<NotifyConfig>,
 }
 
 impl NotifyConfig {
-    /// The URL as written, for a literal one (tests and the resolver).
+    /// The URL as written, for a literal one.
     pub fn literal(&self) -> Option<&str> {
         match &self.url {
             NotifyUrl::Literal(s) => Some(s.expose_secret()),
