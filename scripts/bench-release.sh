@@ -6,12 +6,15 @@
 # Also measures relctl's peak RSS releasing a 1 GiB build context, and the
 # same DAG scripted without relctl, to tell relctl's overhead from the engine's.
 set -euo pipefail
+command -v jq >/dev/null || { echo "bench: jq is needed (apt-get install jq)" >&2; exit 1; }
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
 MB=${MB:-20}
 GIB_FILES=${GIB_FILES:-64}   # x 16 MiB = 1 GiB context
 PARALLELISM=${PARALLELISM:-4} # relctl's build.parallelism (the default is 4)
 BUILDER=${BUILDER:-auto}      # relctl's build.builder: auto (BuildKit here), buildkit or classic
+SCENARIOS=${SCENARIOS:-all}   # all, or 5,6 only: the root-context monorepo and the fresh engine (layer cache)
+DEPS_SECONDS=${DEPS_SECONDS:-5} # scenario 6: how long the dependency step takes
 
 started=0
 if ! scripts/services.sh status; then scripts/services.sh start; started=1; fi
@@ -151,6 +154,113 @@ uploads_for() { # uploads_for OFFSET NS IMAGE...: blob upload requests to those 
   echo $n
 }
 
+# ---- Scenario 5: three images build from the repository root (the monorepo
+# layout of the scripts relctl replaces), each with its own Dockerfile that
+# copies only its own directory; only frontend/ changes.
+make_root_app() { # make_root_app DIR NS
+  make_app "$1" "$2"
+  (cd "$1/app"
+   for img in server worker agent; do
+     printf 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN sleep 1\nCOPY docker/%s/%s.bin /%s.bin\n' $img $img $img >docker/$img/Dockerfile
+   done
+   sed -i -E 's#^  (server|worker|agent): +\{ context: docker/([a-z]+),#  \1: { context: ., dockerfile: docker/\2/Dockerfile,#' release.yaml)
+}
+# The replaced script for that layout: every image from the root context.
+baseline_root() {
+  local d=$1 ns=$2 tag=$3
+  (cd "$d/app"
+   for img in base frontend server worker agent nginx; do
+     ref="$reg/$ns/bench-$img"; ctx="docker/$img"
+     case $img in server|worker|agent) ctx=. ;; esac
+     docker build -q --no-cache --network none --build-arg "BASE_IMAGE=$reg/$ns/bench-base:$tag" \
+       --build-arg "FRONTEND_IMAGE=$reg/$ns/bench-frontend:$tag" -f "docker/$img/Dockerfile" -t "$ref:$tag" -t "$ref:latest" "$ctx" >/dev/null 2> >(quiet_legacy)
+     docker push -q "$ref:$tag" >/dev/null && docker push -q "$ref:latest" >/dev/null
+   done
+   echo "$tag" >VERSION && G add VERSION && G commit -q -m "chore(release): $tag" && G push -q origin main)
+}
+scenario5() {
+  s5_r=(); s5_b=(); s5_up=(); s5_built=()
+  for i in $(seq 1 "$RUNS"); do
+    for who in relctl baseline; do
+      d="$work/s5-$who-$i"; ns="b5$who$i$(date +%s)"; mkdir -p "$d"; make_root_app "$d" "$ns"
+      fresh_layers "$d" base frontend server worker agent nginx
+      (cd "$d/app" && git tag v1.0.0 && G push -q origin v1.0.0)
+      if [ $who = relctl ]; then (cd "$d/app" && "$relctl" -q release v1.0.0 >/dev/null); else baseline_root "$d" "$ns" v1.0.0; fi
+      fresh_layers "$d" frontend
+      (cd "$d/app" && git tag v1.1.0 && G push -q origin v1.1.0)
+      off=$(stat -c %s "$log"); sync; t0=$(now)
+      if [ $who = relctl ]; then
+        (cd "$d/app" && "$relctl" --json release v1.1.0 >"$work/s5.json"); s5_r+=($(ms $t0 $(now)))
+        sleep 0.5; s5_up+=($(uploads_for "$off" "$ns" base server worker agent))
+        s5_built+=("$(jq -r '[.report.images[] | select(.built) | .image] | sort | join("+")' "$work/s5.json")")
+      else baseline_root "$d" "$ns" v1.1.0; s5_b+=($(ms $t0 $(now))); fi
+    done
+    echo "scenario 5 run $i/$RUNS: relctl ${s5_r[-1]} ms (built ${s5_built[-1]}), baseline ${s5_b[-1]} ms" >&2
+  done
+}
+
+# ---- Scenario 6: a fresh engine (a CI runner) releases an image whose code
+# changed, behind a dependency step of DEPS_SECONDS; v1.0.0 was released from
+# the first engine. With the layer cache against the same release with --no-cache,
+# each on an engine emptied first. The step writes a random UUID, so an
+# unchanged layer proves it did not run.
+make_deps_app() { # make_deps_app DIR NS
+  local d=$1 ns=$2
+  git init -q --bare -b main "$d/remote.git"
+  mkdir -p "$d/app" && cd "$d/app" && git init -q -b main && cp "$RELCTL_TEST_BUSYBOX" busybox
+  printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "sh", "-c", "/bin/busybox sleep %s; /bin/busybox cat /proc/sys/kernel/random/uuid > /deps"]\nCOPY code.txt /code.txt\n' "$DEPS_SECONDS" >Dockerfile
+  printf 'registry: %s\nnamespace: %s\nproject: bench\nbuild: { retries: 0, builder: %s }\nimages:\n  app: { context: . }\n' "$reg" "$ns" "$BUILDER" >release.yaml
+  echo one >code.txt
+  G add -A && G commit -q -m deps && G remote add origin "$d/remote.git" && G push -q origin main && git tag v1.0.0 && G push -q origin v1.0.0
+  "$relctl" -q release v1.0.0 >/dev/null
+  G pull -q --ff-only origin main && echo two >code.txt && G commit -qam code && G push -q origin main && git tag v1.1.0 && G push -q origin v1.1.0
+  cd - >/dev/null
+}
+deps_layer() { # deps_layer NS TAG: the dependency step's layer (diff id) in the registry
+  local m c
+  m=$(curl -sf -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "http://$reg/v2/$1/bench-app/manifests/$2")
+  c=$(jq -r .config.digest <<<"$m")
+  curl -sfL "http://$reg/v2/$1/bench-app/blobs/$c" | jq -r '.rootfs.diff_ids[1]'
+}
+empty_engine2() { docker -H "$RELCTL_TEST_DOCKER2_HOST" system prune -af >/dev/null 2>&1; }
+scenario6() {
+  s6_c=(); s6_n=(); s6_same=0
+  for i in $(seq 1 "$RUNS"); do
+    for mode in cache nocache; do
+      d="$work/s6-$mode-$i"; ns="b6$mode$i$(date +%s)"; mkdir -p "$d"; make_deps_app "$d" "$ns"
+      empty_engine2; flag=; [ $mode = nocache ] && flag=--no-cache
+      sync; t0=$(now)
+      (cd "$d/app" && DOCKER_HOST=$RELCTL_TEST_DOCKER2_HOST "$relctl" -q release v1.1.0 $flag >/dev/null)
+      t=$(ms $t0 $(now))
+      if [ $mode = cache ]; then
+        s6_c+=("$t"); [ "$(deps_layer "$ns" v1.0.0)" = "$(deps_layer "$ns" v1.1.0)" ] && s6_same=$((s6_same + 1))
+      else s6_n+=("$t"); fi
+    done
+    echo "scenario 6 run $i/$RUNS: with cache ${s6_c[-1]} ms, --no-cache ${s6_n[-1]} ms" >&2
+  done
+  empty_engine2
+}
+print_cache_scenarios() {
+  local a b
+  a=$(median "${s5_r[@]}"); b=$(median "${s5_b[@]}")
+  printf '%-46s %-10s %-10s %-8s %s\n' "5. only frontend/ changed, 3 root-context images" "$a" "$b" "$(ratio "$a" "$b")" "<= 0.2"
+  printf '%-46s %-10s %-10s %-8s %s\n' "   images relctl rebuilt (every run)" "$(printf '%s\n' "${s5_built[@]}" | sort -u | paste -sd' ')" "" "" "frontend+nginx"
+  printf '%-46s %-10s %-10s %-8s %s\n' "   relctl blob uploads to unchanged images" "$(printf '%s\n' "${s5_up[@]}" | sort -n | tail -1)" "" "" "0"
+  a=$(median "${s6_c[@]}"); b=$(median "${s6_n[@]}")
+  printf '%-46s %-10s %-10s %-8s %s\n' "6. fresh engine, code changed (vs --no-cache)" "$a" "$b" "$(ratio "$a" "$b")" "<= 0.3"
+  printf '%-46s %-10s %-10s %-8s %s\n' "   runs whose ${DEPS_SECONDS} s dependency step was reused" "$s6_same/$RUNS" "" "" "$RUNS/$RUNS"
+  printf 'all runs (ms): s5 relctl %s | s5 baseline %s | s6 cache %s | s6 --no-cache %s\n' "${s5_r[*]}" "${s5_b[*]}" "${s6_c[*]}" "${s6_n[*]}"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+if [ "$SCENARIOS" != all ]; then
+  scenario5; scenario6
+  printf '\nrelctl layer-cache benchmark, %s, %s, %s cores; %s runs; scenario 5: %s MB random layer and RUN sleep 1 per image, parallelism %s; scenario 6: a %s s dependency step; builder %s\n' "$(date -u +%F)" "$(uname -m)" "$(nproc)" "$RUNS" "$MB" "$PARALLELISM" "$DEPS_SECONDS" "$BUILDER"
+  printf '%-46s %-10s %-10s %-8s %s\n' "scenario (median ms)" "relctl" "baseline" "ratio" "target"
+  print_cache_scenarios
+  rm -rf "$work"
+  exit 0
+fi
+
 busy_r=(); busy_b=(); rss_cold=(); cold_r=(); cold_b=(); cold_s=(); chg_r=(); chg_b=(); rerun=(); up_unchanged=()
 for i in $(seq 1 "$RUNS"); do
   # relctl and the script take turns going first (the first run after the
@@ -241,8 +351,8 @@ peak=$(cat "$work/gib-rss")
 ctx_mib=$(( GIB_FILES * 16 ))
 cd - >/dev/null
 
+scenario5; scenario6
 mc=$(median "${cold_r[@]}"); mcb=$(median "${cold_b[@]}"); mg=$(median "${chg_r[@]}"); mgb=$(median "${chg_b[@]}")
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 printf '\nrelctl release benchmark, %s, %s, %s cores; %s runs, %s MB random layer and RUN sleep 1 per image; parallelism %s, builder %s\n' "$(date -u +%F)" "$(uname -m)" "$(nproc)" "$RUNS" "$MB" "$PARALLELISM" "$BUILDER"
 printf '%-46s %-10s %-10s %-8s %s\n' "scenario (median ms)" "relctl" "baseline" "ratio" "target"
 printf '%-46s %-10s %-10s %-8s %s\n' "1. cold release (no cache, empty registry)" "$mc" "$mcb" "$(ratio "$mc" "$mcb")" "<= 0.5"
@@ -263,6 +373,7 @@ printf '   the same DAG scripted without relctl (each build as soon as its paren
 printf '%-46s %-10s %-10s %-8s %s\n' "   busy cores during the cold release (of $(nproc))" "$(median "${busy_r[@]}")" "$(median "${busy_b[@]}")" "" ""
 printf '%-46s %-10s %s\n' "peak RSS releasing a ${ctx_mib} MiB context (MiB)" "$(mib "$peak")" "< 150"
 printf '%-46s %-10s\n' "peak RSS in the cold release (MiB, max of $RUNS)" "$(mib "$(printf '%s\n' "${rss_cold[@]}" | sort -n | tail -1)")"
+print_cache_scenarios
 printf 'all runs (ms): relctl cold %s | scripted DAG cold %s | baseline cold %s | relctl changed %s | baseline changed %s | rerun %s\n' \
   "${cold_r[*]}" "${cold_s[*]}" "${cold_b[*]}" "${chg_r[*]}" "${chg_b[*]}" "${rerun[*]}"
 rm -rf "$work"

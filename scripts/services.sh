@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Starts and stops the real services relctl's tests, README demo and CI use:
 # a private Docker engine (no bridge, no iptables, unix socket under a temp dir),
-# an open Distribution registry and an htpasswd-protected one, both on 127.0.0.1,
-# and an sshd on 127.0.0.1 for ssh git remotes.
+# an open Distribution registry, an htpasswd-protected one and one with Docker
+# Hub's token auth (its token server runs inside the e2e tests), all on
+# 127.0.0.1, and an sshd on 127.0.0.1 for ssh git remotes.
 #
 #   scripts/services.sh start   # install what is missing, start, write $STATE/env
 #   scripts/services.sh env     # print the exports for a shell: eval "$(scripts/services.sh env)"
-#   scripts/services.sh status  # exit 0 if all three are running
+#   scripts/services.sh status  # exit 0 if all of them are running
 #   scripts/services.sh stop    # stop exactly what start started, by process id
 #   scripts/services.sh clean   # stop, then delete their images, build cache and blobs
 #
@@ -16,6 +17,8 @@ set -euo pipefail
 STATE=${RELCTL_SERVICES_DIR:-/tmp/relctl-services}
 REG_PORT=${RELCTL_REGISTRY_PORT:-5055}
 SSH_PORT=${RELCTL_SSH_PORT:-5057}
+TOKEN_PORT=${RELCTL_TOKEN_REGISTRY_PORT:-5059}
+TOKEN_SERVER_PORT=${RELCTL_TOKEN_SERVER_PORT:-5060}
 TLS_PORT=${RELCTL_TLS_ENGINE_PORT:-5058}
 AUTH_PORT=${RELCTL_AUTH_REGISTRY_PORT:-5056}
 
@@ -86,7 +89,7 @@ start_dockerd() { # start_dockerd [N [ARGS...]]: engine N ("", 2 or 3), its own 
   fi
 }
 
-start_registry() { # start_registry NAME PORT [htpasswd-file]
+start_registry() { # start_registry NAME PORT [auth section, YAML flow style]
   local name=$1 port=$2 auth=${3:-}
   if alive "$STATE/$name.pid"; then return; fi
   mkdir -p "$STATE/$name-data"
@@ -96,12 +99,21 @@ start_registry() { # start_registry NAME PORT [htpasswd-file]
     echo "storage: { filesystem: { rootdirectory: $STATE/$name-data }, delete: { enabled: true } }"
     echo "http: { addr: 127.0.0.1:$port }"
     if [ -n "$auth" ]; then
-      echo "auth: { htpasswd: { realm: relctl-test, path: $auth } }"
+      echo "auth: $auth"
     fi
   } >"$STATE/$name.yml"
   setsid docker-registry serve "$STATE/$name.yml" >"$STATE/$name.log" 2>&1 < /dev/null &
   echo $! >"$STATE/$name.pid"
   wait_for "registry $name" curl -s -o /dev/null "http://127.0.0.1:$port/v2/"
+}
+
+token_key() { # the key and certificate a test token server signs registry tokens with (x5c)
+  local d="$STATE/token"
+  [ -f "$d/cert.pem" ] && return
+  mkdir -p "$d" && chmod 700 "$d"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj /CN=relctl-test-token-issuer \
+    -keyout "$d/key.pem" -out "$d/cert.pem" 2>/dev/null
+  # jsonwebtoken reads PKCS#8, which openssl req writes for EC keys.
 }
 
 tls_certs() { # a CA, the engine's certificate for 127.0.0.1, and a client certificate (docker --tlsverify)
@@ -156,6 +168,10 @@ export RELCTL_TEST_REGISTRY_LOG=$STATE/registry.log
 export RELCTL_TEST_AUTH_REGISTRY=127.0.0.1:$AUTH_PORT
 export RELCTL_TEST_AUTH_USER=relctl
 export RELCTL_TEST_AUTH_PASSWORD=$(cat "$STATE/auth-password")
+export RELCTL_TEST_TOKEN_REGISTRY=127.0.0.1:$TOKEN_PORT
+export RELCTL_TEST_TOKEN_SERVER_PORT=$TOKEN_SERVER_PORT
+export RELCTL_TEST_TOKEN_KEY=$STATE/token/key.pem
+export RELCTL_TEST_TOKEN_CERT=$STATE/token/cert.pem
 export RELCTL_TEST_BUSYBOX=$(command -v busybox)
 export RELCTL_TEST_SSH_PORT=$SSH_PORT
 export RELCTL_TEST_TLS_DOCKER_HOST=tcp://127.0.0.1:$TLS_PORT
@@ -180,7 +196,9 @@ start() {
     head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$STATE/auth-password"
   fi
   htpasswd -Bbc "$STATE/htpasswd" relctl "$(cat "$STATE/auth-password")" 2>/dev/null
-  start_registry auth-registry "$AUTH_PORT" "$STATE/htpasswd"
+  start_registry auth-registry "$AUTH_PORT" "{ htpasswd: { realm: relctl-test, path: $STATE/htpasswd } }"
+  token_key             # Docker Hub's flow: a bearer token from a token server the e2e tests run on TOKEN_SERVER_PORT
+  start_registry token-registry "$TOKEN_PORT" "{ token: { realm: 'http://127.0.0.1:$TOKEN_SERVER_PORT/token', service: relctl-test-registry, issuer: relctl-test-token-issuer, rootcertbundle: $STATE/token/cert.pem } }"
   start_sshd
   write_env
   log "dockerd on unix://$STATE/docker.sock (and an empty one on docker2.sock), registries on 127.0.0.1:$REG_PORT and 127.0.0.1:$AUTH_PORT (auth)"
@@ -201,6 +219,7 @@ stop_pid() {
 stop() {
   stop_pid "$STATE/sshd.pid"
   stop_pid "$STATE/auth-registry.pid"
+  stop_pid "$STATE/token-registry.pid"
   stop_pid "$STATE/registry.pid"
   stop_pid "$STATE/dockerd.pid"          # dockerd stops the containerd it started
   stop_pid "$STATE/dockerd.launcher.pid"
@@ -216,12 +235,13 @@ stop() {
 clean() {
   stop
   if grep -q " $STATE/" /proc/mounts; then log "something is still mounted under $STATE; not deleting"; return 1; fi
-  rm -rf "$STATE"/docker-data "$STATE"/docker2-data "$STATE"/docker3-data "$STATE"/registry-data "$STATE"/auth-registry-data
+  rm -rf "$STATE"/docker-data "$STATE"/docker2-data "$STATE"/docker3-data "$STATE"/registry-data "$STATE"/auth-registry-data "$STATE"/token-registry-data
   log "deleted the engines' and registries' data under $STATE"
 }
 
 status() {
   alive "$STATE/dockerd.pid" && alive "$STATE/dockerd2.pid" && alive "$STATE/registry.pid" && alive "$STATE/auth-registry.pid" \
+    && alive "$STATE/token-registry.pid" \
     && alive "$STATE/dockerd3.pid" && alive "$STATE/sshd.pid" && [ -f "$STATE/env" ]
 }
 

@@ -46,7 +46,21 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// `notify:`: the webhooks told about releases.
     pub notify: Vec<NotifyConfig>,
+    /// Docker Hub repository pages (`dockerhub:`), on docker.io only.
+    pub dockerhub: Option<DockerHubPages>,
 }
+
+/// What `dockerhub:` keeps up to date on each image's Docker Hub repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerHubPages {
+    /// The short description, at most [`MAX_SHORT_DESCRIPTION`] characters.
+    pub description: Option<String>,
+    /// The file whose content at the released commit is the full description.
+    pub readme: Option<String>,
+}
+
+/// Docker Hub's limit on a repository's short description.
+pub const MAX_SHORT_DESCRIPTION: usize = 100;
 
 /// When a silent operation counts as stuck (`timeouts:`); each is between 1 s and 24 h.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +132,19 @@ pub struct BuildConfig {
     pub builder: Builder,
     /// What an image's input key covers (`build.inputs`).
     pub inputs: Inputs,
+    /// Where builds take their layer cache from (`build.cache_from`).
+    pub cache_from: CacheFrom,
+}
+
+/// Layer cache sources of a build (`build.cache_from`), read only: images
+/// built with BuildKit carry their cache metadata inline, so an earlier
+/// release's image, in the engine or in the registry, is a cache source.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheFrom {
+    /// The same image's previous release (`previous`, the default).
+    pub previous: bool,
+    /// Further image references, as written.
+    pub refs: Vec<String>,
 }
 
 /// What an image's input key covers (`build.inputs`).

@@ -72,6 +72,39 @@ pub fn is_registry_host(s: &str) -> bool {
     port_ok && domain_ok
 }
 
+/// The names Docker Hub goes by: in references (`docker.io`), in logins
+/// (`index.docker.io`) and as its API host (`registry-1.docker.io`).
+pub fn is_docker_hub(registry: &str) -> bool {
+    matches!(registry, "docker.io" | "index.docker.io" | "registry-1.docker.io")
+}
+
+/// An image reference: `[host[:port]/]repository[:tag][@sha256:<64 hex>]`.
+pub fn is_reference(s: &str) -> bool {
+    let (name, digest) = match s.split_once('@') {
+        Some((name, digest)) => (name, Some(digest)),
+        None => (s, None),
+    };
+    let digest_ok = digest.is_none_or(|d| {
+        d.strip_prefix("sha256:").is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    });
+    // A tag follows the last `:` after the last `/` (a `:` before it is a port).
+    let last = name.rsplit('/').next().unwrap_or(name);
+    let (name, tag) = match last.rsplit_once(':') {
+        Some((_, tag)) => (&name[..name.len() - tag.len() - 1], Some(tag)),
+        None => (name, None),
+    };
+    let path = match name.split_once('/') {
+        Some((host, rest)) if host.contains(['.', ':', '[']) || host == "localhost" => {
+            if !is_registry_host(host) {
+                return false;
+            }
+            rest
+        }
+        _ => name,
+    };
+    digest_ok && tag.is_none_or(is_tag) && !path.is_empty() && is_repository(path) && name.len() <= MAX_NAME_LEN
+}
+
 /// `registry/repository` fits the reference grammar's length limit.
 pub fn name_fits(registry: &str, repository: &str) -> bool {
     registry.len() + 1 + repository.len() <= MAX_NAME_LEN
@@ -80,6 +113,29 @@ pub fn name_fits(registry: &str, repository: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references() {
+        let digest = format!("a/b@sha256:{}", "0".repeat(64));
+        let cases: &[(&str, bool)] = &[
+            ("busybox", true),
+            ("org/app:v1", true),
+            ("127.0.0.1:5000/org/app:buildcache", true),
+            ("localhost/app", true),
+            ("[::1]:5000/app:1", true),
+            (&digest, true),
+            ("", false),
+            ("Org/App:v1", false),
+            ("org/app:", false),
+            ("org/app:bad tag", false),
+            ("a/b@sha256:abc", false),
+            ("host:99999/app", false),
+            ("https://example.com/app", false),
+        ];
+        for (s, ok) in cases {
+            assert_eq!(is_reference(s), *ok, "{s}");
+        }
+    }
 
     #[test]
     fn tags() {

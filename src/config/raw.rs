@@ -49,6 +49,19 @@ pub struct RawConfig {
     /// Webhooks told when a release is published, fails, or drift is repaired.
     #[serde(default)]
     pub notify: Vec<RawNotify>,
+    /// Docker Hub repository pages, updated after each new stable release (registry docker.io only).
+    #[serde(default)]
+    pub dockerhub: Option<RawDockerHub>,
+}
+
+/// The short and full description of every image's Docker Hub repository.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawDockerHub {
+    /// The short description (at most 100 characters).
+    pub description: Option<String>,
+    /// A file of the repository, read at the released commit, as the full description (Markdown).
+    pub readme: Option<String>,
 }
 
 /// One webhook to notify.
@@ -177,6 +190,16 @@ pub struct RawBuild {
     pub builder: RawBuilder,
     /// What an image's input key covers: dockerfile (the Dockerfile and only the context files its COPY, ADD and RUN --mount read; the whole context when that cannot be told) or context (every file of the context).
     pub inputs: RawInputs,
+    /// Layer cache sources of each build: previous (the image's previous release, in the engine or the registry; the default), none, or a list of image references (`previous` may be one of them).
+    pub cache_from: RawCacheFrom,
+}
+
+/// `build.cache_from`: a keyword or a list of references.
+#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum RawCacheFrom {
+    Keyword(String),
+    List(Vec<String>),
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +235,7 @@ impl Default for RawBuild {
             stage: true,
             builder: RawBuilder::Auto,
             inputs: RawInputs::Dockerfile,
+            cache_from: RawCacheFrom::Keyword("previous".into()),
         }
     }
 }

@@ -99,6 +99,31 @@ fn bad_configs_name_file_line_and_fix() {
             "release.yaml:3:1",
         ),
         ("namespace: n\nproject: p\nimages: {}\n", "no images are configured", "release.yaml:3"),
+        (
+            "registry: ghcr.io\nnamespace: n\nproject: p\ndockerhub: { description: x }\nimages: { a: { context: a } }\n",
+            "the registry is ghcr.io, not Docker Hub",
+            "release.yaml:4",
+        ),
+        (
+            "namespace: n\nproject: p\ndockerhub:\n  description: LONG\nimages: { a: { context: a } }\n",
+            "is 101 characters long",
+            "release.yaml:4",
+        ),
+        (
+            "namespace: n\nproject: p\ndockerhub: {}\nimages: { a: { context: a } }\n",
+            "sets neither description nor readme",
+            "release.yaml:3",
+        ),
+        (
+            "namespace: n\nproject: p\nbuild:\n  cache_from: latest\nimages: { a: { context: a } }\n",
+            "`latest` is not previous or none",
+            "release.yaml:4",
+        ),
+        (
+            "namespace: n\nproject: p\nbuild:\n  cache_from:\n    - previous\n    - Org/App:cache\nimages: { a: { context: a } }\n",
+            "`Org/App:cache` is not an image reference",
+            "release.yaml:4",
+        ),
         ("namespace: n\nproject: p\n", "no images are configured", "release.yaml"),
         (
             "namespace: n\nproject: p\nimages:\n  a: { context: a, depends_on: [ghost] }\n",
@@ -191,6 +216,7 @@ fn bad_configs_name_file_line_and_fix() {
         ),
     ];
     for (yaml, want, loc) in cases {
+        let yaml = &yaml.replace("LONG", &"d".repeat(101));
         let err = p(yaml).expect_err(yaml);
         let msg = err.to_string();
         assert!(msg.contains(want), "{yaml}\n=> {msg}");

@@ -105,9 +105,11 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
     let also_update = also_update(&cx, &raw.also_update)?;
     let reconcile = reconcile(&cx, &raw.reconcile, &git.tag_prefix)?;
     let timeouts = timeouts(&cx, &raw.timeouts)?;
+    let dockerhub = dockerhub(&cx, &raw)?;
     let commit = commit(&cx, raw.commit)?;
     let notify = super::notify::notify(&cx, raw.notify)?;
     Ok(Config {
+        dockerhub,
         source: path.to_path_buf(),
         project: format!("{}/{}", raw.namespace, raw.project),
         registry: raw.registry,
@@ -123,6 +125,41 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         timeouts,
         notify,
     })
+}
+
+/// `dockerhub`: only for docker.io, with something to write, a short
+/// description within Docker Hub's limit and a readme path in the repository.
+fn dockerhub(cx: &Ctx, raw: &RawConfig) -> Result<Option<super::DockerHubPages>, ConfigError> {
+    let Some(hub) = &raw.dockerhub else { return Ok(None) };
+    if !oci::is_docker_hub(&raw.registry) {
+        return Err(cx.invalid(
+            "dockerhub",
+            "dockerhub",
+            format!("the registry is {}, not Docker Hub", raw.registry),
+            "remove the dockerhub section, or set registry: docker.io",
+        ));
+    }
+    if hub.description.is_none() && hub.readme.is_none() {
+        return Err(cx.invalid(
+            "dockerhub",
+            "dockerhub",
+            "sets neither description nor readme",
+            "set description: \"...\", readme: README.md or both",
+        ));
+    }
+    if let Some(d) = hub.description.as_deref().filter(|d| d.chars().count() > super::MAX_SHORT_DESCRIPTION) {
+        return Err(cx.invalid(
+            "description",
+            "dockerhub.description",
+            format!("is {} characters long", d.chars().count()),
+            format!("Docker Hub takes at most {} characters; put the rest in the readme", super::MAX_SHORT_DESCRIPTION),
+        ));
+    }
+    let readme = match &hub.readme {
+        Some(r) => Some(rewritten_path(cx, "readme", "dockerhub.readme", r, "e.g. README.md")?),
+        None => None,
+    };
+    Ok(Some(super::DockerHubPages { description: hub.description.clone(), readme }))
 }
 
 /// `registry`, `namespace` and `project`: the parts of every image's name.
@@ -242,7 +279,9 @@ fn build(cx: &Ctx, raw: &super::raw::RawBuild) -> Result<BuildConfig, ConfigErro
             "use none (no network during builds), host, or a network name",
         ));
     }
+    let cache_from = cache_from(cx, &raw.cache_from)?;
     Ok(BuildConfig {
+        cache_from,
         retries: raw.retries,
         parallelism: raw.parallelism,
         cache: raw.cache,
@@ -259,6 +298,38 @@ fn build(cx: &Ctx, raw: &super::raw::RawBuild) -> Result<BuildConfig, ConfigErro
             super::raw::RawInputs::Context => super::Inputs::Context,
         },
     })
+}
+
+/// `build.cache_from`: `previous`, `none`, or a list of references in which
+/// `previous` may appear.
+fn cache_from(cx: &Ctx, raw: &super::raw::RawCacheFrom) -> Result<super::CacheFrom, ConfigError> {
+    use super::raw::RawCacheFrom;
+    const HINT: &str = "use previous (the image's previous release, the default), none, or a list of image references such as [previous, registry.example.com/org/app:buildcache]";
+    let mut out = super::CacheFrom::default();
+    match raw {
+        RawCacheFrom::Keyword(k) if k == "previous" => out.previous = true,
+        RawCacheFrom::Keyword(k) if k == "none" => {}
+        RawCacheFrom::Keyword(k) => {
+            return Err(cx.invalid("cache_from", "build.cache_from", format!("`{k}` is not previous or none"), HINT));
+        }
+        RawCacheFrom::List(refs) => {
+            for r in refs {
+                if r == "previous" {
+                    out.previous = true;
+                } else if !super::oci::is_reference(r) {
+                    return Err(cx.invalid(
+                        "cache_from",
+                        "build.cache_from",
+                        format!("`{r}` is not an image reference ([host[:port]/]repository[:tag])"),
+                        HINT,
+                    ));
+                } else if !out.refs.contains(r) {
+                    out.refs.push(r.clone());
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `images`: each image, then the `depends_on` graph in dependency order.

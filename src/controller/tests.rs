@@ -64,6 +64,7 @@ async fn failing_tags_with(text: &str) -> Journal {
         registry: &*registry,
         progress: &NoProgress,
         github: None::<&FakeForge>,
+        dockerhub: None,
     };
     let mut backoff = Backoff::default();
     let none = BTreeSet::new();

@@ -255,7 +255,10 @@ impl super::DockerEngine {
         let body = super::gate::context_body(rx, gate);
         let build_args: HashMap<&str, &str> = step.build_args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let labels: HashMap<&str, &str> = step.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        // The classic builder reads cache only from images already in the engine.
+        let cache_from = if step.no_cache { Vec::new() } else { step.cache_from.clone() };
         let options = BuildImageOptionsBuilder::default()
+            .cachefrom(&cache_from)
             .dockerfile(&dockerfile)
             .t(&step.reference)
             .nocache(step.no_cache)
@@ -309,6 +312,32 @@ impl super::DockerEngine {
             image: image.to_string(),
             message: format!("cannot pull its base image {base}: {e}"),
         })
+    }
+}
+
+impl super::DockerEngine {
+    /// Puts `step`'s cache sources into the engine where only the engine can
+    /// read them: the classic builder reads no registry, and BuildKit without
+    /// a client session cannot log in to one (Docker Hub asks even anonymous
+    /// pulls to). Sources already in the engine are left as they are; one
+    /// that cannot be pulled (never published, no access) is skipped: the
+    /// cache only ever saves time.
+    pub(super) async fn fetch_cache_sources(&self, step: &crate::plan::BuildStep) {
+        let engine_only = self.buildkit.is_none() || self.creds.is_some();
+        if step.no_cache || !engine_only {
+            return;
+        }
+        for source in &step.cache_from {
+            if self.docker.inspect_image(source).await.is_ok() {
+                continue;
+            }
+            let (repository, tag) = split_reference(source);
+            let creds = if same_registry(registry_of(repository), &self.registry) { self.credentials() } else { None };
+            match self.pull_with(&step.image, repository, tag, creds).await {
+                Ok(()) => tracing::info!(image = %step.image, "cache: pulled {source}"),
+                Err(e) => tracing::info!(image = %step.image, "cache: {source} not read, building without it: {e}"),
+            }
+        }
     }
 }
 

@@ -21,6 +21,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::build::{BuildLog, context_written, stalled, stream_context, within};
 
+/// The build argument that makes BuildKit write its cache metadata into the image.
+pub const INLINE_CACHE: &str = "BUILDKIT_INLINE_CACHE";
+
 /// The longest line of build output kept while waiting for its end.
 const MAX_LINE: usize = 4 << 20;
 use super::gate::{Gate, context_body};
@@ -101,16 +104,23 @@ impl BuildKit {
         let parents = gate.clone();
         let body = StreamBody::new(context_body(rx, gate).map_ok(Frame::data));
         let json = |map: &BTreeMap<String, String>| serde_json::to_string(map).unwrap_or_default();
+        // Every image carries its cache metadata in its config, so a later
+        // build on any engine can reuse its layers (`cachefrom`).
+        let mut build_args = step.build_args.clone();
+        build_args.entry(INLINE_CACHE.into()).or_insert_with(|| "1".into());
         let mut query = vec![
             ("version", "2".to_string()),
             ("t", step.reference.clone()),
             ("dockerfile", dockerfile),
             ("networkmode", step.network.clone()),
-            ("buildargs", json(&step.build_args)),
+            ("buildargs", json(&build_args)),
             ("labels", json(&step.labels)),
         ];
         if step.no_cache {
             query.push(("nocache", "1".into()));
+        } else if !step.cache_from.is_empty() {
+            // Read only, and a source that does not exist is skipped by the engine.
+            query.push(("cachefrom", serde_json::to_string(&step.cache_from).unwrap_or_default()));
         }
         let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(query).finish();
         let request = Request::post(format!("/v{}/build?{query}", self.api_version))

@@ -262,6 +262,7 @@ impl DockerEngine {
     /// Builds with the chosen builder; with a `gate`, the context's last
     /// chunk waits for it.
     async fn build_gated(&self, step: &BuildStep, context: ContextSpec, gate: Option<Gate>) -> Result<(), DockerError> {
+        self.fetch_cache_sources(step).await;
         let Some(buildkit) = &self.buildkit else { return self.build_classic(step, context, gate).await };
         match buildkit.build(step, context.clone(), gate, &self.progress, self.timeouts.build_stall).await? {
             buildkit::Outcome::Built => return Ok(()),

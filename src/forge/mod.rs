@@ -1,9 +1,11 @@
 //! The forge boundary (GitHub): which repository a release belongs to, the
 //! GitHub Release that lists what a release published, and the text of that
 //! Release. The API adapter is in `github`; GitHub Actions integration
-//! (outputs, step summary, log groups, annotations) is in `actions`.
+//! (outputs, step summary, log groups, annotations) is in `actions`; Docker
+//! Hub's repository pages (descriptions) in `dockerhub`.
 
 pub mod actions;
+pub mod dockerhub;
 pub mod github;
 
 use std::fmt::Write as _;

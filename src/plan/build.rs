@@ -46,7 +46,9 @@ pub(super) fn build_step(
         labels.insert(labels::SOURCE.to_string(), observed.source_url.clone());
     }
     labels.extend(key.map(|k| (labels::INPUTS.to_string(), k)));
+    let no_cache = opts.no_cache || !config.build.cache;
     Ok(BuildStep {
+        cache_from: if no_cache { Vec::new() } else { cache_sources(config, observed, image) },
         image: image.name.clone(),
         reference,
         context: image.context.clone(),
@@ -54,10 +56,34 @@ pub(super) fn build_step(
         depends_on: image.depends_on.clone(),
         build_args,
         labels,
-        no_cache: opts.no_cache || !config.build.cache,
+        no_cache,
         network: config.build.network.clone(),
         stage_tag: None,
     })
+}
+
+/// The layer cache sources of `image`'s build: with `previous`, the image's
+/// newest earlier release in the registry and the newest earlier release tag
+/// in git (which an engine may hold without the registry, after `relctl
+/// import`), then the configured references.
+fn cache_sources(config: &Config, observed: &Observed, image: &ImageConfig) -> Vec<String> {
+    let repository = config.image_repo(image);
+    let mut refs = Vec::new();
+    if config.build.cache_from.previous {
+        if let Some((tag, _)) = observed.previous.get(&image.name) {
+            refs.push(format!("{repository}:{tag}"));
+        }
+        let target = &observed.target.version;
+        let earlier =
+            observed.release_tags.iter().filter(|t| t.version < *target).max_by(|a, b| a.version.cmp(&b.version));
+        if let Some(tags) = earlier.and_then(|t| super::image_tags(config, t).ok()) {
+            refs.push(format!("{repository}:{}", tags.primary()));
+        }
+    }
+    refs.extend(config.build.cache_from.refs.iter().cloned());
+    let mut seen = std::collections::BTreeSet::new();
+    refs.retain(|r| seen.insert(r.clone()));
+    refs
 }
 
 /// The staging tag of a release's image built from `commit`:

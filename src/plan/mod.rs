@@ -145,6 +145,10 @@ pub struct BuildStep {
     pub build_args: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     pub no_cache: bool,
+    /// Images whose layers the build may reuse (`build.cache_from`): read
+    /// from the engine when there, else from the registry; none with `no_cache`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cache_from: Vec<String>,
     pub network: String,
     /// Pushed under this staging tag as soon as it is built, while other images
     /// still build. A staging tag is never a release tag: installers never see it.
@@ -264,7 +268,10 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
     for image in &config.images {
         planner.image(image)?;
     }
-    let images::Planner { notes, mut images, builds, mut pushes, mut moves, not_staged, released, .. } = planner;
+    let images::Planner { mut notes, mut images, builds, mut pushes, mut moves, not_staged, released, .. } = planner;
+    if config.build.builder == crate::config::Builder::Classic && builds.iter().any(|b| !b.cache_from.is_empty()) {
+        notes.push("build.builder: classic reads layer cache only from images already in the engine (`relctl import` leaves them there); BuildKit also reads the registry".into());
+    }
     if !not_staged.is_empty() {
         return Err(PlanError::NotStaged {
             tag: target.raw.clone(),

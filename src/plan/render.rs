@@ -55,7 +55,11 @@ impl fmt::Display for Plan {
                         } else {
                             format!(" (after {})", b.depends_on.join(", "))
                         };
-                        let cache = if b.no_cache { ", no cache" } else { "" };
+                        let cache = match (b.no_cache, b.cache_from.is_empty()) {
+                            (true, _) => ", no cache".to_string(),
+                            (false, true) => String::new(),
+                            (false, false) => format!(", cache from {}", b.cache_from.join(" ")),
+                        };
                         let stage = if b.stage_tag.is_some() { ", uploaded as soon as built" } else { "" };
                         writeln!(f, "  {n:>2}. [{phase}] build  {} -> {}{after}{cache}{stage}", b.image, b.reference)?;
                     }

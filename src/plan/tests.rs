@@ -322,6 +322,52 @@ fn commit_message_and_cache_options() {
     assert!(p.steps.iter().all(|s| !matches!(s, Step::Build(b) if !b.no_cache)));
 }
 
+/// What each build reads its layer cache from, per `build.cache_from`.
+fn cache_sources(build: &str, o: &Observed, opts: &PlanOptions) -> (BTreeMap<String, Vec<String>>, Vec<String>) {
+    let p = plan(&cfg(&CONFIG.replace("images:", &format!("build: {build}\nimages:"))), o, opts).unwrap();
+    let builds = p.steps.iter().filter_map(|s| match s {
+        Step::Build(b) => Some((b.image.clone(), b.cache_from.clone())),
+        _ => None,
+    });
+    (builds.collect(), p.notes)
+}
+
+#[test]
+fn builds_read_the_previous_release_and_the_configured_cache_images() {
+    let repo = |i: &str, t: &str| format!("registry.test:5000/acme/app-{i}:{t}");
+    // A hotfix: the newest earlier release, not the newest release.
+    let o = observed("v1.0.5", &["v1.0.4", "v1.0.5", "v1.1.0"], Some("v1.1.0"));
+    let (cache, notes) = cache_sources("{}", &o, &PlanOptions::default());
+    assert_eq!(cache["server"], [repo("server", "v1.0.4")]);
+    assert!(notes.is_empty(), "{notes:?}");
+    // The registry's newest earlier release comes first; a tag the registry
+    // no longer has may still be in the engine (an imported bundle).
+    let mut o = observed("v1.2.0", &["v1.0.0", "v1.1.0", "v1.2.0"], None);
+    o.previous.insert("server".into(), ("v1.0.0".into(), remote("sha256:s", OTHER)));
+    let (cache, _) =
+        cache_sources("{ cache_from: [previous, 'cache.test/acme/server:buildcache'] }", &o, &PlanOptions::default());
+    assert_eq!(
+        cache["server"],
+        [repo("server", "v1.0.0"), repo("server", "v1.1.0"), "cache.test/acme/server:buildcache".into()]
+    );
+    assert_eq!(cache["agent"], [repo("agent", "v1.1.0"), "cache.test/acme/server:buildcache".into()]);
+    let (cache, _) = cache_sources("{ cache_from: ['cache.test/x:y'] }", &o, &PlanOptions::default());
+    assert_eq!(cache["server"], ["cache.test/x:y"]);
+    // No cache at all: none, cache: false, --no-cache.
+    for (build, no_cache) in [("{ cache_from: none }", false), ("{ cache: false }", false), ("{}", true)] {
+        let (cache, _) = cache_sources(build, &o, &PlanOptions { no_cache, ..Default::default() });
+        assert!(cache.values().all(Vec::is_empty), "{build} {no_cache}: {cache:?}");
+    }
+    // The first release has nothing to read; the classic builder is told apart.
+    let (cache, _) = cache_sources("{}", &observed("v1.0.0", &["v1.0.0"], None), &PlanOptions::default());
+    assert!(cache.values().all(Vec::is_empty));
+    let (_, notes) = cache_sources("{ builder: classic }", &o, &PlanOptions::default());
+    assert!(
+        notes.iter().any(|n| n.contains("classic reads layer cache only from images already in the engine")),
+        "{notes:?}"
+    );
+}
+
 #[test]
 fn unknown_registry_state_is_noted() {
     let mut o = observed("v1.2.0", &["v1.2.0"], None);

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::{Method, Response, StatusCode, header};
 use secrecy::ExposeSecret;
@@ -20,7 +20,19 @@ const MAX_WAIT: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 enum Auth {
     Basic,
-    Bearer(String),
+    /// A token for one scope, good until `until` (see [`token_lifetime`]).
+    Bearer {
+        token: String,
+        until: Instant,
+    },
+}
+
+/// How long relctl uses a token: nine tenths of the `expires_in` the token
+/// server gave (60 s when it gave none, as the Docker token spec says), so a
+/// token is renewed before the registry would refuse it.
+fn token_lifetime(expires_in: Option<u64>) -> Duration {
+    let secs = expires_in.unwrap_or(60).max(1);
+    Duration::from_millis(secs * 900)
 }
 
 /// One registry host.
@@ -114,7 +126,9 @@ impl RegistryClient {
     ) -> Result<Response, RegistryError> {
         let url = format!("{}/v2/{repository}/{path}", self.base);
         let scope = format!("repository:{repository}:{}", if push { "pull,push" } else { "pull" });
-        let mut challenged = false;
+        // A challenge is answered twice at most: the registry may refuse a
+        // token it was just given (expired early, clocks apart) once.
+        let mut challenges = 0;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -127,7 +141,9 @@ impl RegistryClient {
             }
             let auth = self.auth.lock().expect("auth cache").get(&scope).cloned();
             req = match (&auth, &self.creds) {
-                (Some(Auth::Bearer(t)), _) => req.bearer_auth(t),
+                // An expired token is not sent: the registry's challenge gets a new one.
+                (Some(Auth::Bearer { token, until }), _) if Instant::now() < *until => req.bearer_auth(token),
+                (Some(Auth::Bearer { .. }), _) => req,
                 (Some(Auth::Basic), Some(c)) => req.basic_auth(&c.username, Some(c.password.expose_secret())),
                 _ => req,
             };
@@ -145,8 +161,8 @@ impl RegistryClient {
                 Err(e) => return Err(self.transport(e)),
             };
             let status = resp.status();
-            if status == StatusCode::UNAUTHORIZED && !challenged {
-                challenged = true;
+            if status == StatusCode::UNAUTHORIZED && challenges < 2 {
+                challenges += 1;
                 let challenge = resp
                     .headers()
                     .get(header::WWW_AUTHENTICATE)
@@ -157,7 +173,7 @@ impl RegistryClient {
                 self.auth.lock().expect("auth cache").insert(scope.clone(), auth);
                 continue;
             }
-            if status == StatusCode::UNAUTHORIZED || (status == StatusCode::FORBIDDEN && challenged) {
+            if status == StatusCode::UNAUTHORIZED || (status == StatusCode::FORBIDDEN && challenges > 0) {
                 return Err(RegistryError::Unauthorized {
                     registry: self.registry.clone(),
                     repository: repository.to_string(),
@@ -187,7 +203,8 @@ impl RegistryClient {
         }
     }
 
-    /// Answers a `WWW-Authenticate` challenge: Basic, or a Bearer token from the realm.
+    /// Answers a `WWW-Authenticate` challenge: Basic, or a Bearer token from
+    /// the realm for exactly `scope` (`pull` for reads, `pull,push` for writes).
     async fn answer(&self, challenge: &str, scope: &str, repository: &str) -> Result<Auth, RegistryError> {
         let unauthorized = || RegistryError::Unauthorized {
             registry: self.registry.clone(),
@@ -242,7 +259,8 @@ impl RegistryClient {
         let body: serde_json::Value = resp.json().await.map_err(|e| self.transport(e))?;
         let token =
             body.get("token").or_else(|| body.get("access_token")).and_then(|t| t.as_str()).ok_or_else(unauthorized)?;
-        Ok(Auth::Bearer(token.to_string()))
+        let lifetime = token_lifetime(body.get("expires_in").and_then(|e| e.as_u64()));
+        Ok(Auth::Bearer { token: token.to_string(), until: Instant::now() + lifetime })
     }
 
     fn transport(&self, e: reqwest::Error) -> RegistryError {
@@ -293,6 +311,13 @@ mod tests {
         assert_eq!(p["realm"], "https://auth.docker.io/token");
         assert_eq!(p["service"], "registry.docker.io");
         assert_eq!(p["scope"], "repository:a/b:pull,push");
+    }
+
+    #[test]
+    fn tokens_are_renewed_before_they_expire() {
+        assert_eq!(token_lifetime(Some(300)), Duration::from_secs(270));
+        assert_eq!(token_lifetime(None), Duration::from_secs(54), "the spec's default of 60 s");
+        assert_eq!(token_lifetime(Some(0)), Duration::from_millis(900));
     }
 
     #[test]

@@ -222,3 +222,93 @@ async fn the_pull_quota_is_kept_and_a_429_beyond_the_wait_bound_says_it_is_the_q
     assert!(matches!(err, RegistryError::PullQuota { retry_after_secs: Some(3600), .. }), "{err}");
     assert!(err.to_string().contains("pull quota is used up") && err.hint().contains("authenticate"), "{err}");
 }
+
+/// Numbered tokens (`tok-1`, `tok-2`, ...), each valid for `expires_in` seconds.
+struct Tokens {
+    issued: std::sync::atomic::AtomicUsize,
+    expires_in: u64,
+}
+
+impl Respond for Tokens {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let n = self.issued.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        ResponseTemplate::new(200)
+            .set_body_json(serde_json::json!({"token": format!("tok-{n}"), "expires_in": self.expires_in}))
+    }
+}
+
+/// A registry that accepts `tok-N` `times` times for each (N, times) in
+/// `accepted`, and challenges everything else.
+async fn token_registry(server: &MockServer, accepted: &[(usize, u64)], expires_in: u64) {
+    for (n, times) in accepted {
+        Mock::given(method("GET"))
+            .and(path("/v2/acme/app/tags/list"))
+            .and(header("authorization", format!("Bearer tok-{n}").as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"tags": ["v1"]})))
+            .up_to_n_times(*times)
+            .mount(server)
+            .await;
+    }
+    let realm = format!("{}/token", server.uri());
+    Mock::given(method("GET"))
+        .and(path("/v2/acme/app/tags/list"))
+        .respond_with(ResponseTemplate::new(401).insert_header(
+            "WWW-Authenticate",
+            format!(r#"Bearer realm="{realm}",service="registry.test",scope="repository:acme/app:pull""#),
+        ))
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/token"))
+        .and(query_param("scope", "repository:acme/app:pull"))
+        .respond_with(Tokens { issued: 0.into(), expires_in })
+        .mount(server)
+        .await;
+}
+
+fn creds() -> Credentials {
+    Credentials { username: "user".into(), password: "s3cret".to_string().into() }
+}
+
+fn token_requests(requests: &[Request]) -> usize {
+    requests.iter().filter(|r| r.url.path() == "/token").count()
+}
+
+#[tokio::test]
+async fn a_token_is_used_until_it_expires_then_renewed() {
+    let server = MockServer::start().await;
+    token_registry(&server, &[(1, 10), (2, 10)], 1).await;
+    let client = RegistryClient::new(&host(&server), Some(creds()));
+    assert_eq!(client.list_tags("acme/app").await.unwrap(), ["v1"]);
+    client.forget_listings();
+    assert_eq!(client.list_tags("acme/app").await.unwrap(), ["v1"]);
+    assert_eq!(token_requests(&server.received_requests().await.unwrap()), 1, "reused while valid");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    client.forget_listings();
+    assert_eq!(client.list_tags("acme/app").await.unwrap(), ["v1"]);
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(token_requests(&requests), 2, "renewed after expires_in");
+    let last = requests.iter().rev().find(|r| r.url.path() == "/v2/acme/app/tags/list").unwrap();
+    assert_eq!(last.headers.get("authorization").unwrap(), "Bearer tok-2");
+}
+
+#[tokio::test]
+async fn a_token_the_registry_refuses_is_renewed_once() {
+    // tok-1 looks valid for 300 s, but the registry refuses it after its
+    // first use (revoked, or a clock apart): one renewal, and tok-2 is taken.
+    let server = MockServer::start().await;
+    token_registry(&server, &[(1, 1), (2, 10)], 300).await;
+    let client = RegistryClient::new(&host(&server), Some(creds()));
+    assert_eq!(client.list_tags("acme/app").await.unwrap(), ["v1"]);
+    client.forget_listings();
+    assert_eq!(client.list_tags("acme/app").await.unwrap(), ["v1"]);
+    assert_eq!(token_requests(&server.received_requests().await.unwrap()), 2);
+
+    // A registry that refuses every token: one renewal, then the Unauthorized error.
+    let server = MockServer::start().await;
+    token_registry(&server, &[], 300).await;
+    let client = RegistryClient::new(&host(&server), Some(creds()));
+    let err = client.list_tags("acme/app").await.unwrap_err();
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
+    assert_eq!(token_requests(&server.received_requests().await.unwrap()), 2, "{err}");
+}

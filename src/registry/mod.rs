@@ -17,11 +17,7 @@ use crate::plan::RemoteTag;
 pub use client::RegistryClient;
 pub use credentials::Credentials;
 
-/// The names Docker Hub goes by: in references (`docker.io`), in logins
-/// (`index.docker.io`) and as its API host (`registry-1.docker.io`).
-pub fn is_docker_hub(registry: &str) -> bool {
-    matches!(registry, "docker.io" | "index.docker.io" | "registry-1.docker.io")
-}
+pub use crate::config::oci::is_docker_hub;
 
 const MANIFEST_TYPES: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 

@@ -268,6 +268,7 @@ mod tests {
             build_args: BTreeMap::new(),
             labels: BTreeMap::new(),
             no_cache: false,
+            cache_from: Vec::new(),
             network: "none".into(),
             stage_tag: None,
         }

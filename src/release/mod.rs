@@ -144,6 +144,9 @@ pub struct Report {
     pub version_file: Option<String>,
     /// The GitHub Release created or updated for the tag.
     pub github_release: Option<ReleaseLink>,
+    /// Docker Hub repositories whose description this release updated.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dockerhub_updated: Vec<String>,
 }
 
 impl Report {
@@ -205,6 +208,8 @@ pub struct Executor<'a, G, B, R, F> {
     /// The GitHub repository, when a token is at hand: phase 5 creates the
     /// GitHub Release, and `commit.via: github-api` writes VERSION through it.
     pub github: Option<&'a F>,
+    /// Docker Hub's API, when `dockerhub:` is configured and credentials are at hand.
+    pub dockerhub: Option<&'a crate::forge::dockerhub::DockerHub>,
 }
 
 impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F> {
@@ -252,6 +257,7 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
             report.version_file = Some(file);
         }
         report.github_release = self.github_phase(plan, &report).await?;
+        report.dockerhub_updated = self.dockerhub_phase(plan).await;
         Ok(report)
     }
 }

@@ -195,4 +195,44 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
         tracing::info!(url = %link.url, "GitHub Release {}", if link.created { "created" } else { "updated" });
         Ok(Some(link))
     }
+
+    /// After a release that made itself the current one (it commits
+    /// VERSION), each image's Docker Hub description, where it changed. A
+    /// failure is a warning: the release is complete.
+    pub(super) async fn dockerhub_phase(&self, plan: &Plan) -> Vec<String> {
+        let (Some(pages), Some(hub)) = (&self.config.dockerhub, self.dockerhub) else { return Vec::new() };
+        let current = plan.steps.iter().any(|s| matches!(s, Step::CommitVersion(_)));
+        if plan.prerelease || !current {
+            return Vec::new();
+        }
+        let full = match &pages.readme {
+            Some(path) => match self.git.file_at(&plan.commit, path) {
+                Ok(Some(bytes)) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+                Ok(None) => {
+                    tracing::warn!(
+                        "dockerhub.readme: {path} does not exist at {}; the full description is left as it is",
+                        plan.commit
+                    );
+                    None
+                }
+                Err(e) => {
+                    tracing::warn!("dockerhub.readme: cannot read {path}: {e}; the full description is left as it is");
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut updated = Vec::new();
+        for image in &self.config.images {
+            match hub.sync(&image.repository, pages.description.as_deref(), full.as_deref()).await {
+                Ok(crate::forge::dockerhub::PageSync::Updated) => {
+                    tracing::info!(image = %image.name, "Docker Hub description of {} updated", image.repository);
+                    updated.push(image.repository.clone());
+                }
+                Ok(crate::forge::dockerhub::PageSync::Unchanged) => {}
+                Err(e) => tracing::warn!(image = %image.name, hint = %e.hint(), "{e}; the release itself is complete"),
+            }
+        }
+        updated
+    }
 }

@@ -28,11 +28,17 @@ struct World {
 
 impl World {
     fn new(version: Option<&str>) -> Self {
+        Self::with(CONFIG, version, &[])
+    }
+
+    /// A world with `config` and, besides the Dockerfiles, `extra` files at the release commit.
+    fn with(config: &str, version: Option<&str>, extra: &[(&'static str, &'static str)]) -> Self {
         let journal = Journal::default();
-        let config = config::parse(CONFIG, std::path::Path::new("release.yaml")).unwrap();
+        let config = config::parse(config, std::path::Path::new("release.yaml")).unwrap();
         let mut files =
             vec![("app/Dockerfile", "FROM scratch\n"), ("web/Dockerfile", "ARG APP_IMAGE\nFROM $APP_IMAGE\n")];
         files.extend(version.map(|v| ("VERSION", v)));
+        files.extend_from_slice(extra);
         let git = FakeGit::new(&journal, &files);
         let registry = Arc::new(FakeRegistry::new(&journal));
         let engine = FakeEngine::new(&journal, &registry);
@@ -81,6 +87,7 @@ impl World {
             registry: &*self.registry,
             progress: &NoProgress,
             github: with_forge.then_some(&self.forge),
+            dockerhub: None,
         }
     }
 
@@ -189,4 +196,97 @@ async fn a_half_release_finishes_and_a_failed_version_tag_write_names_what_is_do
         assert!(w.tag(image, "v1.0.0").is_some() && w.tag(image, "latest").is_some(), "{image}");
     }
     assert_eq!(w.git.file_on_branch("VERSION").as_deref(), Some("v1.0.0\n"));
+}
+
+/// The Docker Hub API fixture: a login for `hubuser` and the repositories of
+/// both images holding `current`; PATCHes answered 200.
+async fn docker_hub(current: serde_json::Value) -> wiremock::MockServer {
+    use wiremock::matchers::{body_json, method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let server = wiremock::MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v2/users/login"))
+        .and(body_json(serde_json::json!({"username": "hubuser", "password": "pat-secret"})))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"token": "hub-session"})))
+        .mount(&server)
+        .await;
+    for image in ["app", "web"] {
+        let repo = format!("/v2/repositories/{}/", World::repo(image));
+        Mock::given(method("GET"))
+            .and(path(repo.as_str()))
+            .and(wiremock::matchers::header("authorization", "Bearer hub-session"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(current.clone()))
+            .mount(&server)
+            .await;
+        Mock::given(method("PATCH"))
+            .and(path(repo.as_str()))
+            .and(wiremock::matchers::header("authorization", "Bearer hub-session"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({})))
+            .mount(&server)
+            .await;
+    }
+    server
+}
+
+const HUB_CONFIG: &str = "registry: docker.io\nnamespace: acme\nproject: p\nbuild: { retries: 0 }\n\
+dockerhub: { description: Acme's app, readme: README.md }\n\
+images:\n  app: { context: app }\n  web: { context: web, depends_on: [app] }\n";
+
+async fn release_with_hub(
+    w: &World,
+    hub: &crate::forge::dockerhub::DockerHub,
+    tag: &str,
+    tags: &[&str],
+) -> super::Report {
+    let observed = w.observed(tag, tags).await;
+    let plan = plan::plan(&w.config, &observed, &PlanOptions::default()).unwrap();
+    let executor = Executor { dockerhub: Some(hub), ..w.executor(false) };
+    executor.execute(&plan, &observed.target).await.unwrap()
+}
+
+fn hub_client(server: &wiremock::MockServer) -> crate::forge::dockerhub::DockerHub {
+    let creds = crate::registry::Credentials { username: "hubuser".into(), password: "pat-secret".to_string().into() };
+    crate::forge::dockerhub::DockerHub::new(&server.uri(), &creds, reqwest::Client::new()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_hub_descriptions_follow_each_new_stable_release_only_when_they_changed() {
+    let w = World::with(HUB_CONFIG, None, &[("README.md", "# Acme\n")]);
+    let server = docker_hub(serde_json::json!({"description": "old", "full_description": "# Old\n"})).await;
+    let hub = hub_client(&server);
+    let report = release_with_hub(&w, &hub, "v1.0.0", &["v1.0.0"]).await;
+    assert_eq!(report.dockerhub_updated, ["acme/p-app", "acme/p-web"]);
+    let requests = server.received_requests().await.unwrap();
+    let patches: Vec<serde_json::Value> =
+        requests.iter().filter(|r| r.method.as_str() == "PATCH").map(|r| r.body_json().unwrap()).collect();
+    let want = serde_json::json!({"description": "Acme's app", "full_description": "# Acme\n"});
+    assert_eq!(patches, [want.clone(), want]);
+    assert_eq!(requests.iter().filter(|r| r.url.path() == "/v2/users/login").count(), 1, "one login per run");
+
+    // A pre-release and a rerun that changes nothing write nothing.
+    let before = requests.len();
+    release_with_hub(&w, &hub, "v1.1.0-rc.1", &["v1.0.0", "v1.1.0-rc.1"]).await;
+    release_with_hub(&w, &hub, "v1.0.0", &["v1.0.0", "v1.1.0-rc.1"]).await;
+    assert_eq!(server.received_requests().await.unwrap().len(), before, "no Docker Hub request");
+
+    // Text Docker Hub already has is not written again.
+    let w = World::with(HUB_CONFIG, None, &[("README.md", "# Acme\n")]);
+    let server = docker_hub(serde_json::json!({"description": "Acme's app", "full_description": "# Acme\n"})).await;
+    let report = release_with_hub(&w, &hub_client(&server), "v1.0.0", &["v1.0.0"]).await;
+    assert!(report.dockerhub_updated.is_empty());
+    assert!(!server.received_requests().await.unwrap().iter().any(|r| r.method.as_str() == "PATCH"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_docker_hub_that_refuses_the_login_is_a_warning_and_the_release_completes() {
+    let w = World::with(HUB_CONFIG, None, &[("README.md", "# Acme\n")]);
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::path("/v2/users/login"))
+        .respond_with(wiremock::ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    let report = release_with_hub(&w, &hub_client(&server), "v1.0.0", &["v1.0.0"]).await;
+    assert!(report.dockerhub_updated.is_empty());
+    assert_eq!(w.git.file_on_branch("VERSION").as_deref(), Some("v1.0.0\n"));
+    assert!(w.tag("web", "latest").is_some());
 }

@@ -44,6 +44,7 @@ pub struct Controller {
     builder: LazyEngine,
     progress: Arc<dyn Progress>,
     github: Option<GitHub>,
+    dockerhub: Option<crate::forge::dockerhub::DockerHub>,
     pub metrics: Arc<Metrics>,
     /// Tags that failed, and when the loop tries them again.
     backoff: tokio::sync::Mutex<Backoff>,
@@ -65,6 +66,7 @@ impl Controller {
         let progress: Arc<dyn Progress> =
             Arc::new(Recording { inner: Arc::new(LogProgress::default()), state: state.clone() });
         let config = &session.config;
+        let dockerhub = session.dockerhub(creds.as_ref());
         let builder = LazyEngine::new(&config.registry, creds, progress.clone(), config.build.builder)
             .with_timeouts(config.timeouts);
         let github = session.github()?;
@@ -76,6 +78,7 @@ impl Controller {
             builder,
             progress,
             github,
+            dockerhub,
             metrics,
             backoff: Default::default(),
             notify,
@@ -97,6 +100,7 @@ impl Controller {
             registry: &self.registry,
             progress: &*self.progress,
             github: self.github.as_ref(),
+            dockerhub: self.dockerhub.as_ref(),
         };
         self.registry.forget_listings();
         let before = self.registry.request_count();

@@ -165,6 +165,27 @@ impl Session {
         client.with_timeout(self.config.timeouts.request)
     }
 
+    /// Docker Hub's API for `dockerhub:`, as the registry's `creds`; `None`
+    /// (with a warning saying why) when there is nothing to write or no way to log in.
+    pub fn dockerhub(&self, creds: Option<&Credentials>) -> Option<crate::forge::dockerhub::DockerHub> {
+        use crate::forge::dockerhub::{API, DockerHub};
+        self.config.dockerhub.as_ref()?;
+        let Some(creds) = creds else {
+            tracing::warn!(
+                "dockerhub: no registry credentials, so the Docker Hub descriptions are not updated; set RELCTL_REGISTRY_USERNAME and RELCTL_REGISTRY_PASSWORD"
+            );
+            return None;
+        };
+        let api = std::env::var("RELCTL_DOCKERHUB_API").unwrap_or_else(|_| API.to_string());
+        match DockerHub::new(&api, creds, crate::registry::client::http_client()) {
+            Ok(hub) => Some(hub),
+            Err(e) => {
+                tracing::warn!(hint = %e.hint(), "{e}; the Docker Hub descriptions are not updated");
+                None
+            }
+        }
+    }
+
     /// The GitHub client when GITHUB_TOKEN is set. A repository that cannot be
     /// told is an error only when VERSION must be written through the API.
     pub fn github(&self) -> Result<Option<GitHub>, ReleaseError> {

@@ -87,6 +87,7 @@ impl Session {
         let config = &self.config;
         let builder = LazyEngine::new(&config.registry, prepared.creds.clone(), progress.clone(), config.build.builder)
             .with_timeouts(config.timeouts);
+        let dockerhub = self.dockerhub(prepared.creds.as_ref());
         let executor = Executor {
             config,
             git: &self.git,
@@ -94,6 +95,7 @@ impl Session {
             registry: &prepared.registry,
             progress: &*progress,
             github,
+            dockerhub: dockerhub.as_ref(),
         };
         let result = executor.execute(&prepared.plan, &prepared.target).await;
         tracing::debug!(requests = prepared.registry.request_count(), "registry requests");

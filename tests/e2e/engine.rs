@@ -38,6 +38,7 @@ fn step(image: &str, reference: &str, args: &[(&str, &str)]) -> BuildStep {
         build_args: args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
         labels: BTreeMap::new(),
         no_cache: false,
+        cache_from: Vec::new(),
         network: "none".into(),
         stage_tag: None,
     }

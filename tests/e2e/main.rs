@@ -6,6 +6,8 @@
 mod common;
 
 mod action;
+mod budget;
+mod cache;
 mod cli;
 mod credentials;
 mod dashboard;
@@ -17,9 +19,11 @@ mod incremental;
 mod inputs;
 mod install;
 mod notify;
+mod ratelimit;
 mod reconcile;
 mod release;
 mod ssh;
 mod status;
 mod tls;
+mod token_auth;
 mod version_commit;

@@ -4,16 +4,6 @@
 use crate::common::*;
 
 /// relctl's requests to repositories under `namespace` logged since `offset`.
-fn registry_requests_since(offset: u64, namespace: &str) -> Vec<String> {
-    registry_log_offset();
-    let log = std::fs::read(env("RELCTL_TEST_REGISTRY_LOG")).unwrap();
-    String::from_utf8_lossy(&log[offset as usize..])
-        .lines()
-        .filter(|l| l.contains(&format!(" /v2/{namespace}/")) && l.contains("\"relctl/"))
-        .map(str::to_string)
-        .collect()
-}
-
 fn short(d: &str) -> &str {
     &d.strip_prefix("sha256:").unwrap_or(d)[..12]
 }

@@ -5,6 +5,7 @@
 pub mod github;
 pub mod receiver;
 pub mod serve;
+pub mod token;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -409,6 +410,17 @@ pub fn move_tag(registry: &str, repo: &str, from: &str, tag: &str) {
         .unwrap();
     put.stdin.as_ref().unwrap().write_all(&manifest).unwrap();
     assert!(put.wait_with_output().unwrap().status.success());
+}
+
+/// relctl's requests to `namespace`'s repositories since `offset`, as the registry logged them.
+pub fn registry_requests_since(offset: u64, namespace: &str) -> Vec<String> {
+    registry_log_offset();
+    let log = std::fs::read(env("RELCTL_TEST_REGISTRY_LOG")).unwrap();
+    String::from_utf8_lossy(&log[offset as usize..])
+        .lines()
+        .filter(|l| l.contains(&format!(" /v2/{namespace}/")) && l.contains("\"relctl/"))
+        .map(str::to_string)
+        .collect()
 }
 
 /// The images a release's `--json` report says were built, sorted.
