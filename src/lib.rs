@@ -20,4 +20,5 @@ pub mod progress;
 pub mod registry;
 pub mod release;
 pub mod session;
+pub mod sign;
 pub mod version;

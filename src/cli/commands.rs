@@ -19,8 +19,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Plan { tag } => plan_cmd(&cli.global, tag.as_deref()).await,
         Command::Release(args) => super::release::release_cmd(&cli.global, args).await,
-        Command::Verify { tag } => super::install::verify_cmd(&cli.global, tag.as_deref()).await,
-        Command::Pin { tag, env, pull } => super::install::pin_cmd(&cli.global, tag.as_deref(), env, *pull).await,
+        Command::Verify { tag, key, provenance } => {
+            super::install::verify_cmd(&cli.global, tag.as_deref(), key.as_deref(), *provenance).await
+        }
+        Command::Pin { tag, env, pull, key } => {
+            super::install::pin_cmd(&cli.global, tag.as_deref(), env, *pull, key.as_deref()).await
+        }
+        Command::Keygen { out } => super::install::keygen_cmd(out),
         Command::Export { tag, out } => super::install::export_cmd(&cli.global, tag, out).await,
         Command::Import { dir } => super::install::import_cmd(&cli.global, dir).await,
         Command::Init { force, registry, namespace } => {

@@ -1,5 +1,5 @@
 //! The installer's commands: `verify`, `pin`, `export`, `import`, `init`,
-//! and the generated `schema`, `completions` and `man`. Each is arguments,
+//! `keygen`, and the generated `schema`, `completions` and `man`. Each is arguments,
 //! one use case of the session, and output.
 
 use std::path::{Path, PathBuf};
@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::CommandFactory;
 use relctl::install::bundle;
+use relctl::install::verify::SignatureCheck;
 use relctl::session::{self, InstallError};
 
 use super::commands::load;
@@ -17,10 +18,28 @@ fn repo_root(global: &Global) -> anyhow::Result<PathBuf> {
     Ok(global.repo.clone().map(|r| cwd.join(r)).unwrap_or(cwd))
 }
 
-pub async fn verify_cmd(global: &Global, tag: Option<&str>) -> anyhow::Result<()> {
+/// The public key of `--key`, read before anything else (exit 2 when unusable).
+fn signature_check(key: Option<&Path>, provenance: bool) -> anyhow::Result<Option<SignatureCheck>> {
+    let Some(path) = key else { return Ok(None) };
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| relctl::sign::KeyError::PublicKey {
+        source_name: name.clone(),
+        what: format!("cannot read it: {}", e.kind()),
+    })?;
+    let key = relctl::sign::key::parse_public(&text, &name)?;
+    Ok(Some(SignatureCheck { key, key_name: name, provenance }))
+}
+
+pub async fn verify_cmd(
+    global: &Global,
+    tag: Option<&str>,
+    key: Option<&Path>,
+    provenance: bool,
+) -> anyhow::Result<()> {
+    let check = signature_check(key, provenance)?;
     let session = load(global)?;
     let tag = session.tag_or_version(tag)?;
-    let (_, v) = session.verify(&tag).await?;
+    let (_, v) = session.verify(&tag, check.as_ref()).await?;
     output::verification(&v, global.json);
     if !v.ok() {
         let problems = v.images.iter().filter_map(|i| i.problem.clone()).collect();
@@ -29,10 +48,17 @@ pub async fn verify_cmd(global: &Global, tag: Option<&str>) -> anyhow::Result<()
     Ok(())
 }
 
-pub async fn pin_cmd(global: &Global, tag: Option<&str>, env: &Path, pull: bool) -> anyhow::Result<()> {
+pub async fn pin_cmd(
+    global: &Global,
+    tag: Option<&str>,
+    env: &Path,
+    pull: bool,
+    key: Option<&Path>,
+) -> anyhow::Result<()> {
+    let check = signature_check(key, false)?;
     let session = load(global)?;
     let tag = session.tag_or_version(tag)?;
-    let pinned = session.pin(&tag, env).await?;
+    let pinned = session.pin(&tag, env, check.as_ref()).await?;
     let path = session.root.join(env);
     let previous = pinned.previous.as_deref().unwrap_or("(unset)");
     println!("{}: IMAGE_TAG {previous} -> {}", path.display(), pinned.target.raw);
@@ -100,5 +126,52 @@ pub fn classify(cause: &(dyn std::error::Error + 'static)) -> Option<(u8, Option
     if let Some(e) = cause.downcast_ref::<session::InitError>() {
         return Some((e.exit_code(), Some(e.hint())));
     }
+    if let Some(e) = cause.downcast_ref::<relctl::sign::KeyError>() {
+        return Some((2, Some(e.hint())));
+    }
+    if cause.downcast_ref::<KeygenError>().is_some() {
+        return Some((2, Some("choose an empty --out directory: relctl never overwrites a key".into())));
+    }
     None
+}
+
+/// `relctl keygen`: a cosign key pair, the private key encrypted with
+/// COSIGN_PASSWORD; existing files are never overwritten.
+pub fn keygen_cmd(out: &Path) -> anyhow::Result<()> {
+    let Ok(password) = std::env::var("COSIGN_PASSWORD") else {
+        return Err(relctl::sign::KeyError::NoPassword {
+            source_name: out.join("cosign.key").display().to_string(),
+            password_env: "COSIGN_PASSWORD".into(),
+        }
+        .into());
+    };
+    let (private, public) = relctl::sign::key::generate(&password.into());
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    for (name, text, mode) in [("cosign.key", &private, 0o600), ("cosign.pub", &public, 0o644)] {
+        let path = out.join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| KeygenError { path: path.display().to_string(), source: e })?;
+        use std::io::Write as _;
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        file.write_all(text.as_bytes())?;
+    }
+    println!(
+        "wrote {} (encrypted with COSIGN_PASSWORD) and {}",
+        out.join("cosign.key").display(),
+        out.join("cosign.pub").display()
+    );
+    Ok(())
+}
+
+/// A key file that cannot be written (it exists, or the directory is not writable).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {path}: {source}")]
+pub struct KeygenError {
+    path: String,
+    #[source]
+    source: std::io::Error,
 }

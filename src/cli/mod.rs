@@ -84,6 +84,12 @@ pub enum Command {
     Verify {
         /// The release tag (default: the tag in VERSION)
         tag: Option<String>,
+        /// Also check each image's cosign signature with this public key (cosign.pub)
+        #[arg(long, value_name = "FILE")]
+        key: Option<std::path::PathBuf>,
+        /// With --key: also check each image's signed SLSA provenance names TAG's commit
+        #[arg(long, requires = "key")]
+        provenance: bool,
     },
     /// Verify TAG, then set IMAGE_TAG in the env file; an older TAG is a rollback
     Pin {
@@ -95,6 +101,15 @@ pub enum Command {
         /// Also pull the images through the local Docker engine
         #[arg(long)]
         pull: bool,
+        /// Refuse a release with any image not signed with this public key (cosign.pub)
+        #[arg(long, value_name = "FILE")]
+        key: Option<std::path::PathBuf>,
+    },
+    /// Write a new cosign key pair (cosign.key encrypted with $COSIGN_PASSWORD, cosign.pub) into DIR
+    Keygen {
+        /// Directory to write cosign.key and cosign.pub into
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        out: std::path::PathBuf,
     },
     /// Write an offline bundle of TAG: one docker save tar per image, checksums, info, .env
     Export {

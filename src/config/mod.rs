@@ -48,6 +48,26 @@ pub struct Config {
     pub notify: Vec<NotifyConfig>,
     /// Docker Hub repository pages (`dockerhub:`), on docker.io only.
     pub dockerhub: Option<DockerHubPages>,
+    /// cosign signatures of every published image (`sign:`).
+    pub sign: Option<SignConfig>,
+}
+
+/// Where the signing key is and what is signed (`sign:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignConfig {
+    pub key: KeySource,
+    /// The environment variable with the key's password.
+    pub password_env: String,
+    /// Also a signed SLSA provenance attestation per image.
+    pub provenance: bool,
+}
+
+/// A signing key's PEM text: a file, or an environment variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// Relative to the repository root (the config file's directory) unless absolute.
+    File(PathBuf),
+    Env(String),
 }
 
 /// What `dockerhub:` keeps up to date on each image's Docker Hub repository.

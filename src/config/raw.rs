@@ -52,6 +52,27 @@ pub struct RawConfig {
     /// Docker Hub repository pages, updated after each new stable release (registry docker.io only).
     #[serde(default)]
     pub dockerhub: Option<RawDockerHub>,
+    /// cosign signatures (and SLSA provenance) for every published image, pushed before its version tags.
+    #[serde(default)]
+    pub sign: Option<RawSign>,
+}
+
+/// The signing key and what is signed.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSign {
+    /// A cosign private key file (relative to the repository root), or env:NAME for its PEM text in NAME.
+    pub key: String,
+    /// The environment variable holding the key's password (default COSIGN_PASSWORD).
+    #[serde(default = "default_password_env")]
+    pub password_env: String,
+    /// Also attach a signed SLSA provenance attestation to every image.
+    #[serde(default)]
+    pub provenance: bool,
+}
+
+fn default_password_env() -> String {
+    "COSIGN_PASSWORD".into()
 }
 
 /// The short and full description of every image's Docker Hub repository.

@@ -106,9 +106,11 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
     let reconcile = reconcile(&cx, &raw.reconcile, &git.tag_prefix)?;
     let timeouts = timeouts(&cx, &raw.timeouts)?;
     let dockerhub = dockerhub(&cx, &raw)?;
+    let sign = sign(&cx, &raw, path)?;
     let commit = commit(&cx, raw.commit)?;
     let notify = super::notify::notify(&cx, raw.notify)?;
     Ok(Config {
+        sign,
         dockerhub,
         source: path.to_path_buf(),
         project: format!("{}/{}", raw.namespace, raw.project),
@@ -160,6 +162,60 @@ fn dockerhub(cx: &Ctx, raw: &RawConfig) -> Result<Option<super::DockerHubPages>,
         None => None,
     };
     Ok(Some(super::DockerHubPages { description: hub.description.clone(), readme }))
+}
+
+/// An environment variable's name, as the shell writes them.
+fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `sign`: a key source, a password variable, and staging on, so that every
+/// signature is in the registry before the version tag it covers.
+fn sign(cx: &Ctx, raw: &RawConfig, path: &Path) -> Result<Option<super::SignConfig>, ConfigError> {
+    let Some(s) = &raw.sign else { return Ok(None) };
+    let key = match s.key.strip_prefix("env:") {
+        Some(name) if is_env_name(name) => super::KeySource::Env(name.to_string()),
+        Some(name) => {
+            return Err(cx.invalid(
+                "key",
+                "sign.key",
+                format!("`{name}` is not an environment variable name"),
+                "write env:NAME, e.g. env:COSIGN_PRIVATE_KEY",
+            ));
+        }
+        None if s.key.trim().is_empty() => {
+            return Err(cx.invalid(
+                "key",
+                "sign.key",
+                "is empty",
+                "name the cosign private key file, e.g. cosign.key, or env:NAME",
+            ));
+        }
+        None => {
+            let file = Path::new(&s.key);
+            let root = path.parent().unwrap_or(Path::new("."));
+            super::KeySource::File(if file.is_absolute() { file.to_path_buf() } else { root.join(file) })
+        }
+    };
+    if !is_env_name(&s.password_env) {
+        return Err(cx.invalid(
+            "password_env",
+            "sign.password_env",
+            format!("`{}` is not an environment variable name", s.password_env),
+            "e.g. COSIGN_PASSWORD",
+        ));
+    }
+    if !raw.build.stage {
+        return Err(cx.invalid(
+            "sign",
+            "sign",
+            "needs build.stage: true",
+            "relctl signs each image under its staging tag before any version tag exists; remove build.stage: false",
+        ));
+    }
+    Ok(Some(super::SignConfig { key, password_env: s.password_env.clone(), provenance: s.provenance }))
 }
 
 /// `registry`, `namespace` and `project`: the parts of every image's name.

@@ -65,6 +65,7 @@ async fn failing_tags_with(text: &str) -> Journal {
         progress: &NoProgress,
         github: None::<&FakeForge>,
         dockerhub: None,
+        signer: None,
     };
     let mut backoff = Backoff::default();
     let none = BTreeSet::new();

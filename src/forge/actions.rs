@@ -146,6 +146,7 @@ mod tests {
                     tags: vec!["v1.2.0".into(), "latest".into()],
                     digest: "sha256:aa".into(),
                     built: true,
+                    signature: None,
                 },
                 ReleasedImage {
                     image: "agent".into(),
@@ -153,6 +154,7 @@ mod tests {
                     tags: vec!["v1.2.0".into()],
                     digest: "sha256:bb".into(),
                     built: false,
+                    signature: None,
                 },
             ],
         }

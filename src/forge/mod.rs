@@ -135,6 +135,9 @@ pub struct ReleasedImage {
     pub digest: String,
     /// Built by this run; false when its manifest was copied from an earlier release.
     pub built: bool,
+    /// The cosign signature's tag (`sha256-<hex>.sig`), when releases are signed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 /// What a GitHub Release says about a release.
@@ -151,11 +154,18 @@ impl ReleaseNotes {
     pub fn body(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "Images of {} built from {}:\n", self.tag, self.commit);
-        let _ = writeln!(s, "| image | tags | digest |");
-        let _ = writeln!(s, "|---|---|---|");
+        let signed = self.images.iter().any(|i| i.signature.is_some());
+        let (head, rule) = if signed { (" signature |", "---|") } else { ("", "") };
+        let _ = writeln!(s, "| image | tags | digest |{head}");
+        let _ = writeln!(s, "|---|---|---|{rule}");
         for i in &self.images {
             let tags = i.tags.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(" ");
-            let _ = writeln!(s, "| {} | {tags} | `{}` |", i.image, i.digest);
+            let sig = i.signature.as_deref().map(|t| format!(" `{t}` |")).unwrap_or_default();
+            let _ = writeln!(s, "| {} | {tags} | `{}` |{sig}", i.image, i.digest);
+        }
+        if signed {
+            let _ = writeln!(s, "
+Signed with cosign's layout: `cosign verify --key cosign.pub --insecure-ignore-tlog IMAGE@DIGEST`, or `relctl verify {} --key cosign.pub`.", self.tag);
         }
         let _ = writeln!(s, "\nPull:\n\n```sh");
         for i in &self.images {

@@ -36,6 +36,7 @@ fn release_body_lists_images_tags_digests_and_pull_commands() {
             tags: vec!["v1.2.0".into(), "latest".into()],
             digest: "sha256:aa".into(),
             built: true,
+            signature: None,
         }],
     };
     let body = notes.body();

@@ -16,6 +16,9 @@ pub struct VerifiedImage {
     pub revision: Option<String>,
     /// Why the image does not carry the release, when it does not.
     pub problem: Option<String>,
+    /// With `--key`: the signature (and with `--provenance`, the attestation) checked and good.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed: Option<bool>,
 }
 
 /// Every image of a release, checked.
@@ -65,8 +68,95 @@ pub fn verify(plan: &Plan, observed: &Observed) -> Verification {
                 digest: remote.map(|t| t.digest.clone()),
                 revision: remote.and_then(|t| t.revision.clone()),
                 problem,
+                signed: None,
             }
         })
         .collect();
     Verification { tag: plan.tag.clone(), commit: plan.commit.clone(), images }
+}
+
+/// What `verify --key` checks besides the tags: cosign signatures made with
+/// the key whose public half is `key`, and with `provenance`, attestations
+/// naming the tag's commit.
+pub struct SignatureCheck {
+    pub key: p256::ecdsa::VerifyingKey,
+    /// The public key file, for messages.
+    pub key_name: String,
+    pub provenance: bool,
+}
+
+/// Checks the signature (and attestation) of every image `v` found, marking
+/// each image `signed` or giving it the problem; `repository` maps an image
+/// name to its path under the registry.
+pub async fn check_signatures(
+    v: &mut Verification,
+    check: &SignatureCheck,
+    registry: &impl crate::registry::Registry,
+    repository: impl Fn(&str) -> String,
+) -> Result<(), crate::registry::RegistryError> {
+    use crate::sign::cosign::{self, Invalid};
+    for image in v.images.iter_mut().filter(|i| i.problem.is_none()) {
+        let Some(digest) = image.digest.clone() else { continue };
+        let path = repository(&image.image);
+        let sig_tag = cosign::tag_for(&digest, "sig");
+        let mut problem = match registry.get_artifact(&path, &sig_tag).await? {
+            None => Some(Invalid::Missing { tag: sig_tag }.to_string()),
+            Some(layers) => {
+                let results = layers.iter().map(|l| {
+                    let sig = l.annotations.get(cosign::SIGNATURE_ANNOTATION).and_then(|s| s.as_str()).unwrap_or("");
+                    cosign::verify_signature(&check.key, &digest, &l.bytes, sig)
+                });
+                let results: Vec<_> = results.collect();
+                match results.iter().find(|r| r.is_ok()) {
+                    Some(_) => None,
+                    None => Some(
+                        results
+                            .into_iter()
+                            .find_map(Result::err)
+                            .map_or("no signature layer".into(), |e| e.to_string()),
+                    ),
+                }
+            }
+        };
+        if problem.is_none() && check.provenance {
+            problem = provenance_problem(registry, &path, &digest, check, &v.commit).await?;
+        }
+        image.signed = Some(problem.is_none());
+        image.problem = problem.map(|p| format!("{}@{digest}: {p} ({})", image.reference, check.key_name));
+    }
+    Ok(())
+}
+
+/// Why the attestation of `digest` does not hold: missing, signed with
+/// another key, or not about this image and `commit`.
+async fn provenance_problem(
+    registry: &impl crate::registry::Registry,
+    path: &str,
+    digest: &str,
+    check: &SignatureCheck,
+    commit: &str,
+) -> Result<Option<String>, crate::registry::RegistryError> {
+    use crate::sign::cosign::{self, Invalid};
+    let tag = cosign::tag_for(digest, "att");
+    let Some(layers) = registry.get_artifact(path, &tag).await? else {
+        return Ok(Some(format!("no provenance ({tag} is missing)")));
+    };
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    let Some(layer) = layers.first() else { return Ok(Some("the provenance artifact has no layer".into())) };
+    let statement = match cosign::verify_attestation(&check.key, &layer.bytes) {
+        Ok(statement) => statement,
+        Err(Invalid::WrongKey) => return Ok(Some("the provenance does not verify with the given key".into())),
+        Err(e) => return Ok(Some(format!("provenance: {e}"))),
+    };
+    let subject = statement.pointer("/subject/0/digest/sha256").and_then(|d| d.as_str());
+    let deps = statement.pointer("/predicate/buildDefinition/resolvedDependencies").and_then(|d| d.as_array());
+    let names_commit =
+        deps.is_some_and(|d| d.iter().any(|x| x.pointer("/digest/gitCommit").and_then(|c| c.as_str()) == Some(commit)));
+    Ok(if subject != Some(hex) {
+        Some("the provenance is about another image".into())
+    } else if !names_commit {
+        Some(format!("the provenance does not name commit {commit}"))
+    } else {
+        None
+    })
 }

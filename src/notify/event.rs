@@ -45,9 +45,9 @@ pub struct Event {
 
 impl Event {
     /// What a finished run of `plan` did worth telling: `published` when it
-    /// pushed version tags, `drift` when it only moved floating tags or
-    /// committed VERSION (the release was out already, so they were out of
-    /// place), nothing when it had nothing to do.
+    /// pushed version tags, `drift` when it only moved floating tags, signed
+    /// again or committed VERSION (the release was out already, so they were
+    /// out of place or missing), nothing when it had nothing to do.
     pub fn from_release(plan: &Plan, report: &Report) -> Option<Event> {
         let pushed = plan.steps.iter().any(|s| matches!(s, Step::Push(_)));
         let repaired = repairs(plan);
@@ -115,7 +115,8 @@ impl Event {
     }
 }
 
-/// The floating-tag moves and the VERSION commit of a plan, told as repairs.
+/// The floating-tag moves, signatures and VERSION commit of a plan, told as
+/// repairs (when the plan pushes no version tag, they put back what was lost).
 fn repairs(plan: &Plan) -> Vec<String> {
     let mut out = Vec::new();
     for step in &plan.steps {
@@ -130,6 +131,16 @@ fn repairs(plan: &Plan) -> Vec<String> {
             Step::CommitVersion(v) => {
                 let was = v.from.as_deref().map_or("was missing".to_string(), |f| format!("named {f}"));
                 out.push(format!("{} {was}; now {}", v.path, v.to));
+            }
+            // Signing an image already out: its signature or provenance was missing.
+            Step::Sign(sign) => {
+                let what = match (sign.signature, sign.attestation) {
+                    (true, true) => "signature and provenance",
+                    (true, false) => "signature",
+                    _ => "provenance",
+                };
+                let of = sign.digest.as_deref().map(|d| format!(" of {}", short_digest(d))).unwrap_or_default();
+                out.push(format!("{}: {what}{of} was missing; signed again", sign.image));
             }
             Step::Build(_) | Step::Push(_) => {}
         }

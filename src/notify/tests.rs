@@ -190,3 +190,65 @@ fn env_urls_are_read_when_notifications_start_and_never_shown() {
     assert_eq!(t[0].on, ALL, "every event by default");
     assert!(!format!("{t:?}").contains("s3cretpath"), "Debug of a target shows no URL");
 }
+
+#[test]
+fn a_plan_is_published_when_it_pushes_drift_when_it_only_puts_back_and_nothing_when_empty() {
+    use crate::plan::{MoveStep, Plan, PushSource, PushStep, SignStep, Step, VersionDecision, VersionStep};
+    let plan = |steps: Vec<Step>| Plan {
+        tag: "v1.2.0".into(),
+        version: "1.2.0".into(),
+        prerelease: false,
+        commit: "c120".into(),
+        images: Vec::new(),
+        steps,
+        version_file: VersionDecision { path: "VERSION".into(), current: None, next: None, reason: String::new() },
+        notes: Vec::new(),
+        signed: false,
+    };
+    let report = crate::release::Report::default();
+    assert_eq!(Event::from_release(&plan(Vec::new()), &report), None, "a rerun with nothing to do");
+
+    let moved = Step::MoveTag(MoveStep {
+        image: "app".into(),
+        repository: "reg.test/acme/p-app".into(),
+        tag: "latest".into(),
+        to: "v1.2.0".into(),
+        from_digest: Some("sha256:0123456789abcdef".into()),
+    });
+    let version = Step::CommitVersion(VersionStep {
+        path: "VERSION".into(),
+        from: Some("v1.1.0".into()),
+        to: "v1.2.0".into(),
+        message: String::new(),
+        also_update: Vec::new(),
+    });
+    let signed = Step::Sign(SignStep {
+        image: "app".into(),
+        repository: "reg.test/acme/p-app".into(),
+        digest: Some("sha256:0123456789abcdef".into()),
+        stage_tag: None,
+        signature: true,
+        attestation: false,
+        platform: "linux/amd64".into(),
+    });
+    let drift = Event::from_release(&plan(vec![signed.clone(), moved.clone(), version.clone()]), &report).unwrap();
+    assert_eq!((drift.kind, drift.commit.as_deref()), (Kind::Drift, Some("c120")));
+    assert_eq!(
+        drift.repaired,
+        [
+            "app: signature of sha256:0123456789ab was missing; signed again",
+            "app:latest pointed at sha256:0123456789ab; now v1.2.0",
+            "VERSION named v1.1.0; now v1.2.0",
+        ]
+    );
+
+    let push = Step::Push(PushStep {
+        image: "app".into(),
+        repository: "reg.test/acme/p-app".into(),
+        tags: vec!["v1.2.0".into()],
+        source: PushSource::Build,
+    });
+    let published = Event::from_release(&plan(vec![push, signed, moved, version]), &report).unwrap();
+    assert_eq!(published.kind, Kind::Published);
+    assert!(published.repaired.is_empty(), "moves that come with the release are part of it");
+}

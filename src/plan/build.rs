@@ -86,6 +86,11 @@ fn cache_sources(config: &Config, observed: &Observed, image: &ImageConfig) -> V
     refs
 }
 
+/// cosign's tag for the artifact of `digest`: `sha256-<hex>.<suffix>` (`sig`, `att`).
+pub fn artifact_tag(digest: &str, suffix: &str) -> String {
+    format!("{}.{suffix}", digest.replacen(':', "-", 1))
+}
+
 /// The staging tag of a release's image built from `commit`:
 /// `relctl-stage-<primary tag>-<commit, 12 hex>`, cut to the 128 characters a tag may have.
 pub fn stage_tag(primary: &str, commit: &str) -> String {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::build::{build_step, input_key, stage_tag};
 use super::{
     BuildStep, FloatingDecision, ImageAction, ImagePlan, MoveStep, Observed, PlanError, PlanOptions, PushSource,
-    PushStep, RegistryView, ReleaseTags, RemoteTag, floating,
+    PushStep, RegistryView, ReleaseTags, RemoteTag, SignStep, floating,
 };
 use crate::config::{Config, ImageConfig, Inputs};
 
@@ -21,6 +21,7 @@ pub(super) struct Planner<'a> {
     pub notes: Vec<String>,
     pub images: Vec<ImagePlan>,
     pub builds: Vec<BuildStep>,
+    pub signs: Vec<SignStep>,
     pub pushes: Vec<PushStep>,
     pub moves: Vec<MoveStep>,
     /// Images `finalize` needs but nobody staged.
@@ -52,6 +53,7 @@ impl<'a> Planner<'a> {
             notes: Vec::new(),
             images: Vec::new(),
             builds: Vec::new(),
+            signs: Vec::new(),
             pushes: Vec::new(),
             moves: Vec::new(),
             not_staged: Vec::new(),
@@ -70,6 +72,7 @@ impl<'a> Planner<'a> {
         let seen = self.seen(image);
         let action = self.decide(image, &seen)?;
         self.emit(image, &action, &seen)?;
+        self.sign(image, &action, &seen);
         let floating = if action == ImageAction::NotSelected { Vec::new() } else { self.floating(image, &seen) };
         self.images.push(ImagePlan {
             name: image.name.clone(),
@@ -216,6 +219,35 @@ impl<'a> Planner<'a> {
             }
         }
         Ok(())
+    }
+
+    /// With `sign:`, the signature (and attestation) the image's digest lacks:
+    /// a built image's always, a known digest's when its repository does not list them.
+    fn sign(&mut self, image: &ImageConfig, action: &ImageAction, seen: &Seen) {
+        let Some(sign) = &self.config.sign else { return };
+        let (digest, stage_tag) = match action {
+            ImageAction::Build { .. } => (None, Some(seen.stage_ref.clone())),
+            ImageAction::Retag { digest, .. } | ImageAction::Published { digest } | ImageAction::Staged { digest } => {
+                (Some(digest.clone()), None)
+            }
+            ImageAction::NotSelected => return,
+        };
+        let listed = self.observed.artifacts.get(&image.name);
+        let lacks = |suffix: &str| {
+            digest.as_deref().is_none_or(|d| listed.is_none_or(|l| !l.contains(&crate::plan::artifact_tag(d, suffix))))
+        };
+        let (signature, attestation) = (lacks("sig"), sign.provenance && lacks("att"));
+        if signature || attestation {
+            self.signs.push(SignStep {
+                image: image.name.clone(),
+                repository: seen.repository.clone(),
+                digest,
+                stage_tag,
+                signature,
+                attestation,
+                platform: self.observed.platform.clone(),
+            });
+        }
     }
 
     /// A note when the image's inputs include a file relctl rewrites after

@@ -22,7 +22,7 @@ use serde::Serialize;
 use crate::config::oci::is_tag;
 use crate::config::{Config, TagScope};
 use crate::version::ReleaseVersion;
-pub use build::{input_key, key_of, parent_arg, stage_tag};
+pub use build::{artifact_tag, input_key, key_of, parent_arg, stage_tag};
 pub use observed::{Observed, RegistryView, RemoteTag};
 use version::version_decision;
 
@@ -56,6 +56,8 @@ pub struct Plan {
     pub steps: Vec<Step>,
     pub version_file: VersionDecision,
     pub notes: Vec<String>,
+    /// Every image of the release is signed (`sign:`).
+    pub signed: bool,
 }
 
 /// What happens to one image, and why.
@@ -115,6 +117,7 @@ pub struct VersionDecision {
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
     Build(BuildStep),
+    Sign(SignStep),
     Push(PushStep),
     MoveTag(MoveStep),
     CommitVersion(VersionStep),
@@ -125,6 +128,7 @@ impl Step {
     pub fn phase(&self) -> u8 {
         match self {
             Step::Build(_) => 1,
+            Step::Sign(_) => 2,
             Step::Push(_) => 2,
             Step::MoveTag(_) => 3,
             Step::CommitVersion(_) => 4,
@@ -153,6 +157,23 @@ pub struct BuildStep {
     /// Pushed under this staging tag as soon as it is built, while other images
     /// still build. A staging tag is never a release tag: installers never see it.
     pub stage_tag: Option<String>,
+}
+
+/// The cosign signature (and attestation) of an image's digest, pushed
+/// before any version tag points at it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignStep {
+    pub image: String,
+    /// `registry/repository`, without tag.
+    pub repository: String,
+    /// The digest to sign, when known before the release runs.
+    pub digest: Option<String>,
+    /// Else the staging tag the image is built under in phase 1.
+    pub stage_tag: Option<String>,
+    pub signature: bool,
+    pub attestation: bool,
+    /// The platform the image was built for (the attestation names it).
+    pub platform: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -268,7 +289,9 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
     for image in &config.images {
         planner.image(image)?;
     }
-    let images::Planner { mut notes, mut images, builds, mut pushes, mut moves, not_staged, released, .. } = planner;
+    let images::Planner {
+        mut notes, mut images, builds, mut signs, mut pushes, mut moves, not_staged, released, ..
+    } = planner;
     if config.build.builder == crate::config::Builder::Classic && builds.iter().any(|b| !b.cache_from.is_empty()) {
         notes.push("build.builder: classic reads layer cache only from images already in the engine (`relctl import` leaves them there); BuildKit also reads the registry".into());
     }
@@ -280,7 +303,8 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
         });
     }
     if opts.stage_only {
-        // Fan-out build job: the staging pushes are the whole job.
+        // Fan-out build job: the staging pushes are the whole job; finalize signs.
+        signs.clear();
         pushes.clear();
         moves.clear();
         for image in &mut images {
@@ -293,6 +317,7 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
     let (version_file, commit) = version_decision(config, observed, &unreleased);
 
     let mut steps: Vec<Step> = builds.into_iter().map(Step::Build).collect();
+    steps.extend(signs.into_iter().map(Step::Sign));
     steps.extend(pushes.into_iter().map(Step::Push));
     steps.extend(moves.into_iter().map(Step::MoveTag));
     steps.extend(commit.filter(|_| !opts.stage_only).map(Step::CommitVersion));
@@ -306,6 +331,7 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
         steps,
         version_file,
         notes,
+        signed: config.sign.is_some(),
     })
 }
 

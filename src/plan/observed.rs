@@ -43,6 +43,9 @@ pub struct Observed {
     pub previous: BTreeMap<String, (String, RemoteTag)>,
     /// The platform images are built for, e.g. `linux/amd64`.
     pub platform: String,
+    /// With `sign:`, the cosign artifact tags (`sha256-<hex>.sig`, `.att`)
+    /// each image's repository lists.
+    pub artifacts: BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 /// What the registry holds for one image repository.

@@ -63,6 +63,18 @@ impl fmt::Display for Plan {
                         let stage = if b.stage_tag.is_some() { ", uploaded as soon as built" } else { "" };
                         writeln!(f, "  {n:>2}. [{phase}] build  {} -> {}{after}{cache}{stage}", b.image, b.reference)?;
                     }
+                    Step::Sign(sg) => {
+                        let what = match (sg.signature, sg.attestation) {
+                            (true, true) => "signature and provenance",
+                            (true, false) => "signature",
+                            _ => "provenance",
+                        };
+                        let of = match &sg.digest {
+                            Some(d) => short(d).to_string(),
+                            None => "the image built in phase 1".to_string(),
+                        };
+                        writeln!(f, "  {n:>2}. [{phase}] sign   {} {what} of {of}", sg.image)?;
+                    }
                     Step::Push(p) => {
                         let from = match &p.source {
                             PushSource::Build => String::new(),

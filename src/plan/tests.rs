@@ -46,6 +46,7 @@ fn observed(target: &str, tags: &[&str], version_file: Option<&str>) -> Observed
         whole_context: BTreeMap::new(),
         previous: BTreeMap::new(),
         platform: "linux/amd64".into(),
+        artifacts: BTreeMap::new(),
     }
 }
 
@@ -72,6 +73,7 @@ fn kinds(p: &Plan) -> Vec<String> {
         .iter()
         .map(|s| match s {
             Step::Build(b) => format!("build {}", b.image),
+            Step::Sign(x) => format!("sign {}", x.image),
             Step::Push(p) => format!("push {} {}", p.image, p.tags.join(",")),
             Step::MoveTag(m) => format!("move {} {}", m.image, m.tag),
             Step::CommitVersion(v) => format!("commit {}", v.to),
@@ -366,6 +368,42 @@ fn builds_read_the_previous_release_and_the_configured_cache_images() {
         notes.iter().any(|n| n.contains("classic reads layer cache only from images already in the engine")),
         "{notes:?}"
     );
+}
+
+#[test]
+fn signing_covers_every_digest_that_lacks_its_signature_before_any_version_tag() {
+    let c = cfg(&CONFIG.replace("images:", "sign: { key: cosign.key, provenance: true }\nimages:"));
+    let p = plan(&c, &observed("v1.2.0", &["v1.2.0"], None), &PlanOptions::default()).unwrap();
+    let signs: Vec<&SignStep> =
+        p.steps.iter().filter_map(|s| if let Step::Sign(x) = s { Some(x) } else { None }).collect();
+    assert_eq!(signs.len(), 5);
+    assert!(signs.iter().all(|x| x.digest.is_none() && x.stage_tag.is_some() && x.signature && x.attestation));
+    let first_push = p.steps.iter().position(|s| matches!(s, Step::Push(_))).unwrap();
+    let last_sign = p.steps.iter().rposition(|s| matches!(s, Step::Sign(_))).unwrap();
+    assert!(last_sign < first_push, "{p}");
+    assert!(p.signed);
+    assert!(p.to_string().contains("[2] sign   server signature and provenance of the image built in phase 1"), "{p}");
+
+    // Published: signed only where the repository lacks the artifact.
+    let mut o = observed("v1.2.0", &["v1.2.0"], Some("v1.2.0"));
+    publish(&mut o, &ALL, "v1.2.0", COMMIT, true);
+    for image in ALL {
+        let digest = format!("sha256:{image}v1.2.0");
+        let mut listed = BTreeSet::from([artifact_tag(&digest, "sig")]);
+        if image != "agent" {
+            listed.insert(artifact_tag(&digest, "att"));
+        }
+        o.artifacts.insert(image.to_string(), listed);
+    }
+    let p = plan(&c, &o, &PlanOptions::default()).unwrap();
+    assert_eq!(kinds(&p), ["sign agent"], "{p}");
+    let Step::Sign(x) = &p.steps[0] else { panic!() };
+    assert_eq!((x.digest.as_deref(), x.signature, x.attestation), (Some("sha256:agentv1.2.0"), false, true));
+    // Without sign: nothing is signed; a fan-out build job leaves signing to finalize.
+    assert!(!plan(&cfg(CONFIG), &o, &PlanOptions::default()).unwrap().signed);
+    let staged =
+        plan(&c, &observed("v1.2.0", &["v1.2.0"], None), &PlanOptions { stage_only: true, ..Default::default() });
+    assert!(!kinds(&staged.unwrap()).iter().any(|k| k.starts_with("sign")));
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The registry boundary: the [`Registry`] trait (observe tags, copy a tag)
 //! and its HTTP API v2 adapter on [`client::RegistryClient`].
 
+pub mod artifacts;
 pub mod client;
 pub mod credentials;
 #[cfg(test)]
@@ -83,6 +84,18 @@ pub trait Registry: Sync {
     ) -> impl Future<Output = Result<Option<String>, RegistryError>> + Send;
     /// Forgets the tag listings of this run: the next [`Registry::tags`] lists again.
     fn forget_listings(&self) {}
+    /// Pushes a signature or attestation (see [`crate::sign::cosign`]); returns its manifest digest.
+    fn put_artifact(
+        &self,
+        repository: &str,
+        artifact: &crate::sign::cosign::Artifact,
+    ) -> impl Future<Output = Result<String, RegistryError>> + Send;
+    /// The layers of the artifact under `tag`, or `None`.
+    fn get_artifact(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> impl Future<Output = Result<Option<Vec<crate::sign::cosign::Layer>>, RegistryError>> + Send;
 }
 
 impl RegistryClient {
@@ -267,6 +280,22 @@ impl Registry for RegistryClient {
 
     fn forget_listings(&self) {
         RegistryClient::forget_listings(self);
+    }
+
+    async fn put_artifact(
+        &self,
+        repository: &str,
+        artifact: &crate::sign::cosign::Artifact,
+    ) -> Result<String, RegistryError> {
+        RegistryClient::put_artifact(self, repository, artifact).await
+    }
+
+    async fn get_artifact(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<Vec<crate::sign::cosign::Layer>>, RegistryError> {
+        RegistryClient::get_artifact(self, repository, tag).await
     }
 
     async fn observe(

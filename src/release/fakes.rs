@@ -163,6 +163,8 @@ pub struct FakeRegistry {
     /// Listings of this run, as the real client keeps them: a push by the
     /// engine does not show until [`Registry::forget_listings`]; a copy does.
     listings: Mutex<BTreeMap<String, Vec<String>>>,
+    /// The layers of artifacts (signatures), by `repository:tag`.
+    artifacts: Mutex<BTreeMap<String, Vec<crate::sign::cosign::Layer>>>,
 }
 
 impl FakeRegistry {
@@ -172,6 +174,7 @@ impl FakeRegistry {
             repos: Mutex::default(),
             failing: Mutex::default(),
             listings: Mutex::default(),
+            artifacts: Mutex::default(),
         }
     }
 
@@ -246,6 +249,28 @@ impl Registry for FakeRegistry {
     }
     async fn tag_version(&self, repository: &str, tag: &str) -> Result<Option<String>, RegistryError> {
         Ok(self.get(repository, tag).map(|m| m.version))
+    }
+    async fn put_artifact(
+        &self,
+        repository: &str,
+        artifact: &crate::sign::cosign::Artifact,
+    ) -> Result<String, RegistryError> {
+        let digest = crate::sign::cosign::sha256(&crate::sign::cosign::manifest(artifact));
+        let m = Manifest { digest: digest.clone(), revision: String::new(), version: String::new() };
+        self.write(repository, &artifact.tag, m)?;
+        self.artifacts.lock().unwrap().insert(format!("{repository}:{}", artifact.tag), artifact.layers.clone());
+        if let Some(listed) = self.listings.lock().unwrap().get_mut(repository) {
+            listed.push(artifact.tag.clone());
+        }
+        note(&self.journal, format!("artifact {repository}:{}", artifact.tag));
+        Ok(digest)
+    }
+    async fn get_artifact(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<Vec<crate::sign::cosign::Layer>>, RegistryError> {
+        Ok(self.artifacts.lock().unwrap().get(&format!("{repository}:{tag}")).cloned())
     }
 }
 

@@ -50,6 +50,12 @@ pub enum ReleaseError {
     Forge(#[from] ForgeError),
     #[error("commit.via is github-api, but GITHUB_TOKEN is not set")]
     NoGitHubToken,
+    #[error(transparent)]
+    Key(#[from] crate::sign::KeyError),
+    #[error("the plan signs images, but no signing key was loaded")]
+    NoSigner,
+    #[error("cannot sign {image}: its staging tag {tag} is not in the registry")]
+    NotStagedForSigning { image: String, tag: String },
 }
 
 pub use crate::chain::error_chain;
@@ -89,7 +95,7 @@ impl ReleaseError {
     /// 2 for bad input, 1 for everything that failed at run time.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ReleaseError::Tag(_) | ReleaseError::NoGitHubToken => 2,
+            ReleaseError::Tag(_) | ReleaseError::NoGitHubToken | ReleaseError::Key(_) => 2,
             ReleaseError::Credentials(e) => e.exit_code(),
             ReleaseError::Forge(ForgeError::UnknownRepository { .. }) => 2,
             ReleaseError::Plan(e) => e.exit_code(),
@@ -109,6 +115,11 @@ impl ReleaseError {
             ReleaseError::Forge(e) => e.hint(),
             ReleaseError::NoGitHubToken => {
                 "set GITHUB_TOKEN to a token that may write contents, or use commit.via: git".into()
+            }
+            ReleaseError::Key(e) => e.hint(),
+            ReleaseError::NoSigner => "set sign.key in release.yaml (a cosign key; relctl keygen makes one)".into(),
+            ReleaseError::NotStagedForSigning { .. } => {
+                "rerun the release: the image is built and staged again; nothing was published".into()
             }
             ReleaseError::VersionRace { .. } => {
                 "rerun the release: the images are published and only the VERSION commit is left".into()
@@ -144,6 +155,9 @@ pub struct Report {
     pub version_file: Option<String>,
     /// The GitHub Release created or updated for the tag.
     pub github_release: Option<ReleaseLink>,
+    /// cosign signatures and attestations pushed, `repository:sha256-<hex>.sig`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<String>,
     /// Docker Hub repositories whose description this release updated.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dockerhub_updated: Vec<String>,
@@ -164,6 +178,7 @@ impl Report {
                             tags: i.version_tags.clone(),
                             digest: p.digest.clone(),
                             built: p.built,
+                            signature: plan.signed.then(|| crate::plan::artifact_tag(&p.digest, "sig")),
                         });
                     }
                     match &i.action {
@@ -174,6 +189,7 @@ impl Report {
                             tags: i.version_tags.clone(),
                             digest: digest.clone(),
                             built: false,
+                            signature: plan.signed.then(|| crate::plan::artifact_tag(digest, "sig")),
                         }),
                         _ => None,
                     }
@@ -210,6 +226,8 @@ pub struct Executor<'a, G, B, R, F> {
     pub github: Option<&'a F>,
     /// Docker Hub's API, when `dockerhub:` is configured and credentials are at hand.
     pub dockerhub: Option<&'a crate::forge::dockerhub::DockerHub>,
+    /// The signing key, with `sign:`.
+    pub signer: Option<&'a crate::sign::Signer>,
 }
 
 impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F> {
@@ -250,6 +268,7 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
             }
         }
         self.build_phase(plan).await?;
+        report.signatures = self.sign_phase(plan).await?;
         report.images = self.version_tag_phase(plan).await?;
         report.moved = self.floating_tag_phase(plan, target).await?;
         if let Some((commit, file)) = self.version_phase(plan, target).await? {

@@ -150,7 +150,22 @@ pub async fn observe(
         }
     }
 
+    // With signing: the cosign artifacts each repository lists (this run's listing, no extra request).
+    let mut artifacts = BTreeMap::new();
+    if config.sign.is_some() {
+        for image in &config.images {
+            if matches!(views.get(&image.name), Some(RegistryView::Known(_))) {
+                let listed = registry.tags(&image.repository).await?;
+                let sigs = listed
+                    .into_iter()
+                    .filter(|t| t.starts_with("sha256-") && (t.ends_with(".sig") || t.ends_with(".att")));
+                artifacts.insert(image.name.clone(), sigs.collect());
+            }
+        }
+    }
+
     Ok(Observed {
+        artifacts,
         target: target.clone(),
         commit: commit.to_string(),
         release_tags,
@@ -222,7 +237,7 @@ fn platform() -> String {
     format!("linux/{arch}")
 }
 
-fn now_rfc3339() -> String {
+pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .expect("0 ns is valid")

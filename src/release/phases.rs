@@ -1,5 +1,5 @@
 //! The executor's phases, one method each, in the order they run: build
-//! (and stage) every image, give each its version tags, move floating tags,
+//! (and stage) every image, sign each (with `sign:`), give each its version tags, move floating tags,
 //! commit VERSION, and create the GitHub Release. Each phase only carries out
 //! the plan's steps of its kind; a failure stops every later phase.
 
@@ -12,7 +12,7 @@ use crate::config::CommitVia;
 use crate::docker::ImageBuilder;
 use crate::forge::{Forge, ReleaseLink};
 use crate::git::GitRepo;
-use crate::plan::{BuildStep, ImageAction, MoveStep, Plan, PushSource, PushStep, Step};
+use crate::plan::{BuildStep, ImageAction, MoveStep, Plan, PushSource, PushStep, SignStep, Step};
 use crate::progress::ImageState;
 use crate::registry::Registry;
 use crate::version::ReleaseVersion;
@@ -46,7 +46,85 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
         Ok(())
     }
 
-    /// Phase 2: every image gets the release's version tags. Every push is
+    /// Phase 2, first: the signatures (and attestations) of every image the
+    /// plan signs, before any version tag points at a digest. A failure
+    /// publishes nothing. Returns the artifact tags pushed.
+    pub(super) async fn sign_phase(&self, plan: &Plan) -> Result<Vec<String>, ReleaseError> {
+        let signs: Vec<&SignStep> = steps(plan, |s| if let Step::Sign(x) = s { Some(x) } else { None });
+        if signs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let signer = self.signer.ok_or(ReleaseError::NoSigner)?;
+        self.phase(&format!("phase 2/5: sign {} image(s)", signs.len()));
+        let source_url = self.git.source_url().unwrap_or_default();
+        let started = crate::release::observe::now_rfc3339();
+        let mut digests: std::collections::BTreeMap<&str, String> = plan
+            .images
+            .iter()
+            .filter_map(|i| match &i.action {
+                ImageAction::Retag { digest, .. }
+                | ImageAction::Published { digest }
+                | ImageAction::Staged { digest } => Some((i.name.as_str(), digest.clone())),
+                _ => None,
+            })
+            .collect();
+        let mut pushed = Vec::new();
+        for step in signs {
+            let path = self.path_of(&step.image);
+            let digest = match (&step.digest, &step.stage_tag) {
+                (Some(d), _) => d.clone(),
+                (None, Some(stage)) => match self.registry.inspect_tag(&path, stage).await? {
+                    Some(t) => t.digest,
+                    None => {
+                        return Err(ReleaseError::NotStagedForSigning {
+                            image: step.image.clone(),
+                            tag: stage.clone(),
+                        });
+                    }
+                },
+                (None, None) => return Err(ReleaseError::NoSigner),
+            };
+            digests.insert(&step.image, digest.clone());
+            let mut artifacts = Vec::new();
+            if step.signature {
+                artifacts.push(signer.signature(&self.config.registry, &path, &digest));
+            }
+            if step.attestation {
+                let parents = self.config.image(&step.image).map(|i| i.depends_on.clone()).unwrap_or_default();
+                let parents = parents
+                    .iter()
+                    .filter_map(|p| {
+                        Some(format!("{}@{}", self.config.image_repo(self.config.image(p)?), digests.get(p.as_str())?))
+                    })
+                    .collect();
+                let config_path =
+                    self.config.source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let statement = crate::sign::provenance::Provenance {
+                    name: &step.repository,
+                    digest: &digest,
+                    tag: &plan.tag,
+                    image: &step.image,
+                    platform: &step.platform,
+                    config_path: &config_path,
+                    source_url: &source_url,
+                    commit: &plan.commit,
+                    parents,
+                    started: &started,
+                    finished: &crate::release::observe::now_rfc3339(),
+                }
+                .statement();
+                artifacts.push(signer.attestation(&digest, &statement));
+            }
+            for artifact in &artifacts {
+                retry_registry(|| self.registry.put_artifact(&path, artifact)).await?;
+                tracing::info!(image = %step.image, "signed {digest}: {}:{}", step.repository, artifact.tag);
+                pushed.push(format!("{}:{}", step.repository, artifact.tag));
+            }
+        }
+        Ok(pushed)
+    }
+
+    /// Phase 2, then: every image gets the release's version tags. Every push is
     /// tried; when one fails for good, the error names the images that
     /// already carry the release (complete images; nothing later moves).
     pub(super) async fn version_tag_phase(&self, plan: &Plan) -> Result<Vec<Published>, ReleaseError> {

@@ -60,6 +60,11 @@ impl World {
             registry.insert(image.name.clone(), RegistryView::Known(seen));
         }
         let tip = self.git.branch_tip().unwrap();
+        let mut artifacts = BTreeMap::new();
+        for image in &self.config.images {
+            let listed = self.registry.tags(&image.repository).await.unwrap();
+            artifacts.insert(image.name.clone(), listed.into_iter().filter(|t| t.starts_with("sha256-")).collect());
+        }
         Observed {
             target,
             commit: "c0".into(),
@@ -75,6 +80,7 @@ impl World {
             whole_context: BTreeMap::new(),
             previous: BTreeMap::new(),
             platform: "linux/amd64".into(),
+            artifacts,
         }
     }
 
@@ -88,6 +94,7 @@ impl World {
             progress: &NoProgress,
             github: with_forge.then_some(&self.forge),
             dockerhub: None,
+            signer: None,
         }
     }
 
@@ -289,4 +296,84 @@ async fn a_docker_hub_that_refuses_the_login_is_a_warning_and_the_release_comple
     assert!(report.dockerhub_updated.is_empty());
     assert_eq!(w.git.file_on_branch("VERSION").as_deref(), Some("v1.0.0\n"));
     assert!(w.tag("web", "latest").is_some());
+}
+
+const SIGN_CONFIG: &str = "registry: reg.test\nnamespace: acme\nproject: p\nbuild: { retries: 0 }\n\
+sign: { key: cosign.key, provenance: true }\n\
+images:\n  app: { context: app }\n  web: { context: web, depends_on: [app] }\n";
+
+async fn release_signed(
+    w: &World,
+    signer: &crate::sign::Signer,
+    tag: &str,
+    tags: &[&str],
+) -> Result<super::Report, ReleaseError> {
+    let observed = w.observed(tag, tags).await;
+    let plan = plan::plan(&w.config, &observed, &PlanOptions::default())?;
+    let executor = Executor { signer: Some(signer), ..w.executor(false) };
+    executor.execute(&plan, &observed.target).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_image_is_signed_before_its_version_tag_and_a_rerun_signs_nothing() {
+    use crate::sign::cosign;
+    let key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+    let signer = crate::sign::Signer::from_key(key.clone(), true);
+    let w = World::with(SIGN_CONFIG, None, &[]);
+    let report = release_signed(&w, &signer, "v1.0.0", &["v1.0.0"]).await.unwrap();
+    assert_eq!(report.signatures.len(), 4, "a signature and an attestation per image: {:?}", report.signatures);
+    let j = w.journal();
+    let at = |what: &str| j.iter().position(|l| l.starts_with(what)).unwrap_or_else(|| panic!("{what}: {j:#?}"));
+    for image in ["app", "web"] {
+        let digest = w.tag(image, "v1.0.0").unwrap().digest;
+        let repo = World::repo(image);
+        let sig = cosign::tag_for(&digest, "sig");
+        assert!(at(&format!("artifact {repo}:{sig}")) < at(&format!("tag {repo}:v1.0.0")), "signed first: {j:#?}");
+        let layers = w.registry.get_artifact(&repo, &sig).await.unwrap().unwrap();
+        let sig = layers[0].annotations[cosign::SIGNATURE_ANNOTATION].as_str().unwrap();
+        assert_eq!(cosign::verify_signature(key.verifying_key(), &digest, &layers[0].bytes, sig), Ok(()));
+        let att = w.registry.get_artifact(&repo, &cosign::tag_for(&digest, "att")).await.unwrap().unwrap();
+        let statement = cosign::verify_attestation(key.verifying_key(), &att[0].bytes).unwrap();
+        assert_eq!(statement["predicate"]["buildDefinition"]["resolvedDependencies"][0]["digest"]["gitCommit"], "c0");
+        assert_eq!(statement["predicate"]["buildDefinition"]["externalParameters"]["tag"], "v1.0.0");
+    }
+    let att = cosign::tag_for(&w.tag("web", "v1.0.0").unwrap().digest, "att");
+    let web = w.registry.get_artifact(&World::repo("web"), &att).await.unwrap().unwrap();
+    let statement = cosign::verify_attestation(key.verifying_key(), &web[0].bytes).unwrap();
+    let parent = &statement["predicate"]["buildDefinition"]["resolvedDependencies"][1];
+    assert_eq!(parent["uri"], "oci://reg.test/acme/p-app", "the parent's image: {statement}");
+
+    w.registry.forget_listings();
+    let before = w.journal().len();
+    let report = release_signed(&w, &signer, "v1.0.0", &["v1.0.0"]).await.unwrap();
+    assert!(report.signatures.is_empty());
+    assert_eq!(w.journal().len(), before, "a rerun writes nothing: {:#?}", &w.journal()[before..]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signature_that_cannot_be_pushed_publishes_nothing() {
+    let signer = crate::sign::Signer::from_key(p256::ecdsa::SigningKey::random(&mut rand_core::OsRng), false);
+    let w = World::with(SIGN_CONFIG, Some("v0.9.0\n"), &[]);
+    w.registry.fail_writes(&World::repo("web"), "sha256-web-1.0.0.sig", 99);
+    let err = release_signed(&w, &signer, "v1.0.0", &["v0.9.0", "v1.0.0"]).await.unwrap_err();
+    assert!(matches!(err, ReleaseError::Registry(_)), "{err}");
+    for image in ["app", "web"] {
+        assert!(w.tag(image, "v1.0.0").is_none() && w.tag(image, "latest").is_none(), "{image}: {:#?}", w.journal());
+    }
+    assert_eq!(w.git.file_on_branch("VERSION").as_deref(), Some("v0.9.0\n"), "VERSION untouched");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn turning_signing_on_signs_the_digests_of_an_earlier_release() {
+    let w = World::new(None);
+    w.release("v1.0.0", &["v1.0.0"]).await.unwrap();
+    let signed = World { config: config::parse(SIGN_CONFIG, std::path::Path::new("release.yaml")).unwrap(), ..w };
+    signed.registry.forget_listings();
+    let signer = crate::sign::Signer::from_key(p256::ecdsa::SigningKey::random(&mut rand_core::OsRng), false);
+    let report = release_signed(&signed, &signer, "v1.0.0", &["v1.0.0"]).await.unwrap();
+    let artifacts = ["p-app:sha256-app-1.0.0.sig", "p-app:sha256-app-1.0.0.att", "p-web:sha256-web-1.0.0.sig"];
+    let mut want: Vec<String> = artifacts.iter().map(|s| format!("reg.test/acme/{s}")).collect();
+    want.push("reg.test/acme/p-web:sha256-web-1.0.0.att".into());
+    assert_eq!(report.signatures, want);
+    assert!(report.images.is_empty(), "nothing else was written");
 }

@@ -45,6 +45,7 @@ pub struct Controller {
     progress: Arc<dyn Progress>,
     github: Option<GitHub>,
     dockerhub: Option<crate::forge::dockerhub::DockerHub>,
+    signer: Option<crate::sign::Signer>,
     pub metrics: Arc<Metrics>,
     /// Tags that failed, and when the loop tries them again.
     backoff: tokio::sync::Mutex<Backoff>,
@@ -67,6 +68,8 @@ impl Controller {
             Arc::new(Recording { inner: Arc::new(LogProgress::default()), state: state.clone() });
         let config = &session.config;
         let dockerhub = session.dockerhub(creds.as_ref());
+        // An unattended controller finds a bad key at start, not at its first release.
+        let signer = session.config.sign.as_ref().map(crate::sign::Signer::load).transpose()?;
         let builder = LazyEngine::new(&config.registry, creds, progress.clone(), config.build.builder)
             .with_timeouts(config.timeouts);
         let github = session.github()?;
@@ -79,6 +82,7 @@ impl Controller {
             progress,
             github,
             dockerhub,
+            signer,
             metrics,
             backoff: Default::default(),
             notify,
@@ -101,6 +105,7 @@ impl Controller {
             progress: &*self.progress,
             github: self.github.as_ref(),
             dockerhub: self.dockerhub.as_ref(),
+            signer: self.signer.as_ref(),
         };
         self.registry.forget_listings();
         let before = self.registry.request_count();

@@ -88,7 +88,11 @@ impl Session {
     }
 
     /// Observes `tag` and checks every image (`relctl verify`).
-    pub async fn verify(&self, tag: &str) -> Result<(ReleaseVersion, Verification), ReleaseError> {
+    pub async fn verify(
+        &self,
+        tag: &str,
+        signatures: Option<&crate::install::verify::SignatureCheck>,
+    ) -> Result<(ReleaseVersion, Verification), ReleaseError> {
         ReleaseVersion::parse(tag, &self.config.git.tag_prefix)?;
         if let Err(e) = tokio::task::block_in_place(|| self.git.fetch()) {
             tracing::warn!("{e}; using the local tags");
@@ -99,12 +103,21 @@ impl Session {
         let opts = PlanOptions { force: true, ..Default::default() };
         let (observed, plan) =
             self.observe_and_plan(&registry, &target, &commit, &opts, RegistryFailure::Fatal).await?;
-        Ok((target, verify(&plan, &observed)))
+        let mut v = verify(&plan, &observed);
+        if let Some(check) = signatures {
+            let repository = |name: &str| self.config.image(name).map(|i| i.repository.clone()).unwrap_or_default();
+            crate::install::verify::check_signatures(&mut v, check, &registry, repository).await?;
+        }
+        Ok((target, v))
     }
 
     /// [`Self::verify`], where an incomplete release is an error.
-    pub async fn verified(&self, tag: &str) -> Result<(ReleaseVersion, Verification), InstallError> {
-        let (target, v) = self.verify(tag).await?;
+    pub async fn verified(
+        &self,
+        tag: &str,
+        signatures: Option<&crate::install::verify::SignatureCheck>,
+    ) -> Result<(ReleaseVersion, Verification), InstallError> {
+        let (target, v) = self.verify(tag, signatures).await?;
         if !v.ok() {
             let problems = v.images.iter().filter_map(|i| i.problem.clone()).collect();
             return Err(Incomplete { tag: v.tag.clone(), problems }.into());
@@ -113,8 +126,13 @@ impl Session {
     }
 
     /// `relctl pin`: a verified `tag` into IMAGE_TAG of `env` (relative to the repository).
-    pub async fn pin(&self, tag: &str, env: &Path) -> Result<Pinned, InstallError> {
-        let (target, verification) = self.verified(tag).await?;
+    pub async fn pin(
+        &self,
+        tag: &str,
+        env: &Path,
+        signatures: Option<&crate::install::verify::SignatureCheck>,
+    ) -> Result<Pinned, InstallError> {
+        let (target, verification) = self.verified(tag, signatures).await?;
         let path = self.root.join(env);
         let before = std::fs::read_to_string(&path).unwrap_or_default();
         let previous = envfile::get_var(&before, "IMAGE_TAG");
@@ -154,7 +172,7 @@ impl Session {
         out: &Path,
         progress: ProgressSink,
     ) -> Result<(ReleaseVersion, Vec<BundleImage>), InstallError> {
-        let (target, v) = self.verified(tag).await?;
+        let (target, v) = self.verified(tag, None).await?;
         let items: Vec<ExportItem> = v
             .images
             .iter()

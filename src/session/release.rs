@@ -88,6 +88,12 @@ impl Session {
         let builder = LazyEngine::new(&config.registry, prepared.creds.clone(), progress.clone(), config.build.builder)
             .with_timeouts(config.timeouts);
         let dockerhub = self.dockerhub(prepared.creds.as_ref());
+        // The key is read (and its password checked) before anything is built, when the plan signs.
+        let signs = prepared.plan.steps.iter().any(|s| matches!(s, crate::plan::Step::Sign(_)));
+        let signer = match &config.sign {
+            Some(cfg) if signs => Some(crate::sign::Signer::load(cfg)?),
+            _ => None,
+        };
         let executor = Executor {
             config,
             git: &self.git,
@@ -96,6 +102,7 @@ impl Session {
             progress: &*progress,
             github,
             dockerhub: dockerhub.as_ref(),
+            signer: signer.as_ref(),
         };
         let result = executor.execute(&prepared.plan, &prepared.target).await;
         tracing::debug!(requests = prepared.registry.request_count(), "registry requests");

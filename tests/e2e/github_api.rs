@@ -32,6 +32,7 @@ fn notes(tag: &str, prerelease: bool) -> ReleaseNotes {
             tags: vec![tag.into()],
             digest: "sha256:aa".into(),
             built: true,
+            signature: None,
         }],
     }
 }

@@ -221,6 +221,9 @@ fn a_base_image_behind_a_challenge_is_pulled_through_the_engine_for_buildkit() {
     // Only the staging tag is local: v1.0.0 exists in the registry alone.
     let base = format!("{}/{}:v1.0.0", f.registry, f.repo("app"));
     f.write("Dockerfile", &format!("FROM {base}\nRUN [\"/bin/busybox\", \"cp\", \"/app.txt\", \"/copy.txt\"]\n"));
+    // No layer cache: it would put v1.0.0 in the engine first (see cache.rs), and the FROM pull is what is tested.
+    let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap();
+    f.write("release.yaml", &cfg.replace("build: { retries: 0 }", "build: { retries: 0, cache_from: none }"));
     f.commit("build FROM the released image");
     f.tag("v1.1.0");
     let run = f.relctl_env(&["release", "v1.1.0"], &creds).expect(0);

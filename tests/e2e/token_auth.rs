@@ -6,18 +6,10 @@
 use crate::common::token::{TokenRequest, token_digest, token_server};
 use crate::common::*;
 
-/// [`Fixture::single`] releasing to the token registry, tagged `v1.0.0`.
+/// [`Fixture::single`] releasing to the token registry, tagged `v1.0.0`, its token server running.
 fn on_token_registry(tag: &str) -> Fixture {
-    let mut f = Fixture::single(tag);
-    let registry = env("RELCTL_TEST_TOKEN_REGISTRY");
-    let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap().replace(&f.registry, &registry);
-    f.write("release.yaml", &cfg);
-    f.commit("use the token registry");
-    git(&f.work, &["push", "-q", "origin", "main"]);
-    f.tag("v1.0.0");
-    f.registry = registry;
     token_server();
-    f
+    Fixture::single_on(tag, &env("RELCTL_TEST_TOKEN_REGISTRY"))
 }
 
 fn as_user(f: &Fixture, user: &str, args: &[&str]) -> Run {

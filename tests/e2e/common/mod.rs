@@ -3,6 +3,7 @@
 //! and registry/engine checks through curl and the docker CLI.
 
 pub mod github;
+pub mod http_proxy;
 pub mod receiver;
 pub mod serve;
 pub mod token;
@@ -131,14 +132,18 @@ impl Fixture {
 
     /// [`Fixture::single`] releasing to the htpasswd-protected registry, tagged `v1.0.0`.
     pub fn single_on_auth_registry(tag: &str) -> Self {
+        Self::single_on(tag, &env("RELCTL_TEST_AUTH_REGISTRY"))
+    }
+
+    /// [`Fixture::single`] releasing to `registry`, tagged `v1.0.0`.
+    pub fn single_on(tag: &str, registry: &str) -> Self {
         let mut f = Self::single(tag);
-        let auth = env("RELCTL_TEST_AUTH_REGISTRY");
-        let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap().replace(&f.registry, &auth);
+        let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap().replace(&f.registry, registry);
         f.write("release.yaml", &cfg);
-        f.commit("use the authenticated registry");
+        f.commit(&format!("release to {registry}"));
         git(&f.work, &["push", "-q", "origin", "main"]);
         f.tag("v1.0.0");
-        f.registry = auth;
+        f.registry = registry.to_string();
         f
     }
 

@@ -1,0 +1,72 @@
+//! Signed releases: the signing key (`key`), cosign's registry layout of
+//! signatures and attestations (`cosign`), and the SLSA provenance statement
+//! of an image (`provenance`). The executor signs each image's digest before
+//! any version tag points at it, so "published" includes "signed".
+//!
+//! Keyless signing (a Fulcio certificate from a CI's OIDC token, a Rekor
+//! entry) needs the internet and is not here; [`Signer`] is the one place a
+//! keyless signer would go.
+
+pub mod cosign;
+pub mod key;
+pub mod provenance;
+
+use p256::ecdsa::SigningKey;
+use secrecy::SecretString;
+
+use crate::config::{KeySource, SignConfig};
+pub use key::KeyError;
+
+/// A loaded signing key and what it signs.
+pub struct Signer {
+    key: SigningKey,
+    /// Also attach a signed SLSA provenance attestation.
+    pub provenance: bool,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer").field("provenance", &self.provenance).finish_non_exhaustive()
+    }
+}
+
+impl Signer {
+    /// Reads the key `sign:` names, opening it with the password in
+    /// `sign.password_env`; every failure is bad input, found before any build.
+    pub fn load(cfg: &SignConfig) -> Result<Self, KeyError> {
+        let (text, name) = match &cfg.key {
+            KeySource::File(path) => {
+                let name = path.display().to_string();
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| KeyError::Unreadable { source_name: name.clone(), message: e.kind().to_string() })?;
+                (text, name)
+            }
+            KeySource::Env(var) => {
+                let name = format!("env:{var}");
+                let text = std::env::var(var).map_err(|_| KeyError::Unreadable {
+                    source_name: name.clone(),
+                    message: format!("{var} is not set"),
+                })?;
+                (text, name)
+            }
+        };
+        let password: Option<SecretString> = std::env::var(&cfg.password_env).ok().map(SecretString::from);
+        let key = key::parse_private(&text, &name, password.as_ref(), &cfg.password_env)?;
+        Ok(Self { key, provenance: cfg.provenance })
+    }
+
+    /// A signer over `key`, for tests.
+    pub fn from_key(key: SigningKey, provenance: bool) -> Self {
+        Self { key, provenance }
+    }
+
+    /// The signature artifact of `digest` in `registry/repository`.
+    pub fn signature(&self, registry: &str, repository: &str, digest: &str) -> cosign::Artifact {
+        cosign::signature(&self.key, &cosign::docker_reference(registry, repository), digest)
+    }
+
+    /// The attestation artifact of `digest` carrying `statement`.
+    pub fn attestation(&self, digest: &str, statement: &serde_json::Value) -> cosign::Artifact {
+        cosign::attestation(&self.key, digest, statement)
+    }
+}
