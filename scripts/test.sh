@@ -6,6 +6,10 @@
 #                            stops what it started. Extra arguments go to cargo test.
 #   scripts/test.sh --fast   the fast tier: unit tests, the in-memory fakes and
 #                            the HTTP fixtures, no services needed.
+# The full run first builds the static release binary (scripts/build-static.sh;
+# about 5 minutes on 2 cores the first time, seconds once the target directory
+# has it), so that the e2e tests that use it (ship::) find it built instead of
+# compiling while the other e2e tests run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,4 +26,5 @@ fi
 cleanup() { if [ "$started" = 1 ]; then scripts/services.sh stop; fi; }
 trap cleanup EXIT
 eval "$(scripts/services.sh env)"
+scripts/build-static.sh --out "${CARGO_TARGET_DIR:-target}/static-dist"
 cargo test --locked --all-targets "$@"

@@ -19,6 +19,14 @@ pub mod plan;
 pub mod progress;
 pub mod registry;
 pub mod release;
+pub mod secrets;
 pub mod session;
 pub mod sign;
 pub mod version;
+
+/// The git commit this binary was built from, as build.rs found it, or `unknown`.
+pub const BUILD_COMMIT: &str = env!("RELCTL_COMMIT");
+
+/// What `relctl --version` prints after the name, e.g. `0.1.0 (commit 15d1ef8...)`:
+/// the Action compares both with its own checkout.
+pub const VERSION_LINE: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("RELCTL_COMMIT"), ")");

@@ -16,6 +16,7 @@ pub(super) fn load(global: &Global) -> anyhow::Result<Ctx> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    relctl::secrets::check()?;
     match &cli.command {
         Command::Plan { tag } => plan_cmd(&cli.global, tag.as_deref()).await,
         Command::Release(args) => super::release::release_cmd(&cli.global, args).await,
@@ -83,10 +84,13 @@ pub fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
         if let Some(e) = cause.downcast_ref::<relctl::session::dashboard::auth::PublicDashboard>() {
             return (2, Some(e.hint()));
         }
+        if let Some(e) = cause.downcast_ref::<relctl::secrets::SecretError>() {
+            return (2, Some(e.hint()));
+        }
         if cause.downcast_ref::<super::controller::MissingSecret>().is_some() {
             return (
                 2,
-                Some("set RELCTL_WEBHOOK_SECRET to the webhook's secret in GitHub, or pass --no-webhook".into()),
+                Some("set RELCTL_WEBHOOK_SECRET to the webhook's secret in GitHub (or RELCTL_WEBHOOK_SECRET_FILE to a file holding it), or pass --no-webhook".into()),
             );
         }
         if cause.downcast_ref::<super::status::Drift>().is_some() {

@@ -45,9 +45,9 @@ pub async fn serve_cmd(
     public_dashboard: bool,
 ) -> anyhow::Result<()> {
     let interval = super::serve_interval(interval);
-    let token = std::env::var(auth::TOKEN_ENV).ok().filter(|s| !s.is_empty()).map(|s| Arc::new(SecretString::from(s)));
+    let token = relctl::secrets::var(auth::TOKEN_ENV).map(|s| Arc::new(SecretString::from(s)));
     auth::check_listen(listen, token.as_deref(), public_dashboard)?;
-    let secret = match (std::env::var("RELCTL_WEBHOOK_SECRET").ok().filter(|s| !s.is_empty()), no_webhook) {
+    let secret = match (relctl::secrets::var("RELCTL_WEBHOOK_SECRET"), no_webhook) {
         (_, true) => None,
         (Some(s), false) => Some(Arc::new(SecretString::from(s))),
         (None, false) => return Err(MissingSecret.into()),
@@ -58,7 +58,7 @@ pub async fn serve_cmd(
 
 /// `relctl serve` without a webhook secret (exit 2).
 #[derive(Debug, thiserror::Error)]
-#[error("RELCTL_WEBHOOK_SECRET is not set, so webhooks could not be verified")]
+#[error("RELCTL_WEBHOOK_SECRET (or RELCTL_WEBHOOK_SECRET_FILE) is not set, so webhooks could not be verified")]
 pub struct MissingSecret;
 
 fn print_outcome(o: &Outcome, json: bool) {

@@ -18,7 +18,7 @@ pub use commands::{classify, run};
 #[derive(Debug, Parser)]
 #[command(
     name = "relctl",
-    version,
+    version = relctl::VERSION_LINE,
     about = "GitOps release controller: a semver tag becomes pushed images and a VERSION commit"
 )]
 pub struct Cli {

@@ -289,7 +289,7 @@ impl ConfigError {
                 "remove or rename the key; the allowed keys are listed above".into()
             }
             ConfigError::Parse { message, .. } if message.contains("missing field") => {
-                "add the missing key; see release.yaml in the relctl repository for a complete example".into()
+                "add the missing key; see docs/configuration.md (or examples/app/release.yaml) in the relctl repository for a complete example".into()
             }
             ConfigError::Parse { .. } => "fix the YAML at that position".into(),
             ConfigError::Invalid { hint, .. } => hint.clone(),

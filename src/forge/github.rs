@@ -78,7 +78,7 @@ impl GitHub {
     /// The client the environment asks for: GITHUB_TOKEN, GITHUB_API_URL and
     /// GITHUB_REPOSITORY (else the remote URL). `None` without a token.
     pub fn from_env(remote_url: &str) -> Result<Option<Self>, ForgeError> {
-        let Some(token) = std::env::var("GITHUB_TOKEN").ok().filter(|t| !t.is_empty()) else {
+        let Some(token) = crate::secrets::var("GITHUB_TOKEN") else {
             return Ok(None);
         };
         let api = std::env::var("GITHUB_API_URL").unwrap_or_else(|_| "https://api.github.com".into());

@@ -231,10 +231,8 @@ impl Git2Repo {
         if repo.find_remote(remote).is_err() {
             return Err(GitError::NoRemote { remote: remote.to_string() });
         }
-        let token = ["RELCTL_GIT_TOKEN", "GITHUB_TOKEN"]
-            .iter()
-            .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-            .map(SecretString::from);
+        let token =
+            ["RELCTL_GIT_TOKEN", "GITHUB_TOKEN"].into_iter().find_map(crate::secrets::var).map(SecretString::from);
         let host_key_refused = std::sync::Mutex::new(None);
         Ok(Self { repo, path, remote: remote.to_string(), branch: branch.to_string(), token, host_key_refused })
     }

@@ -57,7 +57,7 @@ pub fn credential(n: u32, username: Option<&str>, allowed: CredentialType) -> Op
         options.push(Box::new(move || Cred::ssh_key_from_agent(user)));
     }
     if let Some(path) = key {
-        let passphrase = std::env::var("RELCTL_GIT_SSH_PASSPHRASE").ok().filter(|p| !p.is_empty());
+        let passphrase = crate::secrets::var("RELCTL_GIT_SSH_PASSPHRASE");
         options.push(Box::new(move || Cred::ssh_key(user, None, &path, passphrase.as_deref())));
     }
     options.get(n.saturating_sub(1) as usize).map(|f| f())

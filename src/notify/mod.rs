@@ -65,6 +65,13 @@ pub enum NotifyError {
     MissingEnv { index: usize, name: String },
     #[error("notify[{index}].url is env:{name}, and the value of {name} {problem}")]
     BadEnvUrl { index: usize, name: String, problem: &'static str },
+    #[error("notify[{index}].url is env:{name}: {source}")]
+    Secret {
+        index: usize,
+        name: String,
+        #[source]
+        source: crate::secrets::SecretError,
+    },
     #[error("cannot set up the HTTP client for notifications")]
     Client(#[source] reqwest::Error),
 }
@@ -81,8 +88,9 @@ impl NotifyError {
     pub fn hint(&self) -> String {
         match self {
             NotifyError::MissingEnv { index, name } | NotifyError::BadEnvUrl { index, name, .. } => format!(
-                "set {name} to the webhook's http(s) URL (keep it with your secrets), or remove notify[{index}] from release.yaml"
+                "set {name} to the webhook's http(s) URL, or {name}_FILE to a file holding it (keep it with your secrets), or remove notify[{index}] from release.yaml"
             ),
+            NotifyError::Secret { source, .. } => source.hint(),
             NotifyError::Client(_) => "check the system's TLS setup (OpenSSL)".into(),
         }
     }
@@ -142,14 +150,18 @@ impl std::fmt::Debug for Target {
     }
 }
 
-/// The targets of `config`, `env:NAME` URLs read through `env`.
-pub fn targets(config: &Config, env: impl Fn(&str) -> Option<String>) -> Result<Vec<Target>, NotifyError> {
+/// The targets of `config`, `env:NAME` URLs read through `env` (`NAME`, else the file `NAME_FILE` names).
+pub fn targets(
+    config: &Config,
+    env: impl Fn(&str) -> Result<Option<String>, crate::secrets::SecretError>,
+) -> Result<Vec<Target>, NotifyError> {
     let mut out = Vec::new();
     for (index, n) in config.notify.iter().enumerate() {
         let url = match &n.url {
             NotifyUrl::Literal(url) => url.clone(),
             NotifyUrl::Env(name) => {
-                let value = env(name).filter(|v| !v.trim().is_empty());
+                let value = env(name).map_err(|source| NotifyError::Secret { index, name: name.clone(), source })?;
+                let value = value.filter(|v| !v.trim().is_empty());
                 let value = value.ok_or_else(|| NotifyError::MissingEnv { index, name: name.clone() })?;
                 if let Some(problem) = crate::config::url_problem(&value) {
                     return Err(NotifyError::BadEnvUrl { index, name: name.clone(), problem });
@@ -191,7 +203,7 @@ impl Notifications {
 
     /// The webhooks of `config` over HTTP; `env:NAME` URLs read from the environment.
     pub fn from_config(config: &Config) -> Result<Self, NotifyError> {
-        let targets = targets(config, |name| std::env::var(name).ok())?;
+        let targets = targets(config, crate::secrets::var_named)?;
         if targets.is_empty() {
             return Ok(Self::none());
         }

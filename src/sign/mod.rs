@@ -30,6 +30,20 @@ impl std::fmt::Debug for Signer {
     }
 }
 
+/// The key's password: the variable `name`, else the file `name_FILE` names
+/// (one trailing newline dropped), as for relctl's other secrets.
+fn password(name: &str) -> Result<Option<String>, KeyError> {
+    if let Ok(value) = std::env::var(name) {
+        return Ok(Some(value));
+    }
+    let Some(path) = std::env::var_os(format!("{name}_FILE")).filter(|p| !p.is_empty()) else { return Ok(None) };
+    let text = std::fs::read_to_string(&path).map_err(|e| KeyError::Unreadable {
+        source_name: format!("{name}_FILE ({})", std::path::Path::new(&path).display()),
+        message: e.kind().to_string(),
+    })?;
+    Ok(Some(text.strip_suffix('\n').unwrap_or(&text).to_string()))
+}
+
 impl Signer {
     /// Reads the key `sign:` names, opening it with the password in
     /// `sign.password_env`; every failure is bad input, found before any build.
@@ -50,7 +64,7 @@ impl Signer {
                 (text, name)
             }
         };
-        let password: Option<SecretString> = std::env::var(&cfg.password_env).ok().map(SecretString::from);
+        let password: Option<SecretString> = password(&cfg.password_env)?.map(SecretString::from);
         let key = key::parse_private(&text, &name, password.as_ref(), &cfg.password_env)?;
         Ok(Self { key, provenance: cfg.provenance })
     }

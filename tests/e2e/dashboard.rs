@@ -161,8 +161,15 @@ fn the_dashboard_asks_for_the_token_and_a_public_listener_needs_one() {
     assert!(err.contains("0.0.0.0:1") && err.contains("RELCTL_DASHBOARD_TOKEN is not set"), "{err}");
     assert!(err.contains("hint:") && err.contains("--public-dashboard"), "{err}");
 
+    // The token from a file, as compose secrets and systemd credentials give it.
     let token = "dashboard-token-0123456789";
-    let server = Server::start(&f, &["--no-webhook", "--interval", "0"], &[("RELCTL_DASHBOARD_TOKEN", token)]);
+    let file = f.dir.path().join("dashboard-token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    let server = Server::start(
+        &f,
+        &["--no-webhook", "--interval", "0"],
+        &[("RELCTL_DASHBOARD_TOKEN_FILE", file.to_str().unwrap())],
+    );
     let url = format!("{}/", server.base);
     let api = format!("{}/api/status", server.base);
     assert_eq!(curl(&[&url]).0, 401);

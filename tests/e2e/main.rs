@@ -22,6 +22,7 @@ mod notify;
 mod ratelimit;
 mod reconcile;
 mod release;
+mod ship;
 mod signing;
 mod ssh;
 mod status;

@@ -163,7 +163,7 @@ fn sigkill_during_the_push_phase_then_reconcile_completes_the_release() {
     reconcile_completes(&f);
 }
 
-fn sign(secret: &str, body: &[u8]) -> String {
+pub(crate) fn sign(secret: &str, body: &[u8]) -> String {
     use hmac::Mac;
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
@@ -171,7 +171,13 @@ fn sign(secret: &str, body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
-fn post(base: &str, event: &str, body: &[u8], signature: Option<&str>, dir: &std::path::Path) -> (u16, String) {
+pub(crate) fn post(
+    base: &str,
+    event: &str,
+    body: &[u8],
+    signature: Option<&str>,
+    dir: &std::path::Path,
+) -> (u16, String) {
     let file = dir.join("body.json");
     std::fs::write(&file, body).unwrap();
     let event_header = format!("X-GitHub-Event: {event}");

@@ -116,8 +116,8 @@ fn auth_keys(registry: &str) -> Vec<String> {
 
 /// Credentials for `registry`, or `None` to go anonymous.
 pub fn load(registry: &str) -> Result<Option<Credentials>, CredentialsError> {
-    let user = std::env::var("RELCTL_REGISTRY_USERNAME").ok().filter(|v| !v.is_empty());
-    let pass = std::env::var("RELCTL_REGISTRY_PASSWORD").ok().filter(|v| !v.is_empty());
+    let user = crate::secrets::var("RELCTL_REGISTRY_USERNAME");
+    let pass = crate::secrets::var("RELCTL_REGISTRY_PASSWORD");
     match (user, pass) {
         (Some(username), Some(password)) => {
             return Ok(Some(Credentials { username, password: password.into() }));

@@ -209,6 +209,9 @@ impl Fixture {
             .env("HOME", &home)
             .env("NO_COLOR", "1")
             .env("RELCTL_LOG", "info");
+        for name in relctl::secrets::NAMES {
+            cmd.env_remove(format!("{name}_FILE"));
+        }
         cmd
     }
 
