@@ -38,6 +38,8 @@ need_packages() {
   # ssh remotes: a test sshd on 127.0.0.1 with its own host key and config.
   [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
   command -v ssh-agent >/dev/null || missing+=(openssh-client)
+  # The dashboard's browser test: headless Chromium renders serve's page.
+  command -v chromium >/dev/null || missing+=(chromium)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -14,6 +14,7 @@ pub mod docker;
 pub mod forge;
 pub mod git;
 pub mod install;
+pub mod notify;
 pub mod plan;
 pub mod progress;
 pub mod registry;

@@ -8,11 +8,12 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-/// The variables that may come from a file.
-pub const NAMES: [&str; 6] = [
+/// The variables that may come from a file (and any `NAME` of `notify: [{ url: env:NAME }]`, see [`var_named`]).
+pub const NAMES: [&str; 7] = [
     "RELCTL_REGISTRY_USERNAME",
     "RELCTL_REGISTRY_PASSWORD",
     "RELCTL_WEBHOOK_SECRET",
+    "RELCTL_DASHBOARD_TOKEN",
     "RELCTL_GIT_TOKEN",
     "RELCTL_GIT_SSH_PASSPHRASE",
     "GITHUB_TOKEN",
@@ -22,11 +23,11 @@ pub const NAMES: [&str; 6] = [
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("both {name} and {name}_FILE are set")]
-    Both { name: &'static str },
+    Both { name: String },
     #[error("{name}_FILE: cannot read {}: {source}", path.display())]
-    Read { name: &'static str, path: PathBuf, source: std::io::Error },
+    Read { name: String, path: PathBuf, source: std::io::Error },
     #[error("{name}_FILE: {} is empty", path.display())]
-    Empty { name: &'static str, path: PathBuf },
+    Empty { name: String, path: PathBuf },
 }
 
 impl SecretError {
@@ -49,28 +50,34 @@ pub fn var(name: &'static str) -> Option<String> {
     lookup(name, &|k| std::env::var_os(k)).ok().flatten()
 }
 
+/// The value of a secret whose name is only known at run time (`notify: [{
+/// url: env:NAME }]`), from `NAME` or `NAME_FILE`, with [`check`]'s errors.
+pub fn var_named(name: &str) -> Result<Option<String>, SecretError> {
+    lookup(name, &|k| std::env::var_os(k))
+}
+
 /// Checks every variable of [`NAMES`]: `NAME` and `NAME_FILE` not both set,
 /// and each `NAME_FILE` a readable file with a value.
 pub fn check() -> Result<(), SecretError> {
     NAMES.iter().try_for_each(|name| lookup(name, &|k| std::env::var_os(k)).map(drop))
 }
 
-fn lookup(name: &'static str, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Option<String>, SecretError> {
+fn lookup(name: &str, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Option<String>, SecretError> {
     let value = env(name).and_then(|v| v.into_string().ok()).filter(|v| !v.is_empty());
     let file = env(&format!("{name}_FILE")).filter(|p| !p.is_empty()).map(PathBuf::from);
     match (value, file) {
-        (Some(_), Some(_)) => Err(SecretError::Both { name }),
+        (Some(_), Some(_)) => Err(SecretError::Both { name: name.to_string() }),
         (Some(value), None) => Ok(Some(value)),
         (None, None) => Ok(None),
         (None, Some(path)) => {
             let text = std::fs::read_to_string(&path).map_err(|source| SecretError::Read {
-                name,
+                name: name.to_string(),
                 path: path.clone(),
                 source,
             })?;
             let value = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
             if value.is_empty() {
-                return Err(SecretError::Empty { name, path });
+                return Err(SecretError::Empty { name: name.to_string(), path });
             }
             Ok(Some(value.to_string()))
         }

@@ -45,8 +45,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Finalize { tag, dry_run } => super::release::finalize_cmd(&cli.global, tag, *dry_run).await,
         Command::Status => super::status::status_cmd(&cli.global).await,
         Command::Reconcile { interval, .. } => super::controller::reconcile_cmd(&cli.global, *interval).await,
-        Command::Serve { listen, interval, no_webhook } => {
-            super::controller::serve_cmd(&cli.global, *listen, *interval, *no_webhook).await
+        Command::Serve { listen, interval, no_webhook, public_dashboard } => {
+            super::controller::serve_cmd(&cli.global, *listen, *interval, *no_webhook, *public_dashboard).await
         }
     }
 }
@@ -77,6 +77,12 @@ pub fn classify(err: &anyhow::Error) -> (u8, Option<String>) {
         }
         if let Some(relctl::session::controller::ServeError::Listen { listen, .. }) = cause.downcast_ref() {
             return (1, Some(format!("stop what listens on {listen}, or pass another --listen address")));
+        }
+        if let Some(e) = cause.downcast_ref::<relctl::notify::NotifyError>() {
+            return (e.exit_code(), Some(e.hint()));
+        }
+        if let Some(e) = cause.downcast_ref::<relctl::session::dashboard::auth::PublicDashboard>() {
+            return (2, Some(e.hint()));
         }
         if let Some(e) = cause.downcast_ref::<relctl::secrets::SecretError>() {
             return (2, Some(e.hint()));

@@ -1,13 +1,14 @@
-//! `relctl reconcile` and `relctl serve`: arguments and the webhook secret
-//! from the environment, one controller use case, and the outcome printed.
+//! `relctl reconcile` and `relctl serve`: arguments, the webhook secret and
+//! the dashboard token from the environment, one controller use case, and
+//! the outcome printed.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use relctl::controller::{Outcome, Shutdown, TagResult, Trigger};
 use relctl::session::controller::Controller;
+use relctl::session::dashboard::auth;
 use secrecy::SecretString;
 
 use super::Global;
@@ -22,9 +23,9 @@ pub struct NotConverged {
 }
 
 pub async fn reconcile_cmd(global: &Global, interval: Option<Duration>) -> anyhow::Result<()> {
-    let c = Controller::new(load(global)?)?;
+    let c = Controller::new(load(global)?.notifying()?)?;
     let Some(interval) = interval else {
-        let outcome = c.reconcile(&BTreeSet::new(), None).await?;
+        let outcome = c.once().await?;
         print_outcome(&outcome, global.json);
         let failed: Vec<String> = outcome.failed().iter().map(|t| t.tag.clone()).collect();
         if !failed.is_empty() {
@@ -41,14 +42,17 @@ pub async fn serve_cmd(
     listen: SocketAddr,
     interval: Duration,
     no_webhook: bool,
+    public_dashboard: bool,
 ) -> anyhow::Result<()> {
     let interval = super::serve_interval(interval);
+    let token = relctl::secrets::var(auth::TOKEN_ENV).map(|s| Arc::new(SecretString::from(s)));
+    auth::check_listen(listen, token.as_deref(), public_dashboard)?;
     let secret = match (relctl::secrets::var("RELCTL_WEBHOOK_SECRET"), no_webhook) {
         (_, true) => None,
         (Some(s), false) => Some(Arc::new(SecretString::from(s))),
         (None, false) => return Err(MissingSecret.into()),
     };
-    Controller::new(load(global)?)?.serve(listen, secret, interval).await?;
+    Controller::new(load(global)?.notifying()?)?.serve(listen, secret, interval, token).await?;
     Ok(())
 }
 

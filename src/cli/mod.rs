@@ -145,7 +145,7 @@ pub enum Command {
     },
     /// Print the man page (roff)
     Man,
-    /// Run the controller: reconcile loop, GitHub webhook, /healthz and /metrics
+    /// Run the controller: reconcile loop, GitHub webhook, dashboard (/ and /api/status), /healthz and /metrics
     Serve {
         /// Address to listen on
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -157,6 +157,9 @@ pub enum Command {
         /// Serve no webhook endpoint (then RELCTL_WEBHOOK_SECRET is not needed)
         #[arg(long)]
         no_webhook: bool,
+        /// Show the dashboard without RELCTL_DASHBOARD_TOKEN on a non-loopback address (anyone who reaches it may read it)
+        #[arg(long)]
+        public_dashboard: bool,
     },
 }
 

@@ -36,7 +36,7 @@ pub async fn finalize_cmd(global: &Global, tag: &str, dry_run: bool) -> anyhow::
 
 async fn run(global: &Global, tag: &str, opts: &PlanOptions, dry_run: bool) -> anyhow::Result<()> {
     let http = http_client_ahead();
-    let session = load(global)?;
+    let session = if dry_run { load(global)? } else { load(global)?.notifying()? };
     let http = http.await.context("the HTTP client's setup stopped")?;
     let prepared = session.prepare(tag, opts, Some(http)).await?;
     if dry_run {

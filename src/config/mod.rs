@@ -3,6 +3,7 @@
 
 #[cfg(test)]
 pub(crate) mod corpus;
+mod notify;
 pub mod oci;
 mod raw;
 pub mod template;
@@ -12,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use notify::{NotifyConfig, NotifyEvent, NotifyFormat, NotifyUrl, url_problem};
 pub use template::{RenderError, TagScope, TagTemplate, image_tag_problem};
 
 /// Most retries of a failed build or push (`build.retries`); more only delays a real failure.
@@ -25,6 +27,8 @@ pub const MAX_RECONCILED_TAGS: usize = 10_000;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub source: PathBuf,
+    /// `namespace/project`, as notifications and the dashboard name the project.
+    pub project: String,
     /// Registry host[:port] as written, e.g. `docker.io` or `127.0.0.1:5000`.
     pub registry: String,
     pub git: GitConfig,
@@ -40,6 +44,8 @@ pub struct Config {
     /// Release of each released tag when GITHUB_TOKEN is set.
     pub github_release: bool,
     pub timeouts: Timeouts,
+    /// `notify:`: the webhooks told about releases.
+    pub notify: Vec<NotifyConfig>,
     /// Docker Hub repository pages (`dockerhub:`), on docker.io only.
     pub dockerhub: Option<DockerHubPages>,
     /// cosign signatures of every published image (`sign:`).

@@ -46,6 +46,9 @@ pub struct RawConfig {
     /// How long relctl waits before it calls a silent operation stuck.
     #[serde(default)]
     pub timeouts: RawTimeouts,
+    /// Webhooks told when a release is published, fails, or drift is repaired.
+    #[serde(default)]
+    pub notify: Vec<RawNotify>,
     /// Docker Hub repository pages, updated after each new stable release (registry docker.io only).
     #[serde(default)]
     pub dockerhub: Option<RawDockerHub>,
@@ -80,6 +83,53 @@ pub struct RawDockerHub {
     pub description: Option<String>,
     /// A file of the repository, read at the released commit, as the full description (Markdown).
     pub readme: Option<String>,
+}
+
+/// One webhook to notify.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    /// The webhook's http or https URL, or `env:NAME` to read it from the environment variable NAME. A secret: never printed or logged.
+    pub url: RawSecret,
+    /// slack: a Slack-compatible `{"text": ...}` message (Slack, Mattermost, Rocket.Chat, Discord's /slack endpoint); generic: relctl's JSON document.
+    pub format: RawNotifyFormat,
+    /// The events to send (default: all three).
+    #[serde(default = "default_notify_on")]
+    pub on: Vec<RawNotifyEvent>,
+}
+
+// Its `Debug` shows nothing of it.
+/// A secret: relctl never prints or logs it.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(transparent)]
+pub struct RawSecret(pub String);
+
+impl std::fmt::Debug for RawSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawNotifyFormat {
+    Slack,
+    Generic,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RawNotifyEvent {
+    /// A run pushed the release's version tags.
+    Published,
+    /// A release failed.
+    Failed,
+    /// A floating tag or VERSION was out of place (or a version tag missing) and was put back.
+    Drift,
+}
+
+fn default_notify_on() -> Vec<RawNotifyEvent> {
+    vec![RawNotifyEvent::Published, RawNotifyEvent::Failed, RawNotifyEvent::Drift]
 }
 
 /// Durations such as 30s, 5m, 1h, or plain seconds.

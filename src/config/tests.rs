@@ -387,3 +387,57 @@ fn accepted_configs_name_only_valid_references() {
     let fine = crate::version::ReleaseVersion::parse("v0.9.0-rc.1", "v").unwrap();
     assert_eq!(c.image_tag_problem(&fine), None);
 }
+
+#[test]
+fn notify_entries_are_checked_with_their_line_and_never_show_the_url() {
+    let base = "namespace: n\nproject: p\nimages: { a: { context: a } }\n";
+    let ok = p(&format!(
+        "{base}notify:\n  - url: https://hooks.slack.com/services/T/B/xyz\n    format: slack\n    on: [published, failed, failed]\n  - {{ url: env:HOOK_2, format: generic }}\n"
+    ))
+    .unwrap();
+    assert_eq!(ok.notify.len(), 2);
+    assert_eq!(ok.notify[0].on, [NotifyEvent::Published, NotifyEvent::Failed], "sorted, repeats dropped");
+    assert_eq!(ok.notify[0].format, NotifyFormat::Slack);
+    assert_eq!(ok.notify[0].literal(), Some("https://hooks.slack.com/services/T/B/xyz"));
+    assert!(matches!(&ok.notify[1].url, NotifyUrl::Env(name) if name == "HOOK_2"));
+    assert_eq!(ok.notify[1].on, [NotifyEvent::Published, NotifyEvent::Failed, NotifyEvent::Drift]);
+    assert!(p(base).unwrap().notify.is_empty(), "none by default");
+
+    // (notify entries, message fragment, location)
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "  - { url: 'https://a.test/x', format: teams }\n",
+            "unknown variant `teams`, expected `slack` or `generic`",
+            "release.yaml:5:",
+        ),
+        (
+            "  - { url: 'https://a.test/x', format: slack, on: [deployed] }\n",
+            "unknown variant `deployed`",
+            "release.yaml:5:",
+        ),
+        ("  - { url: 'https://a.test/x', format: slack, on: [] }\n", "notify[0].on: lists no event", "release.yaml:5"),
+        (
+            "  - url: https://a.test/secret-a\n    format: slack\n  - url: ftp://a.test/secret-b\n    format: generic\n",
+            "notify[1].url: is not an http or https URL",
+            "release.yaml:7",
+        ),
+        ("  - { url: 'hooks.test/secret-c', format: slack }\n", "notify[0].url: is not a URL", "release.yaml:5"),
+        ("  - { url: 'env:', format: slack }\n", "notify[0].url: `env:` is not followed", "release.yaml:5"),
+        ("  - { url: 'env:9X', format: slack }\n", "notify[0].url: `env:` is not followed", "release.yaml:5"),
+        ("  - { format: slack }\n", "missing field `url`", "release.yaml:5:"),
+        ("  - { url: 'https://a.test/x', format: slack, channel: x }\n", "unknown field `channel`", "release.yaml:5:"),
+        (
+            "  - url: https://a.test/x\n    format: slack\n  - url: https://b.test/y\n    format: slack\n    on: []\n",
+            "notify[1].on: lists no event",
+            "release.yaml:9",
+        ),
+    ];
+    for (entries, fragment, location) in cases {
+        let err = p(&format!("{base}notify:\n{entries}")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(fragment), "{entries}: {msg}");
+        assert!(msg.starts_with(location), "{entries}: {msg}");
+        assert!(!msg.contains("secret-"), "the URL is not shown: {msg}");
+        assert!(!err.hint().is_empty());
+    }
+}

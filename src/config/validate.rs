@@ -15,9 +15,17 @@ use crate::version::ReleaseVersion;
 
 static BUILD_ARG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*$").unwrap());
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     text: &'a str,
     path: &'a Path,
+}
+
+/// How many times `key:` starts a key on `line` (at its start, or after a space, `{` or `,`).
+fn keys_on(line: &str, key: &str) -> usize {
+    let key = format!("{key}:");
+    line.match_indices(&key)
+        .filter(|(at, _)| line[..*at].chars().next_back().is_none_or(|c| matches!(c, ' ' | '{' | ',')))
+        .count()
 }
 
 impl Ctx<'_> {
@@ -32,16 +40,49 @@ impl Ctx<'_> {
             .map(|i| i + 1)
     }
 
-    fn invalid(
+    /// The line of `key` in entry `index` of the list under `list` (whose entries
+    /// each have a `url` key): the entry's `url` line, or the first `key` after it.
+    pub(super) fn line_in_list(&self, list: &str, key: &str, index: usize) -> Option<usize> {
+        let start = self.line_of(list)?;
+        let lines: Vec<&str> = self.text.lines().collect();
+        // The line where the `n`-th (0-based) `url:` from the list on is, if any.
+        let nth_url = |n: usize| {
+            let mut seen = 0;
+            for (i, l) in lines.iter().enumerate().skip(start - 1) {
+                seen += keys_on(l, "url");
+                if seen > n {
+                    return Some(i);
+                }
+            }
+            None
+        };
+        let Some(entry) = nth_url(index) else { return Some(start) };
+        let end = nth_url(index + 1).unwrap_or(lines.len().saturating_sub(1));
+        let found = (entry..=end).find(|i| lines.get(*i).is_some_and(|l| keys_on(l, key) > 0));
+        Some(found.unwrap_or(entry) + 1)
+    }
+
+    pub(super) fn invalid(
         &self,
         near: &str,
         field: impl Into<String>,
         problem: impl Into<String>,
         hint: impl Into<String>,
     ) -> ConfigError {
+        self.invalid_at(self.line_of(near), field, problem, hint)
+    }
+
+    /// [`Ctx::invalid`] at a line found otherwise.
+    pub(super) fn invalid_at(
+        &self,
+        line: Option<usize>,
+        field: impl Into<String>,
+        problem: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> ConfigError {
         ConfigError::Invalid {
             path: self.path.to_path_buf(),
-            line: self.line_of(near),
+            line,
             field: field.into(),
             problem: problem.into(),
             hint: hint.into(),
@@ -67,10 +108,12 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
     let dockerhub = dockerhub(&cx, &raw)?;
     let sign = sign(&cx, &raw, path)?;
     let commit = commit(&cx, raw.commit)?;
+    let notify = super::notify::notify(&cx, raw.notify)?;
     Ok(Config {
         sign,
         dockerhub,
         source: path.to_path_buf(),
+        project: format!("{}/{}", raw.namespace, raw.project),
         registry: raw.registry,
         git,
         version_file,
@@ -82,6 +125,7 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
         reconcile,
         github_release: raw.github.release,
         timeouts,
+        notify,
     })
 }
 

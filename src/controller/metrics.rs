@@ -2,9 +2,12 @@
 //! `GET /metrics`. A handful of atomics; no metrics framework needed.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use crate::notify::Counters;
 
 const BUCKETS: [f64; 10] = [0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0];
 
@@ -38,6 +41,8 @@ pub struct Metrics {
     ratelimit_remaining: AtomicU64,
     connections_refused: AtomicU64,
     duration: Mutex<(Vec<u64>, f64, u64)>,
+    /// Notifications delivered and given up on; shared with the notifier.
+    pub notifications: Arc<Counters>,
 }
 
 impl Metrics {
@@ -176,6 +181,18 @@ impl Metrics {
                 ("{outcome=\"busy\"}", get(&self.webhooks[5])),
             ],
         );
+        metric(
+            "relctl_notifications_sent_total",
+            "counter",
+            "Notifications delivered to a notify: webhook.",
+            &[("", get(&self.notifications.sent))],
+        );
+        metric(
+            "relctl_notifications_failed_total",
+            "counter",
+            "Notifications given up on after their retries.",
+            &[("", get(&self.notifications.failed))],
+        );
         metric("relctl_http_connections", "gauge", "Open HTTP connections.", &[("", get(&self.connections_open))]);
         metric(
             "relctl_http_connections_refused_total",
@@ -209,6 +226,7 @@ mod tests {
         m.connection(true);
         m.connection(false);
         m.connection_refused();
+        m.notifications.failed.fetch_add(2, Ordering::Relaxed);
         let text = m.render();
         for line in [
             "relctl_reconciles_total{result=\"success\"} 1",
@@ -219,6 +237,8 @@ mod tests {
             "relctl_webhooks_total{outcome=\"busy\"} 1",
             "relctl_http_connections 1",
             "relctl_http_connections_refused_total 1",
+            "relctl_notifications_sent_total 0",
+            "relctl_notifications_failed_total 2",
             "relctl_reconcile_duration_seconds_bucket{le=\"0.5\"} 1",
             "relctl_reconcile_duration_seconds_bucket{le=\"30\"} 2",
             "relctl_reconcile_duration_seconds_count 2",

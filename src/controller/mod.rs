@@ -8,6 +8,7 @@ pub mod listener;
 pub mod metrics;
 pub mod reconcile;
 pub mod server;
+pub mod state;
 #[cfg(test)]
 mod tests;
 pub mod trigger;

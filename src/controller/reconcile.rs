@@ -20,6 +20,7 @@ use crate::config::{Config, TagScope};
 use crate::docker::ImageBuilder;
 use crate::forge::Forge;
 use crate::git::GitRepo;
+use crate::notify::{Event, Kind, Notifications};
 use crate::plan::{self, PlanOptions, Step, floating};
 use crate::registry::Registry;
 use crate::release::observe::{self, RegistryFailure};
@@ -121,11 +122,15 @@ fn is_target(config: &Config, tag: &ReleaseVersion, all: &[ReleaseVersion]) -> b
 /// `backoff` holds the tags that failed in earlier runs; tags in `requested`
 /// (a webhook named them) are tried even while they back off. An `Err` is a
 /// failure of the whole run (the remote or the registry listing cannot be read).
+/// Failures are told to `notify` as they happen; releases and repairs once
+/// the reconcile ends, so a release's event carries the floating tags and
+/// VERSION commit a later pass gave it.
 pub async fn reconcile_once<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge>(
     executor: &Executor<'_, G, B, R, F>,
     requested: &BTreeSet<String>,
     backoff: &mut Backoff,
     shutdown: Option<&Shutdown>,
+    notify: &Notifications,
 ) -> Result<Outcome, ReleaseError> {
     let (config, git, registry) = (executor.config, executor.git, executor.registry);
     tokio::task::block_in_place(|| git.fetch())?;
@@ -140,7 +145,15 @@ pub async fn reconcile_once<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge>(
     for image in &config.images {
         listings.push((image.name.as_str(), registry.tags(&image.repository).await?));
     }
-    let mut run = Run { config, executor, listings, results: BTreeMap::new(), unpublished: BTreeSet::new() };
+    let mut run = Run {
+        config,
+        executor,
+        listings,
+        results: BTreeMap::new(),
+        unpublished: BTreeSet::new(),
+        notify,
+        events: BTreeMap::new(),
+    };
 
     // Tags that wait out a backoff and are not published never hold a floating tag.
     let now = tokio::time::Instant::now();
@@ -175,6 +188,7 @@ pub async fn reconcile_once<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge>(
             match run.tag(tag, commit, &all).await {
                 Ok(None) => {
                     backoff.succeeded(&tag.raw);
+                    notify.converged(&tag.raw);
                     run.results.entry(tag.raw.clone()).or_insert(TagResult::Converged);
                 }
                 Ok(Some((built, pushed))) => {
@@ -191,11 +205,15 @@ pub async fn reconcile_once<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge>(
                 Err(e) => {
                     let (error, hint) = (crate::release::error_chain(&e), e.hint());
                     tracing::error!(tag = %tag.raw, "cannot reconcile {}: {error}; hint: {hint}", tag.raw);
+                    notify.emit(Event::failed(&tag.raw, Some(tag), Some(commit), error.clone(), hint.clone()));
                     let delay = backoff.failed(&tag.raw, error.clone(), tokio::time::Instant::now());
                     let retry_in_secs = shutdown.is_some().then_some(delay.as_secs());
                     run.results.insert(tag.raw.clone(), TagResult::Failed { error, hint, retry_in_secs });
                     // Whether it failed before or after its version tags went out: ask the registry.
-                    run.relist().await?;
+                    if let Err(e) = run.relist().await {
+                        run.emit_events(&in_scope);
+                        return Err(e);
+                    }
                     if !run.missing(tag).is_empty() {
                         run.unpublished.insert(tag.raw.clone());
                     }
@@ -205,8 +223,12 @@ pub async fn reconcile_once<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge>(
         if interrupted || run.unpublished.len() == failures {
             break;
         }
-        run.relist().await?;
+        if let Err(e) = run.relist().await {
+            run.emit_events(&in_scope);
+            return Err(e);
+        }
     }
+    run.emit_events(&in_scope);
 
     let mut results = run.results;
     let tags = in_scope
@@ -225,6 +247,9 @@ struct Run<'r, 'e, G, B, R, F> {
     results: BTreeMap<String, TagResult>,
     /// Tags whose images are not all published and that failed (now or before).
     unpublished: BTreeSet<String>,
+    notify: &'r Notifications,
+    /// What each tag's runs did worth telling, told when the reconcile ends.
+    events: BTreeMap<String, Event>,
 }
 
 impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Run<'_, '_, G, B, R, F> {
@@ -240,6 +265,31 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Run<'_, '_, G, B, R, F>
             .collect()
     }
 
+    /// Keeps what a run of `tag`'s plan did worth telling. A release's floating
+    /// tags and VERSION can move in a later pass (once a higher tag failed):
+    /// that completes the release, so it joins its `published` event.
+    fn record(&mut self, event: Event) {
+        match self.events.get_mut(&event.tag) {
+            Some(earlier) if earlier.kind == Kind::Published => {
+                earlier.images = event.images;
+                earlier.version_commit = event.version_commit.or(earlier.version_commit.take());
+            }
+            Some(earlier) if event.kind == Kind::Drift => earlier.repaired.extend(event.repaired),
+            _ => {
+                self.events.insert(event.tag.clone(), event);
+            }
+        }
+    }
+
+    /// Tells what was recorded, in the order of `in_scope` (oldest first).
+    fn emit_events(&mut self, in_scope: &[(ReleaseVersion, String)]) {
+        for (tag, _) in in_scope {
+            if let Some(event) = self.events.remove(&tag.raw) {
+                self.notify.emit(event);
+            }
+        }
+    }
+
     /// Lists every repository again: pushes by the engine do not show in a listing taken before them.
     async fn relist(&mut self) -> Result<(), ReleaseError> {
         self.executor.registry.forget_listings();
@@ -253,7 +303,7 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Run<'_, '_, G, B, R, F>
     /// Reconciles one tag: `None` when nothing was to do, else (built, pushed).
     /// `all` is every release tag that is or may be published.
     async fn tag(
-        &self,
+        &mut self,
         tag: &ReleaseVersion,
         commit: &str,
         all: &[ReleaseVersion],
@@ -286,6 +336,9 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Run<'_, '_, G, B, R, F>
             }
         }
         let report = executor.execute(&plan, tag).await?;
+        if let Some(event) = Event::from_release(&plan, &report) {
+            self.record(event);
+        }
         Ok(Some((report.images.iter().filter(|i| i.built).count() as u64, report.images.len() as u64)))
     }
 }

@@ -1,5 +1,5 @@
 //! The HTTP side of `relctl serve`: `POST /webhook`, `GET /healthz` and
-//! `GET /metrics`. A webhook without a well-formed signature header (401) or
+//! `GET /metrics` (and the routes the caller adds: the dashboard). A webhook without a well-formed signature header (401) or
 //! announcing more than 1 MiB (413) is refused before any of its body is read;
 //! otherwise the body is read, a few at a time, within the size limit and a
 //! timeout, and its signature checked before it is parsed. The work it asks
@@ -22,6 +22,7 @@ use tokio::sync::Semaphore;
 use super::limits::Limits;
 use super::listener;
 use super::metrics::{Metrics, Webhook};
+use super::state::ControllerState;
 use super::trigger::{Shutdown, Trigger};
 use super::webhook::{self, Event, Signature};
 
@@ -37,6 +38,16 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Cleared when the reconcile loop stops.
     pub alive: Arc<AtomicBool>,
+    /// Told about every webhook delivery, for the dashboard.
+    pub controller: Arc<ControllerState>,
+}
+
+impl AppState {
+    /// Counts a webhook delivery's outcome and keeps it as the last one seen.
+    fn webhook(&self, outcome: Webhook, detail: impl Into<String>) {
+        self.metrics.webhook(outcome);
+        self.controller.webhook(outcome, detail);
+    }
 }
 
 /// The handlers' state: the app's, and what bounds the reading of webhook bodies.
@@ -82,15 +93,15 @@ async fn hook(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> R
     let Some(secret) = s.app.secret.as_ref() else {
         return reply(StatusCode::NOT_FOUND, "no webhook endpoint\n");
     };
-    let metrics = &s.app.metrics;
+    let app = &s.app;
     // Refusals from the headers alone come first: no body byte is read for them.
     let Some(signature) = headers.get("x-hub-signature-256").and_then(|v| Signature::parse(v.as_bytes())) else {
-        metrics.webhook(Webhook::Unauthorized);
+        app.webhook(Webhook::Unauthorized, "missing or malformed X-Hub-Signature-256");
         tracing::warn!("webhook refused: missing or malformed X-Hub-Signature-256");
         return reply(StatusCode::UNAUTHORIZED, "missing or malformed X-Hub-Signature-256\n");
     };
     let too_large = || {
-        metrics.webhook(Webhook::TooLarge);
+        app.webhook(Webhook::TooLarge, format!("body over {} bytes", s.max_body));
         reply(StatusCode::PAYLOAD_TOO_LARGE, format!("body over {} bytes\n", s.max_body))
     };
     if body.size_hint().lower() > s.max_body as u64 {
@@ -99,7 +110,7 @@ async fn hook(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> R
     // A few bodies at a time, so a flood costs at most that many times the limit. A delivery
     // waits briefly for its turn (GitHub gives up after 10 s); a flood is turned away fast.
     let Ok(Ok(_reading)) = tokio::time::timeout(TURN_WAIT, s.bodies.acquire()).await else {
-        metrics.webhook(Webhook::Busy);
+        app.webhook(Webhook::Busy, "too many bodies being read already");
         tracing::warn!("webhook refused: too many bodies being read already");
         return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "10")], "busy\n").into_response();
     };
@@ -107,7 +118,7 @@ async fn hook(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> R
         Ok(chunks) => chunks,
         Err(BodyError::TooLarge) => return too_large(),
         Err(BodyError::Timeout) => {
-            metrics.webhook(Webhook::Timeout);
+            app.webhook(Webhook::Timeout, "body not received in time");
             tracing::warn!("webhook refused: body not received within {:?}", s.body_timeout);
             return reply(StatusCode::REQUEST_TIMEOUT, "body too slow\n");
         }
@@ -117,7 +128,7 @@ async fn hook(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> R
         }
     };
     if !webhook::verify(secret, chunks.iter().map(|c| c.as_ref()), &signature) {
-        metrics.webhook(Webhook::Unauthorized);
+        app.webhook(Webhook::Unauthorized, "wrong X-Hub-Signature-256");
         tracing::warn!("webhook refused: wrong X-Hub-Signature-256");
         return reply(StatusCode::UNAUTHORIZED, "bad signature\n");
     }
@@ -126,13 +137,13 @@ async fn hook(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> R
     let kind = headers.get("x-github-event").and_then(|v| v.to_str().ok()).unwrap_or("");
     match webhook::classify(kind, &bytes, &s.app.tag_prefix) {
         Event::Tag(tag) => {
-            metrics.webhook(Webhook::Accepted);
+            app.webhook(Webhook::Accepted, format!("reconciling {tag}"));
             tracing::info!(tag = %tag, "webhook: reconciling tag");
             s.app.trigger.request(Some(tag.clone()));
             reply(StatusCode::ACCEPTED, format!("reconciling {tag}\n"))
         }
         Event::Ignored(why) => {
-            metrics.webhook(Webhook::Ignored);
+            app.webhook(Webhook::Ignored, why.clone());
             tracing::info!("webhook ignored: {why}");
             reply(StatusCode::ACCEPTED, format!("ignored: {why}\n"))
         }
@@ -165,11 +176,16 @@ async fn read_body(mut body: Body, limit: usize, timeout: Duration) -> Result<Ve
     tokio::time::timeout(timeout, read).await.unwrap_or(Err(BodyError::Timeout))
 }
 
-/// Serves until `shutdown`, within [`Limits::from_env`].
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState, shutdown: Shutdown) -> std::io::Result<()> {
+/// Serves the webhook, health and metrics routes and `extra` until `shutdown`, within [`Limits::from_env`].
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    extra: Router,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
     let limits = Limits::from_env();
     let metrics = state.metrics.clone();
-    listener::serve(listener, router(state, &limits), &limits, metrics, shutdown).await
+    listener::serve(listener, router(state, &limits).merge(extra), &limits, metrics, shutdown).await
 }
 
 #[cfg(test)]

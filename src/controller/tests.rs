@@ -4,8 +4,12 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use secrecy::SecretString;
+
 use super::{Backoff, Outcome, TagResult, reconcile_once};
-use crate::config;
+use crate::config::{self, NotifyFormat};
+use crate::notify::fake::FakeNotifier;
+use crate::notify::{Kind, Notifications, Target};
 use crate::progress::NoProgress;
 use crate::release::Executor;
 use crate::release::fakes::{FakeEngine, FakeForge, FakeGit, FakeRegistry, Journal};
@@ -65,8 +69,29 @@ async fn failing_tags_with(text: &str) -> Journal {
     };
     let mut backoff = Backoff::default();
     let none = BTreeSet::new();
+    let hook = "https://hooks.test/T/B/x";
+    let fake = FakeNotifier::new([]);
+    let target = Target::new(
+        0,
+        SecretString::from(hook),
+        NotifyFormat::Generic,
+        vec![Kind::Published, Kind::Failed, Kind::Drift],
+    );
+    let notify = Notifications::new("acme/p", vec![target], fake.clone());
+    // What was told since the `since`-th POST: (event, tag), sorted (deliveries run side by side).
+    let told = async |since: usize| -> Vec<(String, String)> {
+        notify.flush().await;
+        let bodies = fake.bodies(hook);
+        let mut told: Vec<(String, String)> = bodies[since..]
+            .iter()
+            .map(|b| (b["event"].as_str().unwrap().to_string(), b["tag"].as_str().unwrap().to_string()))
+            .collect();
+        told.sort();
+        told
+    };
+    let pair = |e: &str, t: &str| (e.to_string(), t.to_string());
 
-    let first = reconcile_once(&executor, &none, &mut backoff, None).await.unwrap();
+    let first = reconcile_once(&executor, &none, &mut backoff, None, &notify).await.unwrap();
     assert_eq!(
         results(&first),
         [("v1.0.0", "released"), ("v1.1.0", "failed"), ("v1.2.0", "released"), ("v1.3.0", "failed")]
@@ -75,10 +100,25 @@ async fn failing_tags_with(text: &str) -> Journal {
     assert_eq!(latest.version, "1.2.0", "latest on the highest release that is published");
     assert_eq!(git.file_on_branch("VERSION").as_deref(), Some("v1.2.0\n"));
     assert!(registry.get("acme/p-app", "v1.3.0").is_none(), "nothing of a failed release is published");
+    let events = told(0).await;
+    assert_eq!(
+        events,
+        [pair("failed", "v1.1.0"), pair("failed", "v1.3.0"), pair("published", "v1.0.0"), pair("published", "v1.2.0")],
+        "each release and each failure once"
+    );
+    let bodies = fake.bodies(hook);
+    let v120 = bodies.iter().find(|b| b["tag"] == "v1.2.0").unwrap();
+    assert_eq!(v120["images"].as_array().unwrap().len(), 2);
+    let web = v120["images"].as_array().unwrap().iter().find(|i| i["image"] == "web").unwrap();
+    assert_eq!(web["tags"], serde_json::json!(["v1.2.0", "latest"]), "latest moved in a later pass joins the event");
+    assert!(web["digest"].as_str().unwrap().starts_with("sha256:"), "{web}");
+    assert!(v120["version_commit"].is_string(), "{v120}");
+    let v110 = bodies.iter().find(|b| b["tag"] == "v1.1.0").unwrap();
+    assert!(!v110["error"].as_str().unwrap().is_empty() && !v110["hint"].as_str().unwrap().is_empty(), "{v110}");
 
     let builds = |j: &Journal| j.lock().unwrap().iter().filter(|l| l.starts_with("build")).count();
     let before = builds(&journal);
-    let second = reconcile_once(&executor, &none, &mut backoff, None).await.unwrap();
+    let second = reconcile_once(&executor, &none, &mut backoff, None, &notify).await.unwrap();
     assert_eq!(
         results(&second),
         [("v1.0.0", "converged"), ("v1.1.0", "backing off"), ("v1.2.0", "converged"), ("v1.3.0", "backing off")]
@@ -86,8 +126,26 @@ async fn failing_tags_with(text: &str) -> Journal {
     assert_eq!(builds(&journal), before, "no build while the failed tags back off");
 
     let asked = BTreeSet::from(["v1.3.0".to_string()]);
-    let third = reconcile_once(&executor, &asked, &mut backoff, None).await.unwrap();
+    let third = reconcile_once(&executor, &asked, &mut backoff, None, &notify).await.unwrap();
     assert_eq!(results(&third)[3], ("v1.3.0", "failed"), "a webhook naming a tag tries it at once");
     assert_eq!(results(&third)[1], ("v1.1.0", "backing off"));
+    assert_eq!(told(4).await, [], "a rerun that does nothing and the same failure again tell nothing");
+
+    // latest moved back by hand: put back, and told as drift, once.
+    for repo in ["acme/p-app", "acme/p-web"] {
+        registry.put(repo, "latest", registry.get(repo, "v1.0.0").unwrap());
+    }
+    reconcile_once(&executor, &none, &mut backoff, None, &notify).await.unwrap();
+    let events = told(4).await;
+    assert_eq!(events, [pair("drift", "v1.2.0")]);
+    let drift = fake.bodies(hook)[4].clone();
+    let repaired: Vec<&str> = drift["repaired"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    assert_eq!(repaired.len(), 2, "{drift}");
+    assert!(
+        repaired.iter().all(|r| r.contains(":latest pointed at sha256:") && r.ends_with("now v1.2.0")),
+        "{repaired:?}"
+    );
+    reconcile_once(&executor, &none, &mut backoff, None, &notify).await.unwrap();
+    assert_eq!(told(5).await, []);
     journal
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{Notify, watch};
 
@@ -15,6 +15,8 @@ use tokio::sync::{Notify, watch};
 pub struct Trigger {
     pending: Mutex<Option<BTreeSet<String>>>,
     notify: Notify,
+    /// When the loop, idle, runs next on its interval.
+    next: Mutex<Option<SystemTime>>,
 }
 
 impl Trigger {
@@ -26,6 +28,15 @@ impl Trigger {
 
     fn take(&self) -> Option<BTreeSet<String>> {
         self.pending.lock().expect("trigger").take()
+    }
+
+    /// When the next scheduled run is due; `None` while a run is under way or without an interval.
+    pub fn next_run(&self) -> Option<SystemTime> {
+        *self.next.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set_next(&self, at: Option<SystemTime>) {
+        *self.next.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = at;
     }
 }
 
@@ -92,9 +103,11 @@ where
             tags = pending;
             continue;
         }
+        let wait = interval.map(jitter);
+        trigger.set_next(wait.map(|w| SystemTime::now() + w));
         let tick = async {
-            match interval {
-                Some(i) => tokio::time::sleep(jitter(i)).await,
+            match wait {
+                Some(w) => tokio::time::sleep(w).await,
                 None => std::future::pending().await,
             }
         };
@@ -103,6 +116,7 @@ where
             _ = &mut notified => {}
             _ = shutdown.wait() => return,
         }
+        trigger.set_next(None);
         tags = trigger.take().unwrap_or_default();
     }
 }

@@ -286,6 +286,11 @@ impl Git2Repo {
         cbs
     }
 
+    /// The first line of `commit`'s message, if the commit can be read.
+    pub fn subject(&self, commit: &str) -> Option<String> {
+        self.commit_obj(commit).ok()?.summary().ok().flatten().map(str::to_string)
+    }
+
     fn commit_obj(&self, commit: &str) -> Result<git2::Commit<'_>, GitError> {
         self.repo.revparse_single(commit).and_then(|o| o.peel_to_commit()).map_err(other("lookup commit"))
     }

@@ -5,6 +5,7 @@
 //! prints what it returns; it holds no orchestration of its own.
 
 pub mod controller;
+pub mod dashboard;
 mod init;
 mod install;
 mod release;
@@ -16,6 +17,7 @@ use crate::config::{self, CommitVia, Config, ConfigError};
 use crate::forge::ForgeError;
 use crate::forge::github::GitHub;
 use crate::git::{Git2Repo, GitError, GitRepo};
+use crate::notify::{Notifications, NotifyError};
 use crate::plan::{self, Observed, Plan, PlanOptions};
 use crate::registry::{Credentials, RegistryClient, credentials};
 use crate::release::ReleaseError;
@@ -69,6 +71,8 @@ pub struct Session {
     pub git: Git2Repo,
     /// The directory relctl was pointed at (`--repo`, else the current one).
     pub root: PathBuf,
+    /// The webhooks of `notify:`, once [`Session::notifying`] turned them on; none before.
+    pub notify: Notifications,
 }
 
 impl Session {
@@ -90,7 +94,15 @@ impl Session {
         };
         crate::git::set_network_timeouts(config.timeouts.git);
         let git = Git2Repo::open(&root, &config.git.remote, &config.git.branch)?;
-        Ok(Self { config, git, root })
+        Ok(Self { config, git, root, notify: Notifications::none() })
+    }
+
+    /// Turns on the webhooks of `notify:` for the use cases that release
+    /// (release, finalize, reconcile, serve); `env:NAME` URLs are read now, so
+    /// a variable that is not set stops relctl before anything is released.
+    pub fn notifying(mut self) -> Result<Self, NotifyError> {
+        self.notify = Notifications::from_config(&self.config)?;
+        Ok(self)
     }
 
     /// The tag's version and commit; no tag means the highest release tag.

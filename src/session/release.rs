@@ -4,6 +4,7 @@
 use crate::docker::LazyEngine;
 use crate::forge::github::GitHub;
 use crate::git::GitRepo;
+use crate::notify::Event;
 use crate::plan::{Plan, PlanOptions};
 use crate::progress::ProgressSink;
 use crate::registry::{Credentials, RegistryClient};
@@ -25,6 +26,7 @@ impl Session {
     /// Fetches, resolves `tag` and plans it with `opts`; `http` is the
     /// registry's HTTP client when one was built ahead (its TLS setup takes
     /// tens of ms, so callers build it on a blocking thread meanwhile).
+    /// A failure once `tag` is known to be a release tag is notified (`failed`).
     pub async fn prepare(
         &self,
         tag: &str,
@@ -32,7 +34,37 @@ impl Session {
         http: Option<reqwest::Client>,
     ) -> Result<Prepared, ReleaseError> {
         // Bad input fails before any I/O.
-        ReleaseVersion::parse(tag, &self.config.git.tag_prefix)?;
+        let version = ReleaseVersion::parse(tag, &self.config.git.tag_prefix)?;
+        let result = self.fetch_and_plan(tag, opts, http).await;
+        if let Err(e) = &result {
+            let commit = self.resolve(Some(tag)).ok().map(|(_, c)| c);
+            self.notify_failed(tag, Some(&version), commit.as_deref(), e).await;
+        }
+        result
+    }
+
+    /// Tells the webhooks that the release of `tag` failed with `error`, and waits (boundedly) until they know.
+    async fn notify_failed(
+        &self,
+        tag: &str,
+        version: Option<&ReleaseVersion>,
+        commit: Option<&str>,
+        error: &ReleaseError,
+    ) {
+        if self.notify.is_empty() {
+            return;
+        }
+        let (text, hint) = (crate::release::error_chain(error), error.hint());
+        self.notify.emit(Event::failed(tag, version, commit, text, hint));
+        self.notify.flush().await;
+    }
+
+    async fn fetch_and_plan(
+        &self,
+        tag: &str,
+        opts: &PlanOptions,
+        http: Option<reqwest::Client>,
+    ) -> Result<Prepared, ReleaseError> {
         tokio::task::block_in_place(|| self.git.fetch())?;
         let (target, commit) = self.resolve(Some(tag))?;
         self.compare_config(&target, &commit);
@@ -43,7 +75,9 @@ impl Session {
     }
 
     /// Carries out a prepared release, reporting every image to `progress`;
-    /// the GitHub Release and API commit go through `github` when given.
+    /// the GitHub Release and API commit go through `github` when given. What
+    /// it did (published, drift put back) or its failure is notified, and the
+    /// deliveries are awaited before it returns, within their retry bound.
     pub async fn execute(
         &self,
         prepared: &Prepared,
@@ -70,8 +104,20 @@ impl Session {
             dockerhub: dockerhub.as_ref(),
             signer: signer.as_ref(),
         };
-        let report = executor.execute(&prepared.plan, &prepared.target).await?;
+        let result = executor.execute(&prepared.plan, &prepared.target).await;
         tracing::debug!(requests = prepared.registry.request_count(), "registry requests");
-        Ok(report)
+        match &result {
+            Ok(report) => {
+                if let Some(event) = Event::from_release(&prepared.plan, report) {
+                    self.notify.emit(event);
+                    self.notify.flush().await;
+                }
+            }
+            Err(e) => {
+                let (tag, commit) = (&prepared.target.raw, prepared.plan.commit.as_str());
+                self.notify_failed(tag, Some(&prepared.target), Some(commit), e).await;
+            }
+        }
+        result
     }
 }

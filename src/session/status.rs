@@ -102,6 +102,9 @@ pub struct ImageRow {
 pub struct Row {
     pub tag: String,
     pub commit: String,
+    /// The commit's subject line: filled by the dashboard, not by `relctl status`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     #[serde(flatten)]
     pub state: State,
     pub images: Vec<ImageRow>,
@@ -301,7 +304,7 @@ pub fn derive(config: &Config, obs: &Observation) -> Status {
         } else {
             State::Published
         };
-        releases.push(Row { tag: v.raw.clone(), commit: commit.clone(), state, images });
+        releases.push(Row { tag: v.raw.clone(), commit: commit.clone(), subject: None, state, images });
     }
 
     let mut floating_rows = Vec::new();

@@ -4,6 +4,7 @@
 
 pub mod github;
 pub mod http_proxy;
+pub mod receiver;
 pub mod serve;
 pub mod token;
 
@@ -197,6 +198,7 @@ impl Fixture {
             .env_remove("RELCTL_REGISTRY_USERNAME")
             .env_remove("RELCTL_REGISTRY_PASSWORD")
             .env_remove("RELCTL_WEBHOOK_SECRET")
+            .env_remove("RELCTL_DASHBOARD_TOKEN")
             .env_remove("GITHUB_TOKEN")
             .env_remove("GITHUB_ACTIONS")
             .env_remove("GITHUB_OUTPUT")
