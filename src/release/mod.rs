@@ -226,8 +226,8 @@ pub struct Executor<'a, G, B, R, F> {
     pub github: Option<&'a F>,
     /// Docker Hub's API, when `dockerhub:` is configured and credentials are at hand.
     pub dockerhub: Option<&'a crate::forge::dockerhub::DockerHub>,
-    /// The signing key, with `sign:`.
-    pub signer: Option<&'a crate::sign::Signer>,
+    /// What signs, with `sign:`.
+    pub signer: Option<&'a dyn crate::sign::ArtifactSigner>,
 }
 
 impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F> {

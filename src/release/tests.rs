@@ -310,7 +310,7 @@ async fn release_signed(
 ) -> Result<super::Report, ReleaseError> {
     let observed = w.observed(tag, tags).await;
     let plan = plan::plan(&w.config, &observed, &PlanOptions::default())?;
-    let executor = Executor { signer: Some(signer), ..w.executor(false) };
+    let executor = Executor { signer: Some(signer as &dyn crate::sign::ArtifactSigner), ..w.executor(false) };
     executor.execute(&plan, &observed.target).await
 }
 
@@ -318,7 +318,7 @@ async fn release_signed(
 async fn every_image_is_signed_before_its_version_tag_and_a_rerun_signs_nothing() {
     use crate::sign::cosign;
     let key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
-    let signer = crate::sign::Signer::from_key(key.clone(), true);
+    let signer = crate::sign::Signer::from_key(key.clone());
     let w = World::with(SIGN_CONFIG, None, &[]);
     let report = release_signed(&w, &signer, "v1.0.0", &["v1.0.0"]).await.unwrap();
     assert_eq!(report.signatures.len(), 4, "a signature and an attestation per image: {:?}", report.signatures);
@@ -352,7 +352,7 @@ async fn every_image_is_signed_before_its_version_tag_and_a_rerun_signs_nothing(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_signature_that_cannot_be_pushed_publishes_nothing() {
-    let signer = crate::sign::Signer::from_key(p256::ecdsa::SigningKey::random(&mut rand_core::OsRng), false);
+    let signer = crate::sign::Signer::from_key(p256::ecdsa::SigningKey::random(&mut rand_core::OsRng));
     let w = World::with(SIGN_CONFIG, Some("v0.9.0\n"), &[]);
     w.registry.fail_writes(&World::repo("web"), "sha256-web-1.0.0.sig", 99);
     let err = release_signed(&w, &signer, "v1.0.0", &["v0.9.0", "v1.0.0"]).await.unwrap_err();
@@ -369,7 +369,7 @@ async fn turning_signing_on_signs_the_digests_of_an_earlier_release() {
     w.release("v1.0.0", &["v1.0.0"]).await.unwrap();
     let signed = World { config: config::parse(SIGN_CONFIG, std::path::Path::new("release.yaml")).unwrap(), ..w };
     signed.registry.forget_listings();
-    let signer = crate::sign::Signer::from_key(p256::ecdsa::SigningKey::random(&mut rand_core::OsRng), false);
+    let signer = crate::sign::Signer::from_key(p256::ecdsa::SigningKey::random(&mut rand_core::OsRng));
     let report = release_signed(&signed, &signer, "v1.0.0", &["v1.0.0"]).await.unwrap();
     let artifacts = ["p-app:sha256-app-1.0.0.sig", "p-app:sha256-app-1.0.0.att", "p-web:sha256-web-1.0.0.sig"];
     let mut want: Vec<String> = artifacts.iter().map(|s| format!("reg.test/acme/{s}")).collect();

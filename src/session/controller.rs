@@ -105,7 +105,7 @@ impl Controller {
             progress: &*self.progress,
             github: self.github.as_ref(),
             dockerhub: self.dockerhub.as_ref(),
-            signer: self.signer.as_ref(),
+            signer: self.signer.as_ref().map(|s| s as &dyn crate::sign::ArtifactSigner),
         };
         self.registry.forget_listings();
         let before = self.registry.request_count();

@@ -102,7 +102,7 @@ impl Session {
             progress: &*progress,
             github,
             dockerhub: dockerhub.as_ref(),
-            signer: signer.as_ref(),
+            signer: signer.as_ref().map(|s| s as &dyn crate::sign::ArtifactSigner),
         };
         let result = executor.execute(&prepared.plan, &prepared.target).await;
         tracing::debug!(requests = prepared.registry.request_count(), "registry requests");

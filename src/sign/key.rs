@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 /// The PEM label cosign writes (older versions: `ENCRYPTED COSIGN PRIVATE KEY`).
 const ENCRYPTED_LABEL: &str = "ENCRYPTED SIGSTORE PRIVATE KEY";
 const OLD_ENCRYPTED_LABEL: &str = "ENCRYPTED COSIGN PRIVATE KEY";
-/// cosign's scrypt cost: N = 2^15, r = 8, p = 1.
-const SCRYPT_LOG_N: u8 = 15;
+/// The scrypt cost of the keys cosign generates: N = 2^16, r = 8, p = 1.
+const SCRYPT_LOG_N: u8 = 16;
 
 /// Why a key cannot be used. Never holds key material or a password.
 #[derive(Debug, thiserror::Error)]

@@ -4,8 +4,8 @@
 //! any version tag points at it, so "published" includes "signed".
 //!
 //! Keyless signing (a Fulcio certificate from a CI's OIDC token, a Rekor
-//! entry) needs the internet and is not here; [`Signer`] is the one place a
-//! keyless signer would go.
+//! entry) needs the internet and is not here; it would be another
+//! [`ArtifactSigner`] beside the key-based [`Signer`].
 
 pub mod cosign;
 pub mod key;
@@ -17,16 +17,24 @@ use secrecy::SecretString;
 use crate::config::{KeySource, SignConfig};
 pub use key::KeyError;
 
+/// What signs a release's artifacts; the executor knows only this. A key
+/// ([`Signer`]) today; a keyless signer would put its certificate beside the
+/// signature in the same artifact.
+pub trait ArtifactSigner: Sync {
+    /// The signature artifact of `digest` in `registry/repository`.
+    fn signature(&self, registry: &str, repository: &str, digest: &str) -> cosign::Artifact;
+    /// The attestation artifact of `digest` carrying `statement`.
+    fn attestation(&self, digest: &str, statement: &serde_json::Value) -> cosign::Artifact;
+}
+
 /// A loaded signing key and what it signs.
 pub struct Signer {
     key: SigningKey,
-    /// Also attach a signed SLSA provenance attestation.
-    pub provenance: bool,
 }
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer").field("provenance", &self.provenance).finish_non_exhaustive()
+        f.debug_struct("Signer").finish_non_exhaustive()
     }
 }
 
@@ -66,21 +74,21 @@ impl Signer {
         };
         let password: Option<SecretString> = password(&cfg.password_env)?.map(SecretString::from);
         let key = key::parse_private(&text, &name, password.as_ref(), &cfg.password_env)?;
-        Ok(Self { key, provenance: cfg.provenance })
+        Ok(Self { key })
     }
 
     /// A signer over `key`, for tests.
-    pub fn from_key(key: SigningKey, provenance: bool) -> Self {
-        Self { key, provenance }
+    pub fn from_key(key: SigningKey) -> Self {
+        Self { key }
     }
+}
 
-    /// The signature artifact of `digest` in `registry/repository`.
-    pub fn signature(&self, registry: &str, repository: &str, digest: &str) -> cosign::Artifact {
+impl ArtifactSigner for Signer {
+    fn signature(&self, registry: &str, repository: &str, digest: &str) -> cosign::Artifact {
         cosign::signature(&self.key, &cosign::docker_reference(registry, repository), digest)
     }
 
-    /// The attestation artifact of `digest` carrying `statement`.
-    pub fn attestation(&self, digest: &str, statement: &serde_json::Value) -> cosign::Artifact {
+    fn attestation(&self, digest: &str, statement: &serde_json::Value) -> cosign::Artifact {
         cosign::attestation(&self.key, digest, statement)
     }
 }
