@@ -149,14 +149,15 @@ pub fn keygen_cmd(out: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     for (name, text, mode) in [("cosign.key", &private, 0o600), ("cosign.pub", &public, 0o644)] {
         let path = out.join(name);
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        // Created with its final mode: the private key is never readable by others, not even for a moment.
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(mode)
             .open(&path)
             .map_err(|e| KeygenError { path: path.display().to_string(), source: e })?;
-        use std::io::Write as _;
-        use std::os::unix::fs::PermissionsExt as _;
-        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         file.write_all(text.as_bytes())?;
     }
     println!(

@@ -11,6 +11,9 @@ use crate::registry::Credentials;
 /// Docker Hub's API; `RELCTL_DOCKERHUB_API` replaces it (a test fixture).
 pub const API: &str = "https://hub.docker.com";
 
+/// Bound on one API request, body included: a stalled Docker Hub never holds a release.
+const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Why a repository page could not be updated. Never holds a password or token.
 #[derive(Debug, thiserror::Error)]
 pub enum DockerHubError {
@@ -73,22 +76,60 @@ impl DockerHub {
         DockerHubError::Transport { message: crate::chain::error_chain(&e.without_url()) }
     }
 
-    /// A session token, logging in once per run.
+    /// A session token, logging in once per run (again after [`Self::forget_token`]).
     async fn token(&self) -> Result<SecretString, DockerHubError> {
         let mut token = self.token.lock().await;
         if let Some(t) = token.as_ref() {
             return Ok(t.clone());
         }
         let body = json!({"username": self.username, "password": self.password.expose_secret()});
-        let resp = self.http.post(format!("{}/v2/users/login", self.api)).json(&body).send().await;
+        let resp = self.http.post(format!("{}/v2/users/login", self.api)).timeout(TIMEOUT).json(&body).send().await;
         let resp = resp.map_err(Self::transport)?;
+        let refused = |status: u16| DockerHubError::Login { user: self.username.clone(), status };
         if !resp.status().is_success() {
-            return Err(DockerHubError::Login { user: self.username.clone(), status: resp.status().as_u16() });
+            return Err(refused(resp.status().as_u16()));
         }
+        let status = resp.status().as_u16();
         let answer: serde_json::Value = resp.json().await.map_err(Self::transport)?;
-        let fresh: SecretString = answer["token"].as_str().unwrap_or_default().to_string().into();
+        let fresh = answer["token"].as_str().filter(|t| !t.is_empty()).ok_or_else(|| refused(status))?;
+        let fresh: SecretString = fresh.to_string().into();
         *token = Some(fresh.clone());
         Ok(fresh)
+    }
+
+    /// Drops the session token: the next call logs in again (it expired).
+    async fn forget_token(&self) {
+        *self.token.lock().await = None;
+    }
+
+    /// `method` on `url` with the session token, logging in again once when
+    /// Docker Hub says the token is no longer good.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<reqwest::Response, DockerHubError> {
+        let resp = self.send_once(method.clone(), url, body).await?;
+        if resp.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        self.forget_token().await;
+        self.send_once(method, url, body).await
+    }
+
+    async fn send_once(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<reqwest::Response, DockerHubError> {
+        let token = self.token().await?;
+        let mut req = self.http.request(method, url).timeout(TIMEOUT).bearer_auth(token.expose_secret());
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        req.send().await.map_err(Self::transport)
     }
 
     /// Sets `repository`'s (`namespace/name`) short and full description to
@@ -100,13 +141,12 @@ impl DockerHub {
         full: Option<&str>,
     ) -> Result<PageSync, DockerHubError> {
         let url = format!("{}/v2/repositories/{repository}/", self.api);
-        let token = self.token().await?;
         let failed = |op, status: reqwest::StatusCode| DockerHubError::Api {
             repository: repository.to_string(),
             op,
             status: status.as_u16(),
         };
-        let resp = self.http.get(&url).bearer_auth(token.expose_secret()).send().await.map_err(Self::transport)?;
+        let resp = self.send(reqwest::Method::GET, &url, None).await?;
         if !resp.status().is_success() {
             return Err(failed("read", resp.status()));
         }
@@ -120,8 +160,7 @@ impl DockerHub {
         if change.is_empty() {
             return Ok(PageSync::Unchanged);
         }
-        let resp = self.http.patch(&url).bearer_auth(token.expose_secret()).json(&change).send().await;
-        let resp = resp.map_err(Self::transport)?;
+        let resp = self.send(reqwest::Method::PATCH, &url, Some(&change)).await?;
         if !resp.status().is_success() {
             return Err(failed("update", resp.status()));
         }

@@ -31,7 +31,8 @@ enum Auth {
 /// server gave (60 s when it gave none, as the Docker token spec says), so a
 /// token is renewed before the registry would refuse it.
 fn token_lifetime(expires_in: Option<u64>) -> Duration {
-    let secs = expires_in.unwrap_or(60).max(1);
+    // A day at most: a server's number is not trusted to be sane.
+    let secs = expires_in.unwrap_or(60).clamp(1, 86_400);
     Duration::from_millis(secs * 900)
 }
 
@@ -318,6 +319,7 @@ mod tests {
         assert_eq!(token_lifetime(Some(300)), Duration::from_secs(270));
         assert_eq!(token_lifetime(None), Duration::from_secs(54), "the spec's default of 60 s");
         assert_eq!(token_lifetime(Some(0)), Duration::from_millis(900));
+        assert_eq!(token_lifetime(Some(u64::MAX)), Duration::from_secs(86_400 * 9 / 10));
     }
 
     #[test]

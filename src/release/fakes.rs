@@ -182,8 +182,14 @@ impl FakeRegistry {
         self.repos.lock().unwrap().entry(repository.into()).or_default().insert(tag.into(), manifest);
     }
 
+    /// The manifest `tag` (or, as a registry does, a `sha256:` digest) names.
     pub fn get(&self, repository: &str, tag: &str) -> Option<Manifest> {
-        self.repos.lock().unwrap().get(repository).and_then(|r| r.get(tag).cloned())
+        let repos = self.repos.lock().unwrap();
+        let repo = repos.get(repository)?;
+        match tag.starts_with("sha256:") {
+            true => repo.values().find(|m| m.digest == tag).cloned(),
+            false => repo.get(tag).cloned(),
+        }
     }
 
     /// Writes of `repository:tag` fail `times` times (500), then work.

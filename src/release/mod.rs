@@ -268,8 +268,9 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
             }
         }
         self.build_phase(plan).await?;
-        report.signatures = self.sign_phase(plan).await?;
-        report.images = self.version_tag_phase(plan).await?;
+        let (signatures, signed) = self.sign_phase(plan).await?;
+        report.signatures = signatures;
+        report.images = self.version_tag_phase(plan, &signed).await?;
         report.moved = self.floating_tag_phase(plan, target).await?;
         if let Some((commit, file)) = self.version_phase(plan, target).await? {
             report.version_commit = Some(commit);

@@ -17,6 +17,9 @@ use crate::progress::ImageState;
 use crate::registry::Registry;
 use crate::version::ReleaseVersion;
 
+/// The digest signed for each image, by image name.
+pub(super) type Signed = std::collections::BTreeMap<String, String>;
+
 /// The plan's steps of one kind.
 fn steps<'p, T>(plan: &'p Plan, pick: impl Fn(&'p Step) -> Option<&'p T>) -> Vec<&'p T> {
     plan.steps.iter().filter_map(pick).collect()
@@ -48,11 +51,12 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
 
     /// Phase 2, first: the signatures (and attestations) of every image the
     /// plan signs, before any version tag points at a digest. A failure
-    /// publishes nothing. Returns the artifact tags pushed.
-    pub(super) async fn sign_phase(&self, plan: &Plan) -> Result<Vec<String>, ReleaseError> {
+    /// publishes nothing. Returns the artifact tags pushed, and the digest
+    /// signed for each image, which its version tags are then copied from.
+    pub(super) async fn sign_phase(&self, plan: &Plan) -> Result<(Vec<String>, Signed), ReleaseError> {
         let signs: Vec<&SignStep> = steps(plan, |s| if let Step::Sign(x) = s { Some(x) } else { None });
         if signs.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Default::default());
         }
         let signer = self.signer.ok_or(ReleaseError::NoSigner)?;
         self.phase(&format!("phase 2/5: sign {} image(s)", signs.len()));
@@ -68,7 +72,7 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
                 _ => None,
             })
             .collect();
-        let mut pushed = Vec::new();
+        let (mut pushed, mut signed) = (Vec::new(), Signed::new());
         for step in signs {
             let path = self.path_of(&step.image);
             let digest = match (&step.digest, &step.stage_tag) {
@@ -85,6 +89,7 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
                 (None, None) => return Err(ReleaseError::NoSigner),
             };
             digests.insert(&step.image, digest.clone());
+            signed.insert(step.image.clone(), digest.clone());
             let mut artifacts = Vec::new();
             if step.signature {
                 artifacts.push(signer.signature(&self.config.registry, &path, &digest));
@@ -121,19 +126,19 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
                 pushed.push(format!("{}:{}", step.repository, artifact.tag));
             }
         }
-        Ok(pushed)
+        Ok((pushed, signed))
     }
 
     /// Phase 2, then: every image gets the release's version tags. Every push is
     /// tried; when one fails for good, the error names the images that
     /// already carry the release (complete images; nothing later moves).
-    pub(super) async fn version_tag_phase(&self, plan: &Plan) -> Result<Vec<Published>, ReleaseError> {
+    pub(super) async fn version_tag_phase(&self, plan: &Plan, signed: &Signed) -> Result<Vec<Published>, ReleaseError> {
         let pushes: Vec<&PushStep> = steps(plan, |s| if let Step::Push(p) = s { Some(p) } else { None });
         if !pushes.is_empty() {
             self.phase(&format!("phase 2/5: version tags of {} image(s)", pushes.len()));
         }
         let results: Vec<Result<Published, ReleaseError>> =
-            futures_util::stream::iter(pushes.iter().map(|p| self.version_tags(plan, p)))
+            futures_util::stream::iter(pushes.iter().map(|p| self.version_tags(plan, p, signed)))
                 .buffered(self.config.build.parallelism)
                 .collect()
                 .await;
@@ -156,10 +161,13 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
         Err(ReleaseError::Incomplete { tag: plan.tag.clone(), done, error: Box::new(error) })
     }
 
-    /// One image's version tags: its first by upload or manifest copy, the others copied from it.
-    async fn version_tags(&self, plan: &Plan, p: &PushStep) -> Result<Published, ReleaseError> {
+    /// One image's version tags: its first by upload or manifest copy, the
+    /// others copied from it. A signed image's first tag is copied from the
+    /// digest that was signed, never from a tag that could have moved since.
+    async fn version_tags(&self, plan: &Plan, p: &PushStep, signed: &Signed) -> Result<Published, ReleaseError> {
         let path = self.path_of(&p.image);
         let first = &p.tags[0];
+        let signed = signed.get(&p.image);
         let (digest, built) = match &p.source {
             PushSource::Build => {
                 let retries = build::push_retries(self.config.build.retries);
@@ -169,7 +177,8 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
                 (push.await.map_err(|f| f.error)?, true)
             }
             PushSource::Tag(from) => {
-                let digest = retry_registry(|| self.registry.copy_tag(&path, from, first)).await?;
+                let source = signed.unwrap_or(from);
+                let digest = retry_registry(|| self.registry.copy_tag(&path, source, first)).await?;
                 let retagged =
                     plan.images.iter().any(|i| i.name == p.image && matches!(i.action, ImageAction::Retag { .. }));
                 if retagged {
@@ -177,7 +186,10 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
                 }
                 (digest, false)
             }
-            PushSource::Staged(stage) => (retry_registry(|| self.registry.copy_tag(&path, stage, first)).await?, true),
+            PushSource::Staged(stage) => {
+                let source = signed.unwrap_or(stage);
+                (retry_registry(|| self.registry.copy_tag(&path, source, first)).await?, true)
+            }
         };
         for tag in &p.tags[1..] {
             retry_registry(|| self.registry.copy_tag(&path, first, tag)).await?;

@@ -377,3 +377,34 @@ async fn turning_signing_on_signs_the_digests_of_an_earlier_release() {
     assert_eq!(report.signatures, want);
     assert!(report.images.is_empty(), "nothing else was written");
 }
+
+/// Docker Hub logins answered `hub-1`, `hub-2`, ...
+struct HubLogins(std::sync::atomic::AtomicUsize);
+
+impl wiremock::Respond for HubLogins {
+    fn respond(&self, _: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({"token": format!("hub-{n}")}))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_docker_hub_session_logs_in_again_once() {
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let server = wiremock::MockServer::start().await;
+    Mock::given(path("/v2/users/login")).respond_with(HubLogins(0.into())).mount(&server).await;
+    let repo = "/v2/repositories/acme/app/";
+    Mock::given(method("GET"))
+        .and(path(repo))
+        .and(header("authorization", "Bearer hub-2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"description": "same"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET")).and(path(repo)).respond_with(ResponseTemplate::new(401)).mount(&server).await;
+    let hub = hub_client(&server);
+    let synced = hub.sync("acme/app", Some("same"), None).await.unwrap();
+    assert_eq!(synced, crate::forge::dockerhub::PageSync::Unchanged);
+    let logins = server.received_requests().await.unwrap().iter().filter(|r| r.url.path() == "/v2/users/login").count();
+    assert_eq!(logins, 2, "hub-1 was refused, hub-2 taken");
+}

@@ -91,7 +91,15 @@ impl Session {
         // The key is read (and its password checked) before anything is built, when the plan signs.
         let signs = prepared.plan.steps.iter().any(|s| matches!(s, crate::plan::Step::Sign(_)));
         let signer = match &config.sign {
-            Some(cfg) if signs => Some(crate::sign::Signer::load(cfg)?),
+            Some(cfg) if signs => match crate::sign::Signer::load(cfg) {
+                Ok(signer) => Some(signer),
+                Err(e) => {
+                    let e = ReleaseError::from(e);
+                    let (tag, commit) = (&prepared.target.raw, prepared.plan.commit.as_str());
+                    self.notify_failed(tag, Some(&prepared.target), Some(commit), &e).await;
+                    return Err(e);
+                }
+            },
             _ => None,
         };
         let executor = Executor {

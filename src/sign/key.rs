@@ -90,8 +90,9 @@ fn pem_block(text: &str) -> Option<(String, Vec<u8>)> {
     let start = text.find("-----BEGIN ")?;
     let rest = &text[start + 11..];
     let label = rest.split("-----").next()?.to_string();
-    let end = rest.find(&format!("-----END {label}-----"))?;
-    let body: String = rest[label.len() + 5..end].chars().filter(|c| !c.is_whitespace()).collect();
+    let body = rest.get(label.len() + 5..)?;
+    let end = body.find(&format!("-----END {label}-----"))?;
+    let body: String = body[..end].chars().filter(|c| !c.is_whitespace()).collect();
     Some((label, B64.decode(body).ok()?))
 }
 
@@ -239,6 +240,8 @@ mod tests {
         assert_eq!(parse_private(&sec1, "k", None, "P").unwrap(), key);
         for (text, says) in [
             ("garbage", "not a PEM key"),
+            ("-----BEGIN X-----END X-----", "not a PEM key"),
+            ("-----BEGIN X", "not a PEM key"),
             ("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "not a private key"),
             ("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "not an EC P-256 key"),
         ] {
