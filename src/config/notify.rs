@@ -91,8 +91,8 @@ pub fn url_problem(url: &str) -> Option<&'static str> {
     None
 }
 
-/// Whether `name` can be an environment variable's name.
-fn is_env_name(name: &str) -> bool {
+/// Whether `name` can be an environment variable's name (`env:NAME` here and in `sign.key`).
+pub(super) fn is_env_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')

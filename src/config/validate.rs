@@ -164,19 +164,12 @@ fn dockerhub(cx: &Ctx, raw: &RawConfig) -> Result<Option<super::DockerHubPages>,
     Ok(Some(super::DockerHubPages { description: hub.description.clone(), readme }))
 }
 
-/// An environment variable's name, as the shell writes them.
-fn is_env_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// `sign`: a key source, a password variable, and staging on, so that every
 /// signature is in the registry before the version tag it covers.
 fn sign(cx: &Ctx, raw: &RawConfig, path: &Path) -> Result<Option<super::SignConfig>, ConfigError> {
     let Some(s) = &raw.sign else { return Ok(None) };
     let key = match s.key.strip_prefix("env:") {
-        Some(name) if is_env_name(name) => super::KeySource::Env(name.to_string()),
+        Some(name) if super::notify::is_env_name(name) => super::KeySource::Env(name.to_string()),
         Some(name) => {
             return Err(cx.invalid(
                 "key",
@@ -199,7 +192,7 @@ fn sign(cx: &Ctx, raw: &RawConfig, path: &Path) -> Result<Option<super::SignConf
             super::KeySource::File(if file.is_absolute() { file.to_path_buf() } else { root.join(file) })
         }
     };
-    if !is_env_name(&s.password_env) {
+    if !super::notify::is_env_name(&s.password_env) {
         return Err(cx.invalid(
             "password_env",
             "sign.password_env",

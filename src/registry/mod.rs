@@ -174,7 +174,7 @@ impl RegistryClient {
         let header_digest =
             resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(str::to_string);
         let bytes = resp.bytes().await.map_err(|e| self.body_error(e))?.to_vec();
-        let digest = header_digest.unwrap_or_else(|| sha256_digest(&bytes));
+        let digest = header_digest.unwrap_or_else(|| crate::sign::cosign::sha256(&bytes));
         Ok(Some((bytes, media, digest)))
     }
 
@@ -356,13 +356,6 @@ fn next_link(link: &str) -> Option<String> {
     // Strip `<repository>/` so the path is relative again.
     let idx = path.find("tags/list")?;
     Some(path[idx..].to_string())
-}
-
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    let hash = sha2::Sha256::digest(bytes);
-    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
 }
 
 #[cfg(test)]

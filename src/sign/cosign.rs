@@ -38,6 +38,7 @@ pub struct Artifact {
     pub layers: Vec<Layer>,
 }
 
+/// The digest of `bytes` as registries write it: `sha256:<hex>`.
 pub fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{:x}", Sha256::digest(bytes))
 }

@@ -114,24 +114,9 @@ fn a_signed_release_verifies_with_openssl_and_relctl_and_a_rerun_writes_nothing(
     assert_eq!(registry_writes_since(offset, &f.namespace), Vec::<String>::new(), "a rerun writes nothing");
 
     // A deleted signature is drift: reconcile signs the digest again.
-    let sig_tag = format!("sha256-{hex}.sig");
-    let out = Command::new("curl")
-        .args(["-sfI", "-H", "Accept: application/vnd.oci.image.manifest.v1+json"])
-        .arg(format!("http://{}/v2/{}/manifests/{sig_tag}", f.registry, f.repo("app")))
-        .output()
-        .unwrap();
-    let head = String::from_utf8_lossy(&out.stdout).to_string();
-    let sig_digest = head
-        .lines()
-        .find_map(|l| l.strip_prefix("docker-content-digest: ").or_else(|| l.strip_prefix("Docker-Content-Digest: ")))
-        .unwrap()
-        .trim()
-        .to_string();
-    let deleted = Command::new("curl")
-        .args(["-sf", "-X", "DELETE", &format!("http://{}/v2/{}/manifests/{sig_digest}", f.registry, f.repo("app"))])
-        .status()
-        .unwrap();
-    assert!(deleted.success());
+    let sig_url = format!("http://{}/v2/{}/manifests/sha256-{hex}.sig", f.registry, f.repo("app"));
+    let sig_digest = head_digest(&sig_url, &["-H", "Accept: application/vnd.oci.image.manifest.v1+json"]).unwrap();
+    delete_manifest(&f.registry, &f.repo("app"), &sig_digest);
     f.relctl(&["verify", "v1.0.0", "--key", public]).expect(1);
     f.relctl_env(&["reconcile", "--once"], &[("COSIGN_PASSWORD", PASSWORD)]).expect(0);
     f.relctl(&["verify", "v1.0.0", "--key", public]).expect(0);

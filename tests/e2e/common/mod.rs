@@ -368,11 +368,13 @@ pub fn tags_at(registry: &str, repo: &str) -> Vec<String> {
 }
 
 pub fn digest_at(registry: &str, repo: &str, tag: &str) -> Option<String> {
-    let out = Command::new("curl")
-        .args(["-sfI", "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"])
-        .arg(format!("http://{registry}/v2/{repo}/manifests/{tag}"))
-        .output()
-        .unwrap();
+    let url = format!("http://{registry}/v2/{repo}/manifests/{tag}");
+    head_digest(&url, &["-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"])
+}
+
+/// The `Docker-Content-Digest` a `HEAD` of `url` answers (curl also gets `args`), or `None`.
+pub fn head_digest(url: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new("curl").arg("-sfI").args(args).arg(url).output().unwrap();
     if !out.status.success() {
         return None;
     }
@@ -382,15 +384,20 @@ pub fn digest_at(registry: &str, repo: &str, tag: &str) -> Option<String> {
     })
 }
 
-/// Deletes `repo:tag` from the registry (by its digest: the registry deletes manifests, not tags).
-pub fn delete_tag(registry: &str, repo: &str, tag: &str) {
-    let digest = digest_at(registry, repo, tag).expect("tag exists");
+/// Deletes the manifest `digest` of `repo`, and so every tag on it.
+pub fn delete_manifest(registry: &str, repo: &str, digest: &str) {
     let out = Command::new("curl")
         .args(["-sf", "-X", "DELETE"])
         .arg(format!("http://{registry}/v2/{repo}/manifests/{digest}"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "delete {repo}:{tag}");
+    assert!(out.status.success(), "delete {repo}@{digest}");
+}
+
+/// Deletes `repo:tag` from the registry (by its digest: the registry deletes manifests, not tags).
+pub fn delete_tag(registry: &str, repo: &str, tag: &str) {
+    let digest = digest_at(registry, repo, tag).expect("tag exists");
+    delete_manifest(registry, repo, &digest);
 }
 
 /// Points `tag` of `repo` at the manifest of `from`, by hand.

@@ -153,15 +153,7 @@ pub fn token_digest(f: &super::Fixture, image: &str, tag: &str) -> Option<String
     let user = format!("relctl:{}", env("RELCTL_TEST_AUTH_PASSWORD"));
     let url = format!("http://127.0.0.1:{port}/token?service=relctl-test-registry&scope=repository:{repo}:pull");
     let token = super::curl_json(&url, &["-u", &user])["token"].as_str().unwrap().to_string();
-    let out = std::process::Command::new("curl")
-        .args(["-sfI", "-H", &format!("Authorization: Bearer {token}")])
-        .args(["-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"])
-        .arg(format!("http://{}/v2/{repo}/manifests/{tag}", f.registry))
-        .output()
-        .unwrap();
-    let head = String::from_utf8_lossy(&out.stdout).to_string();
-    head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("docker-content-digest").then(|| v.trim().to_string())
-    })
+    let url = format!("http://{}/v2/{repo}/manifests/{tag}", f.registry);
+    let auth = format!("Authorization: Bearer {token}");
+    super::head_digest(&url, &["-H", &auth, "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"])
 }
