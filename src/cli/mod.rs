@@ -204,6 +204,9 @@ pub struct ReleaseArgs {
     /// Fan-out: build and push under the staging tag only; `relctl finalize` publishes
     #[arg(long, conflicts_with = "force")]
     pub stage: bool,
+    /// Fan-out on native runners: with --stage, build only this platform of each image (os/arch[/variant])
+    #[arg(long, requires = "stage", value_name = "PLATFORM")]
+    pub platform: Option<String>,
 }
 
 #[cfg(test)]

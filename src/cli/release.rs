@@ -26,6 +26,7 @@ pub async fn release_cmd(global: &Global, args: &ReleaseArgs) -> anyhow::Result<
         no_cache: args.no_cache,
         stage_only: args.stage,
         finalize: false,
+        platform: args.platform.clone(),
     };
     run(global, &args.tag, &opts, args.dry_run).await
 }
@@ -77,7 +78,8 @@ pub async fn matrix_cmd(global: &Global, tag: &str) -> anyhow::Result<()> {
     let session = load(global)?;
     let http = http.await.context("the HTTP client's setup stopped")?;
     let prepared = session.prepare(tag, &PlanOptions::default(), Some(http)).await?;
-    let json = serde_json::to_string(&plan::matrix::matrix(&prepared.plan))?;
+    let engine = relctl::docker::engine_platform();
+    let json = serde_json::to_string(&plan::matrix::matrix(&prepared.plan, &session.config.fanout, &engine))?;
     println!("{json}");
     if actions::active() {
         let outputs = [("matrix".to_string(), json)];

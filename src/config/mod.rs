@@ -5,6 +5,7 @@
 pub(crate) mod corpus;
 mod notify;
 pub mod oci;
+mod platform;
 mod raw;
 pub mod template;
 mod validate;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use notify::{NotifyConfig, NotifyEvent, NotifyFormat, NotifyUrl, url_problem};
+pub use platform::{Fanout, platform_problem};
 pub use template::{RenderError, TagScope, TagTemplate, image_tag_problem};
 
 /// Most retries of a failed build or push (`build.retries`); more only delays a real failure.
@@ -50,6 +52,10 @@ pub struct Config {
     pub dockerhub: Option<DockerHubPages>,
     /// cosign signatures of every published image (`sign:`).
     pub sign: Option<SignConfig>,
+    /// `platforms:` as written; empty builds for the engine's own platform.
+    pub platforms: Vec<String>,
+    /// `fanout.runners`: the runner of each platform's build job.
+    pub fanout: Fanout,
 }
 
 /// Where the signing key is and what is signed (`sign:`).
@@ -200,6 +206,9 @@ pub struct ImageConfig {
     pub dockerfile: String,
     pub depends_on: Vec<String>,
     pub build_args: BTreeMap<String, String>,
+    /// The platforms it is built for (its own `platforms`, else the top
+    /// level's); empty builds for the engine's own platform.
+    pub platforms: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -55,6 +55,21 @@ pub struct RawConfig {
     /// cosign signatures (and SLSA provenance) for every published image, pushed before its version tags.
     #[serde(default)]
     pub sign: Option<RawSign>,
+    /// The platforms every image is built for, os/arch[/variant] (default: the engine's own). Several make each version tag an OCI image index.
+    #[serde(default)]
+    pub platforms: Option<Vec<String>>,
+    /// Fan-out on native runners: the `runs-on` value `relctl matrix` gives each platform's build job.
+    #[serde(default)]
+    pub fanout: RawFanout,
+}
+
+/// The runners of a fan-out release.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFanout {
+    /// `runs-on` by platform, plus `default` for the others (defaults: linux/arm64: ubuntu-24.04-arm, default: ubuntu-latest).
+    #[serde(default)]
+    pub runners: BTreeMap<String, String>,
 }
 
 /// The signing key and what is signed.
@@ -279,6 +294,9 @@ pub struct RawImage {
     /// Repository path under the registry (default: NAMESPACE/PROJECT-NAME).
     #[serde(default)]
     pub repository: Option<String>,
+    /// The platforms this image is built for (default: the top-level `platforms`).
+    #[serde(default)]
+    pub platforms: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

@@ -30,7 +30,7 @@ fn keys_on(line: &str, key: &str) -> usize {
 
 impl Ctx<'_> {
     /// First line (1-based) where `needle` starts a key, so errors point near the cause.
-    fn line_of(&self, needle: &str) -> Option<usize> {
+    pub(super) fn line_of(&self, needle: &str) -> Option<usize> {
         let key = format!("{needle}:");
         self.text
             .lines()
@@ -38,6 +38,14 @@ impl Ctx<'_> {
                 l.trim_start().starts_with(&key) || l.contains(&format!(" {key}")) || l.contains(&format!("{{{key}"))
             })
             .map(|i| i + 1)
+    }
+
+    /// The line, from the line of key `near` on, that holds `value` for the
+    /// `nth` time (0-based; the line of `near` when none does).
+    pub(super) fn line_of_value(&self, near: &str, value: &str, nth: usize) -> Option<usize> {
+        let start = self.line_of(near).unwrap_or(1);
+        let found = self.text.lines().enumerate().skip(start - 1).filter(|(_, l)| l.contains(value)).nth(nth);
+        Some(found.map_or(start, |(i, _)| i + 1))
     }
 
     /// The line of `key` in entry `index` of the list under `list` (whose entries
@@ -101,7 +109,12 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
     let version_file = rewritten_path(&cx, "version_file", "version_file", &raw.version_file, "e.g. VERSION")?;
     let tags = tags(&cx, &raw.tags, &git.tag_prefix)?;
     let build = build(&cx, &raw.build)?;
-    let images = images(&cx, &raw)?;
+    let platforms = match &raw.platforms {
+        Some(list) => super::platform::platforms(&cx, "platforms", "platforms", list)?,
+        None => Vec::new(),
+    };
+    let images = images(&cx, &raw, &platforms)?;
+    let fanout = super::platform::fanout(&cx, &raw.fanout)?;
     let also_update = also_update(&cx, &raw.also_update)?;
     let reconcile = reconcile(&cx, &raw.reconcile, &git.tag_prefix)?;
     let timeouts = timeouts(&cx, &raw.timeouts)?;
@@ -110,6 +123,8 @@ pub(super) fn validate(raw: RawConfig, text: &str, path: &Path) -> Result<Config
     let commit = commit(&cx, raw.commit)?;
     let notify = super::notify::notify(&cx, raw.notify)?;
     Ok(Config {
+        platforms,
+        fanout,
         sign,
         dockerhub,
         source: path.to_path_buf(),
@@ -382,7 +397,7 @@ fn cache_from(cx: &Ctx, raw: &super::raw::RawCacheFrom) -> Result<super::CacheFr
 }
 
 /// `images`: each image, then the `depends_on` graph in dependency order.
-fn images(cx: &Ctx, raw: &RawConfig) -> Result<Vec<ImageConfig>, ConfigError> {
+fn images(cx: &Ctx, raw: &RawConfig, platforms: &[String]) -> Result<Vec<ImageConfig>, ConfigError> {
     if raw.images.is_empty() {
         return Err(cx.invalid(
             "images",
@@ -393,7 +408,7 @@ fn images(cx: &Ctx, raw: &RawConfig) -> Result<Vec<ImageConfig>, ConfigError> {
     }
     let mut images = BTreeMap::new();
     for (name, img) in &raw.images {
-        images.insert(name.clone(), image(cx, raw, name, img)?);
+        images.insert(name.clone(), image(cx, raw, name, img, platforms)?);
     }
     order(cx, images)
 }
@@ -538,7 +553,13 @@ fn rewritten_path(cx: &Ctx, near: &str, field: &str, p: &str, example: &str) -> 
     Ok(path)
 }
 
-fn image(cx: &Ctx, raw: &RawConfig, name: &str, img: &RawImage) -> Result<ImageConfig, ConfigError> {
+fn image(
+    cx: &Ctx,
+    raw: &RawConfig,
+    name: &str,
+    img: &RawImage,
+    platforms: &[String],
+) -> Result<ImageConfig, ConfigError> {
     let field = format!("images.{name}");
     if !oci::is_path_component(name) {
         return Err(cx.invalid(
@@ -616,7 +637,12 @@ fn image(cx: &Ctx, raw: &RawConfig, name: &str, img: &RawImage) -> Result<ImageC
             "remove it from its own depends_on",
         ));
     }
+    let platforms = match &img.platforms {
+        Some(list) => super::platform::platforms(cx, &format!("{field}.platforms"), name, list)?,
+        None => platforms.to_vec(),
+    };
     Ok(ImageConfig {
+        platforms,
         name: name.to_string(),
         repository,
         context,

@@ -249,6 +249,9 @@ impl super::DockerEngine {
         use std::collections::HashMap;
 
         let image = step.image.as_str();
+        if let Some(platform) = step.platform.as_deref().filter(|p| *p != super::engine_platform()) {
+            return Err(DockerError::ForeignPlatform { image: image.to_string(), platform: platform.to_string() });
+        }
         let dockerfile = context.dockerfile_in_tar();
         let (rx, producer) = stream_context(context);
         let parents = gate.clone();
@@ -257,7 +260,11 @@ impl super::DockerEngine {
         let labels: HashMap<&str, &str> = step.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         // The classic builder reads cache only from images already in the engine.
         let cache_from = if step.no_cache { Vec::new() } else { step.cache_from.clone() };
-        let options = BuildImageOptionsBuilder::default()
+        let mut options = BuildImageOptionsBuilder::default();
+        if let Some(platform) = &step.platform {
+            options = options.platform(platform);
+        }
+        let options = options
             .cachefrom(&cache_from)
             .dockerfile(&dockerfile)
             .t(&step.reference)
@@ -305,10 +312,10 @@ pub fn stalled(image: &str, after: std::time::Duration) -> DockerError {
 impl super::DockerEngine {
     /// Pulls `base` (a `FROM` image) through the engine for `image`'s build,
     /// with the release registry's credentials only when `base` is there.
-    pub(super) async fn pull_base(&self, image: &str, base: &str) -> Result<(), DockerError> {
+    pub(super) async fn pull_base(&self, image: &str, base: &str, platform: Option<&str>) -> Result<(), DockerError> {
         let (repository, tag) = split_reference(base);
         let creds = if same_registry(registry_of(repository), &self.registry) { self.credentials() } else { None };
-        self.pull_with(image, repository, tag, creds).await.map_err(|e| DockerError::Build {
+        self.pull_with(image, repository, tag, platform, creds).await.map_err(|e| DockerError::Build {
             image: image.to_string(),
             message: format!("cannot pull its base image {base}: {e}"),
         })
@@ -333,7 +340,7 @@ impl super::DockerEngine {
             }
             let (repository, tag) = split_reference(source);
             let creds = if same_registry(registry_of(repository), &self.registry) { self.credentials() } else { None };
-            match self.pull_with(&step.image, repository, tag, creds).await {
+            match self.pull_with(&step.image, repository, tag, step.platform.as_deref(), creds).await {
                 Ok(()) => tracing::info!(image = %step.image, "cache: pulled {source}"),
                 Err(e) => tracing::info!(image = %step.image, "cache: {source} not read, building without it: {e}"),
             }

@@ -116,6 +116,9 @@ impl BuildKit {
             ("buildargs", json(&build_args)),
             ("labels", json(&step.labels)),
         ];
+        if let Some(platform) = &step.platform {
+            query.push(("platform", platform.clone()));
+        }
         if step.no_cache {
             query.push(("nocache", "1".into()));
         } else if !step.cache_from.is_empty() {

@@ -47,6 +47,10 @@ pub enum DockerError {
     Push { image: String, reference: String, message: String },
     #[error("image {image}: not built, because a parent image's build failed")]
     ParentFailed { image: String },
+    #[error("image {image}: the engine cannot run programs built for {platform} (exec format error): {message}")]
+    ExecFormat { image: String, platform: String, message: String },
+    #[error("image {image}: the classic builder cannot build for {platform}")]
+    ForeignPlatform { image: String, platform: String },
     #[error("image {image}: {operation} stalled: the engine reported nothing for {}s", .after.as_secs())]
     Stalled { image: String, operation: String, after: Duration, setting: &'static str },
 }
@@ -64,6 +68,7 @@ impl DockerError {
         match self {
             DockerError::Push { message, .. } => !refused(message),
             DockerError::NoBuildKit { .. } | DockerError::ParentFailed { .. } => false,
+            DockerError::ExecFormat { .. } | DockerError::ForeignPlatform { .. } => false,
             // No retry mends these: the same inputs fail the same way.
             DockerError::NotInContext { .. } | DockerError::Dockerfile { .. } => false,
             DockerError::Unreachable { .. } | DockerError::Build { .. } | DockerError::Stalled { .. } => true,
@@ -80,6 +85,10 @@ impl DockerError {
             ),
             DockerError::NoBuildKit { .. } => "set build.builder: auto (BuildKit where the engine offers it) or classic".into(),
             DockerError::ParentFailed { .. } => "fix the parent's build first; see its error".into(),
+            DockerError::ExecFormat { platform, .. } => format!(
+                "a RUN step needs an emulator for {platform}: register QEMU with binfmt_misc on the engine's host (docker run --privileged --rm tonistiigi/binfmt --install all), or build {platform} on a native runner with fan-out (`relctl matrix` gives each platform its runs-on); no release tag was pushed"
+            ),
+            DockerError::ForeignPlatform { .. } => "build with BuildKit (build.builder: auto or buildkit, on an engine that has it): the classic builder builds only the engine's own platform; no release tag was pushed".into(),
             DockerError::NotInContext { image, context, .. } => format!(
                 "set images.{image}.context in release.yaml to the directory that holds the file (or fix the COPY, or .dockerignore); relctl uses the release.yaml you run it with, so the same tag can simply be released again afterwards ({} is the context now)",
                 if context.is_empty() { "." } else { context.as_str() }
@@ -144,6 +153,16 @@ fn lost_connection(message: &str) -> bool {
 /// The registry refused the credentials (or their absence).
 fn refused(message: &str) -> bool {
     message.contains("unauthorized") || message.contains("authentication required") || message.contains("denied")
+}
+
+/// The platform the engine builds for by default: the host's, `linux/<GOARCH>`.
+pub fn engine_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!("linux/{arch}")
 }
 
 /// What builds and uploads images.
@@ -262,6 +281,17 @@ impl DockerEngine {
     /// Builds with the chosen builder; with a `gate`, the context's last
     /// chunk waits for it.
     async fn build_gated(&self, step: &BuildStep, context: ContextSpec, gate: Option<Gate>) -> Result<(), DockerError> {
+        self.build_on(step, context, gate).await.map_err(|e| match e {
+            // A RUN step of a foreign platform without an emulator: say which, and how to fix it.
+            DockerError::Build { image, message } if message.contains("exec format error") => {
+                let platform = step.platform.clone().unwrap_or_else(engine_platform);
+                DockerError::ExecFormat { image, platform, message }
+            }
+            e => e,
+        })
+    }
+
+    async fn build_on(&self, step: &BuildStep, context: ContextSpec, gate: Option<Gate>) -> Result<(), DockerError> {
         self.fetch_cache_sources(step).await;
         let Some(buildkit) = &self.buildkit else { return self.build_classic(step, context, gate).await };
         match buildkit.build(step, context.clone(), gate, &self.progress, self.timeouts.build_stall).await? {
@@ -269,7 +299,7 @@ impl DockerEngine {
             buildkit::Outcome::NeedsPull(bases) => {
                 for base in &bases {
                     tracing::info!(image = %step.image, "pulling {base} through the engine: BuildKit cannot without a session");
-                    self.pull_base(&step.image, base).await?;
+                    self.pull_base(&step.image, base, step.platform.as_deref()).await?;
                 }
             }
         }

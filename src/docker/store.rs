@@ -49,19 +49,36 @@ impl DockerEngine {
 
     /// Pulls `repository:tag`, reporting bytes downloaded to the progress sink.
     pub async fn pull(&self, image: &str, repository: &str, tag: &str) -> Result<(), StoreError> {
-        self.pull_with(image, repository, tag, self.credentials()).await
+        self.pull_with(image, repository, tag, None, self.credentials()).await
     }
 
-    /// [`Self::pull`] with `creds` (`None`: anonymous); `tag` may be a digest.
+    /// [`Self::pull`] of one platform's image of a multi-platform tag.
+    pub async fn pull_platform(
+        &self,
+        image: &str,
+        repository: &str,
+        tag: &str,
+        platform: &str,
+    ) -> Result<(), StoreError> {
+        self.pull_with(image, repository, tag, Some(platform), self.credentials()).await
+    }
+
+    /// [`Self::pull`] with `creds` (`None`: anonymous), of `platform`'s image
+    /// (`None`: the engine's); `tag` may be a digest.
     pub(super) async fn pull_with(
         &self,
         image: &str,
         repository: &str,
         tag: &str,
+        platform: Option<&str>,
         creds: Option<bollard::auth::DockerCredentials>,
     ) -> Result<(), StoreError> {
         let reference = format!("{repository}:{tag}");
-        let options = CreateImageOptionsBuilder::default().from_image(repository).tag(tag).build();
+        let mut options = CreateImageOptionsBuilder::default().from_image(repository).tag(tag);
+        if let Some(p) = platform {
+            options = options.platform(p);
+        }
+        let options = options.build();
         let mut stream = self.docker.create_image(Some(options), None, creds);
         let mut layers = super::LayerBytes::default();
         let stall = self.timeouts.push_stall;

@@ -67,7 +67,7 @@ pub fn summary(notes: &ReleaseNotes, version_commit: Option<&str>, version_file:
     for i in &notes.images {
         let tags = i.tags.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(" ");
         let how = if i.built { "built" } else { "retagged" };
-        let _ = writeln!(s, "| `{}` | {tags} | `{}` | {how} |", i.repository, i.digest);
+        let _ = writeln!(s, "| `{}` | {tags} | {} | {how} |", i.repository, i.digest_cell());
     }
     match version_commit {
         Some(c) => {
@@ -147,6 +147,7 @@ mod tests {
                     digest: "sha256:aa".into(),
                     built: true,
                     signature: None,
+                    platforms: Vec::new(),
                 },
                 ReleasedImage {
                     image: "agent".into(),
@@ -155,6 +156,7 @@ mod tests {
                     digest: "sha256:bb".into(),
                     built: false,
                     signature: None,
+                    platforms: Vec::new(),
                 },
             ],
         }

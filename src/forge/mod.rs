@@ -138,6 +138,31 @@ pub struct ReleasedImage {
     /// The cosign signature's tag (`sha256-<hex>.sig`), when releases are signed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// Of a multi-platform image (`digest` is its index's): each platform's image.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<PlatformImage>,
+}
+
+/// One platform's image of a multi-platform image.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PlatformImage {
+    pub platform: String,
+    pub digest: String,
+}
+
+impl ReleasedImage {
+    /// The digest as a Markdown table cell: a multi-platform image's index
+    /// digest, then each platform's.
+    pub fn digest_cell(&self) -> String {
+        let mut cell = format!("`{}`", self.digest);
+        if !self.platforms.is_empty() {
+            cell.push_str(" (index)");
+        }
+        for p in &self.platforms {
+            cell.push_str(&format!("<br>{} `{}`", p.platform, p.digest));
+        }
+        cell
+    }
 }
 
 /// What a GitHub Release says about a release.
@@ -161,7 +186,7 @@ impl ReleaseNotes {
         for i in &self.images {
             let tags = i.tags.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(" ");
             let sig = i.signature.as_deref().map(|t| format!(" `{t}` |")).unwrap_or_default();
-            let _ = writeln!(s, "| {} | {tags} | `{}` |{sig}", i.image, i.digest);
+            let _ = writeln!(s, "| {} | {tags} | {} |{sig}", i.image, i.digest_cell());
         }
         if signed {
             let _ = writeln!(s, "

@@ -37,6 +37,7 @@ fn release_body_lists_images_tags_digests_and_pull_commands() {
             digest: "sha256:aa".into(),
             built: true,
             signature: None,
+            platforms: Vec::new(),
         }],
     };
     let body = notes.body();

@@ -142,7 +142,7 @@ fn repairs(plan: &Plan) -> Vec<String> {
                 let of = sign.digest.as_deref().map(|d| format!(" of {}", short_digest(d))).unwrap_or_default();
                 out.push(format!("{}: {what}{of} was missing; signed again", sign.image));
             }
-            Step::Build(_) | Step::Push(_) => {}
+            Step::Build(_) | Step::Index(_) | Step::Push(_) => {}
         }
     }
     out

@@ -234,6 +234,7 @@ fn a_plan_is_published_when_it_pushes_drift_when_it_only_puts_back_and_nothing_w
         signature: true,
         attestation: false,
         platform: "linux/amd64".into(),
+        entry: false,
     });
     let drift = Event::from_release(&plan(vec![signed.clone(), moved.clone(), version.clone()]), &report).unwrap();
     assert_eq!((drift.kind, drift.commit.as_deref()), (Kind::Drift, Some("c120")));

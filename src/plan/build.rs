@@ -50,6 +50,9 @@ pub(super) fn build_step(
     Ok(BuildStep {
         cache_from: if no_cache { Vec::new() } else { cache_sources(config, observed, image) },
         image: image.name.clone(),
+        id: image.name.clone(),
+        platform: None,
+        waits_for: Vec::new(),
         reference,
         context: image.context.clone(),
         dockerfile: image.dockerfile.clone(),
@@ -99,17 +102,13 @@ pub fn stage_tag(primary: &str, commit: &str) -> String {
     tag
 }
 
-/// The input key of an image: SHA-256 over everything its build reads (the
-/// context digest: the Dockerfile and the context files it reads after
-/// .dockerignore, or every file of the context, see `ContextSpec::summary`;
-/// the build arguments from the config, the platform) and its parents' keys. Parent
-/// image references are left out: they name the release, not the content.
-/// `None` when the context could not be read.
-pub fn input_key(observed: &Observed, image: &ImageConfig, keys: &BTreeMap<&str, String>) -> Option<String> {
-    key_of(observed.context_digests.get(&image.name)?, &observed.platform, image, keys)
-}
-
-/// [`input_key`] from the context's digest and the platform.
+/// The input key of an image's build for `platform`: SHA-256 over
+/// everything its build reads (the context digest: the Dockerfile and the
+/// context files it reads after .dockerignore, or every file of the context,
+/// see `ContextSpec::summary`; the build arguments from the config, the
+/// platform) and its parents' keys for that platform. Parent image references
+/// are left out: they name the release, not the content. `None` when a
+/// parent's key is unknown.
 pub fn key_of(context: &str, platform: &str, image: &ImageConfig, keys: &BTreeMap<&str, String>) -> Option<String> {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();

@@ -5,10 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use super::build::{build_step, input_key, stage_tag};
+use super::build::{build_step, stage_tag};
+use super::platforms::{ImageKeys, image_keys, platform_stage_tag, platforms_of};
 use super::{
-    BuildStep, FloatingDecision, ImageAction, ImagePlan, MoveStep, Observed, PlanError, PlanOptions, PushSource,
-    PushStep, RegistryView, ReleaseTags, RemoteTag, SignStep, floating,
+    BuildStep, FloatingDecision, ImageAction, ImagePlan, IndexEntry, IndexStep, MoveStep, Observed, PlanError,
+    PlanOptions, PushSource, PushStep, RegistryView, ReleaseTags, RemoteTag, SignStep, floating, labels,
 };
 use crate::config::{Config, ImageConfig, Inputs};
 
@@ -21,16 +22,20 @@ pub(super) struct Planner<'a> {
     pub notes: Vec<String>,
     pub images: Vec<ImagePlan>,
     pub builds: Vec<BuildStep>,
+    pub indexes: Vec<IndexStep>,
     pub signs: Vec<SignStep>,
     pub pushes: Vec<PushStep>,
     pub moves: Vec<MoveStep>,
-    /// Images `finalize` needs but nobody staged.
-    pub not_staged: Vec<String>,
+    /// Images (and platforms of multi-platform images) `finalize` needs but nobody staged.
+    pub not_staged: Vec<(String, Option<String>)>,
     /// Images that carry the release after this plan, and the digest where already known.
     pub released: BTreeMap<&'a str, Option<String>>,
-    /// What a child's `<PARENT>_IMAGE` build argument names for each released parent.
-    parent_refs: BTreeMap<&'a str, String>,
-    keys: BTreeMap<&'a str, String>,
+    /// What a child's `<PARENT>_IMAGE` build argument names for each released
+    /// parent, by parent and platform.
+    parent_refs: BTreeMap<(&'a str, String), String>,
+    /// The id of each (image, platform) this plan builds.
+    built: BTreeMap<(&'a str, String), String>,
+    keys: BTreeMap<String, ImageKeys>,
 }
 
 /// What the registry holds of one image, as far as this release is concerned.
@@ -41,6 +46,20 @@ struct Seen {
     stage_ref: String,
     /// Staged by a fan-out job from this commit, with the inputs this release has.
     staged: Option<RemoteTag>,
+    /// The platforms it is built for; several make an index.
+    platforms: Vec<String>,
+    /// Of a multi-platform image: the platforms staged from this commit with this release's inputs.
+    staged_platforms: BTreeMap<String, RemoteTag>,
+}
+
+impl Seen {
+    fn is_index(&self) -> bool {
+        self.platforms.len() > 1
+    }
+
+    fn platform_tag(&self, platform: &str) -> String {
+        platform_stage_tag(&self.stage_ref, platform)
+    }
 }
 
 impl<'a> Planner<'a> {
@@ -53,13 +72,15 @@ impl<'a> Planner<'a> {
             notes: Vec::new(),
             images: Vec::new(),
             builds: Vec::new(),
+            indexes: Vec::new(),
             signs: Vec::new(),
             pushes: Vec::new(),
             moves: Vec::new(),
             not_staged: Vec::new(),
             released: BTreeMap::new(),
             parent_refs: BTreeMap::new(),
-            keys: BTreeMap::new(),
+            built: BTreeMap::new(),
+            keys: image_keys(config, &observed.context_digests, &observed.platform),
         }
     }
 
@@ -80,30 +101,59 @@ impl<'a> Planner<'a> {
             action,
             version_tags: self.tags.version.clone(),
             floating,
+            platforms: image.platforms.clone(),
         });
         Ok(())
     }
 
     fn seen(&mut self, image: &'a ImageConfig) -> Seen {
         let observed = self.observed;
-        let key = input_key(observed, image, &self.keys);
-        if let Some(k) = &key {
-            self.keys.insert(&image.name, k.clone());
-        }
+        let keys = self.keys.get(&image.name);
+        let key = keys.map(|k| k.image.clone());
         let view = observed.registry.get(&image.name).cloned().unwrap_or(RegistryView::Known(BTreeMap::new()));
         if let RegistryView::Unknown(why) = &view {
             self.notes.push(format!("{}: registry not read ({why}); assuming nothing is published", image.name));
         }
         let stage_ref = stage_tag(self.primary(), &observed.commit);
-        let staged = view
-            .tag(&stage_ref)
-            .filter(|t| {
-                t.revision.as_deref() == Some(observed.commit.as_str())
-                    && (t.inputs.is_none() || key.is_none() || t.inputs == key)
-            })
-            .cloned();
+        // Staged from this commit, with the inputs this release has.
+        let staged_as = |tag: &str, key: Option<&str>| {
+            view.tag(tag)
+                .filter(|t| {
+                    t.revision.as_deref() == Some(observed.commit.as_str())
+                        && (t.inputs.is_none() || key.is_none() || t.inputs.as_deref() == key)
+                })
+                .cloned()
+        };
+        let platforms = platforms_of(image, &observed.platform);
+        let (mut staged, mut staged_platforms) = (None, BTreeMap::new());
+        if platforms.len() > 1 {
+            for p in &platforms {
+                let tag = platform_stage_tag(&stage_ref, p);
+                if let Some(t) = staged_as(&tag, keys.and_then(|k| k.of(p))) {
+                    staged_platforms.insert(p.clone(), t);
+                }
+            }
+        } else {
+            staged = staged_as(&stage_ref, key.as_deref());
+        }
         let repository = self.config.image_repo(image);
-        Seen { view, repository, key, stage_ref, staged }
+        Seen { view, repository, key, stage_ref, staged, platforms, staged_platforms }
+    }
+
+    /// The platforms of `seen` this plan builds: with `--platform` in a fan-out build job, that one only.
+    fn build_platforms(&self, seen: &Seen) -> Vec<String> {
+        let only = self.opts.platform.as_ref().filter(|_| self.opts.stage_only);
+        seen.platforms.iter().filter(|p| only.is_none_or(|o| o == *p)).cloned().collect()
+    }
+
+    /// The action of an image a fan-out job staged (`None` when it is not staged):
+    /// a multi-platform image is staged when each platform it needs is.
+    fn staged_action(&self, seen: &Seen) -> Option<ImageAction> {
+        if !seen.is_index() {
+            return seen.staged.as_ref().map(|t| ImageAction::Staged { digest: Some(t.digest.clone()) });
+        }
+        let all = self.build_platforms(seen).iter().all(|p| seen.staged_platforms.contains_key(p));
+        all.then_some(ImageAction::Staged { digest: None })
     }
 
     /// What happens to `image`, and why.
@@ -137,11 +187,19 @@ impl<'a> Planner<'a> {
                     other.revision.as_deref().unwrap_or("an unknown commit")
                 ),
             },
-            (None, None) => match (unchanged, &seen.staged) {
+            (None, None) => match (unchanged, self.staged_action(seen)) {
                 (Some((from, prev)), _) => ImageAction::Retag { from: from.clone(), digest: prev.digest.clone() },
-                (None, Some(t)) if opts.stage_only || opts.finalize => ImageAction::Staged { digest: t.digest.clone() },
+                (None, Some(staged)) if opts.stage_only || opts.finalize => staged,
                 (None, _) if opts.finalize => {
-                    self.not_staged.push(image.name.clone());
+                    match seen.is_index() {
+                        true => self.not_staged.extend(
+                            seen.platforms
+                                .iter()
+                                .filter(|p| !seen.staged_platforms.contains_key(*p))
+                                .map(|p| (image.name.clone(), Some(p.clone()))),
+                        ),
+                        false => self.not_staged.push((image.name.clone(), None)),
+                    }
                     ImageAction::NotSelected
                 }
                 (None, _) => {
@@ -169,32 +227,32 @@ impl<'a> Planner<'a> {
             source,
         };
         let version_tags = self.tags.version.clone();
+        let name = image.name.as_str();
         match action {
+            ImageAction::Build { .. } if seen.is_index() => {
+                self.note_rewritten(image);
+                for platform in self.build_platforms(seen) {
+                    let tag = seen.platform_tag(&platform);
+                    self.build(image, seen, &platform, Some(tag))?;
+                }
+                if !opts.stage_only {
+                    self.index(image, seen);
+                }
+                self.pushes.push(push(version_tags, PushSource::Staged(seen.stage_ref.clone())));
+                self.released.insert(name, None);
+            }
             ImageAction::Build { .. } => {
                 self.note_rewritten(image);
                 let stage = (config.build.stage || opts.stage_only).then(|| seen.stage_ref.clone());
-                let reference = format!("{repository}:{}", stage.as_deref().unwrap_or(primary));
-                let mut step = build_step(
-                    config,
-                    self.observed,
-                    opts,
-                    image,
-                    reference.clone(),
-                    &self.parent_refs,
-                    seen.key.clone(),
-                )?;
-                step.stage_tag = stage.clone();
-                self.builds.push(step);
+                self.build(image, seen, &seen.platforms[0], stage.clone())?;
                 self.pushes.push(push(version_tags, stage.map_or(PushSource::Build, PushSource::Staged)));
-                self.released.insert(&image.name, None);
-                // Children build from the local image, under the name it was built as.
-                self.parent_refs.insert(&image.name, reference);
+                self.released.insert(name, None);
             }
             ImageAction::Retag { from, digest } => {
                 self.pushes.push(push(version_tags, PushSource::Tag(from.clone())));
-                self.released.insert(&image.name, Some(digest.clone()));
+                self.released.insert(name, Some(digest.clone()));
                 // Children built in phase 1 use the earlier tag: the version tag appears in phase 2.
-                self.parent_refs.insert(&image.name, format!("{repository}:{from}"));
+                self.parents_at(name, seen, |_| format!("{repository}:{from}"));
             }
             ImageAction::Published { digest } => {
                 let view = &seen.view;
@@ -203,33 +261,115 @@ impl<'a> Planner<'a> {
                 if !missing.is_empty() {
                     self.pushes.push(push(missing, PushSource::Tag(primary.to_string())));
                 }
-                self.released.insert(&image.name, Some(digest.clone()));
-                self.parent_refs.insert(&image.name, format!("{repository}:{primary}"));
+                self.released.insert(name, Some(digest.clone()));
+                self.parents_at(name, seen, |_| format!("{repository}:{primary}"));
             }
             ImageAction::Staged { digest } => {
+                if seen.is_index() {
+                    self.index(image, seen);
+                    self.parents_at(name, seen, |p| format!("{repository}:{}", seen.platform_tag(p)));
+                } else {
+                    self.parents_at(name, seen, |_| format!("{repository}:{}", seen.stage_ref));
+                }
                 self.pushes.push(push(version_tags, PushSource::Staged(seen.stage_ref.clone())));
-                self.released.insert(&image.name, Some(digest.clone()));
-                self.parent_refs.insert(&image.name, format!("{repository}:{}", seen.stage_ref));
+                self.released.insert(name, digest.clone());
             }
             ImageAction::NotSelected => {
                 // A parent staged by another fan-out job: the child's build pulls it from the registry.
-                if opts.stage_only && seen.staged.is_some() {
-                    self.parent_refs.insert(&image.name, format!("{repository}:{}", seen.stage_ref));
+                if opts.stage_only {
+                    for platform in &seen.platforms {
+                        let staged = match seen.is_index() {
+                            true => seen.staged_platforms.contains_key(platform).then(|| seen.platform_tag(platform)),
+                            false => seen.staged.as_ref().map(|_| seen.stage_ref.clone()),
+                        };
+                        if let Some(tag) = staged {
+                            self.parent_refs.insert((name, platform.clone()), format!("{repository}:{tag}"));
+                        }
+                    }
                 }
             }
         }
         Ok(())
     }
 
+    /// The build of `image` for `platform`, under `stage` when staged; its
+    /// children's builds of that platform build from it.
+    fn build(
+        &mut self,
+        image: &'a ImageConfig,
+        seen: &Seen,
+        platform: &str,
+        stage: Option<String>,
+    ) -> Result<(), PlanError> {
+        let reference = format!("{}:{}", seen.repository, stage.as_deref().unwrap_or(self.primary()));
+        let parents: BTreeMap<&str, String> = image
+            .depends_on
+            .iter()
+            .filter_map(|p| Some((p.as_str(), self.parent_refs.get(&(p.as_str(), platform.to_string()))?.clone())))
+            .collect();
+        let key = match seen.is_index() {
+            true => self.keys.get(&image.name).and_then(|k| k.of(platform)).map(str::to_string),
+            false => seen.key.clone(),
+        };
+        let mut step = build_step(self.config, self.observed, self.opts, image, reference.clone(), &parents, key)?;
+        step.id = match seen.is_index() {
+            true => format!("{}@{platform}", image.name),
+            false => image.name.clone(),
+        };
+        step.platform = (!image.platforms.is_empty()).then(|| platform.to_string());
+        step.waits_for = image
+            .depends_on
+            .iter()
+            .filter_map(|p| self.built.get(&(p.as_str(), platform.to_string())).cloned())
+            .collect();
+        step.stage_tag = stage;
+        self.built.insert((&image.name, platform.to_string()), step.id.clone());
+        self.parent_refs.insert((&image.name, platform.to_string()), reference);
+        self.builds.push(step);
+        Ok(())
+    }
+
+    /// The index of a multi-platform image, from its platforms' staging tags.
+    fn index(&mut self, image: &ImageConfig, seen: &Seen) {
+        let observed = self.observed;
+        let mut annotations = BTreeMap::from([
+            (labels::CREATED.to_string(), observed.created.clone()),
+            (labels::REVISION.to_string(), observed.commit.clone()),
+            (labels::VERSION.to_string(), observed.target.version.to_string()),
+        ]);
+        if !observed.source_url.is_empty() {
+            annotations.insert(labels::SOURCE.to_string(), observed.source_url.clone());
+        }
+        annotations.extend(seen.key.clone().map(|k| (labels::INPUTS.to_string(), k)));
+        let manifests =
+            seen.platforms.iter().map(|p| IndexEntry { platform: p.clone(), tag: seen.platform_tag(p) }).collect();
+        self.indexes.push(IndexStep {
+            image: image.name.clone(),
+            repository: seen.repository.clone(),
+            tag: seen.stage_ref.clone(),
+            manifests,
+            annotations,
+        });
+    }
+
+    /// What a child's build of each platform names as `<PARENT>_IMAGE` for `image`.
+    fn parents_at(&mut self, image: &'a str, seen: &Seen, reference: impl Fn(&str) -> String) {
+        for platform in &seen.platforms {
+            self.parent_refs.insert((image, platform.clone()), reference(platform));
+        }
+    }
+
     /// With `sign:`, the signature (and attestation) the image's digest lacks:
-    /// a built image's always, a known digest's when its repository does not list them.
+    /// a built image's always, a known digest's when its repository does not
+    /// list them. A multi-platform image built (or assembled) here has its
+    /// index and each platform's manifest signed.
     fn sign(&mut self, image: &ImageConfig, action: &ImageAction, seen: &Seen) {
         let Some(sign) = &self.config.sign else { return };
         let (digest, stage_tag) = match action {
-            ImageAction::Build { .. } => (None, Some(seen.stage_ref.clone())),
-            ImageAction::Retag { digest, .. } | ImageAction::Published { digest } | ImageAction::Staged { digest } => {
-                (Some(digest.clone()), None)
-            }
+            ImageAction::Build { .. } | ImageAction::Staged { digest: None } => (None, Some(seen.stage_ref.clone())),
+            ImageAction::Retag { digest, .. }
+            | ImageAction::Published { digest }
+            | ImageAction::Staged { digest: Some(digest) } => (Some(digest.clone()), None),
             ImageAction::NotSelected => return,
         };
         let listed = self.observed.artifacts.get(&image.name);
@@ -237,17 +377,25 @@ impl<'a> Planner<'a> {
             digest.as_deref().is_none_or(|d| listed.is_none_or(|l| !l.contains(&crate::plan::artifact_tag(d, suffix))))
         };
         let (signature, attestation) = (lacks("sig"), sign.provenance && lacks("att"));
-        if signature || attestation {
-            self.signs.push(SignStep {
-                image: image.name.clone(),
-                repository: seen.repository.clone(),
-                digest,
-                stage_tag,
-                signature,
-                attestation,
-                platform: self.observed.platform.clone(),
-            });
+        let step = |digest, stage_tag, platform: String, entry| SignStep {
+            image: image.name.clone(),
+            repository: seen.repository.clone(),
+            digest,
+            stage_tag,
+            signature,
+            attestation,
+            platform,
+            entry,
+        };
+        if !(signature || attestation) {
+            return;
         }
+        if seen.is_index() && digest.is_none() {
+            for p in &seen.platforms {
+                self.signs.push(step(None, Some(seen.platform_tag(p)), p.clone(), true));
+            }
+        }
+        self.signs.push(step(digest, stage_tag, seen.platforms.join(","), false));
     }
 
     /// A note when the image's inputs include a file relctl rewrites after

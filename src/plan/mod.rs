@@ -10,6 +10,9 @@ mod images;
 pub mod labels;
 pub mod matrix;
 pub mod observed;
+#[cfg(test)]
+mod platform_tests;
+pub mod platforms;
 mod render;
 #[cfg(test)]
 mod tests;
@@ -22,7 +25,7 @@ use serde::Serialize;
 use crate::config::oci::is_tag;
 use crate::config::{Config, TagScope};
 use crate::version::ReleaseVersion;
-pub use build::{artifact_tag, input_key, key_of, parent_arg, stage_tag};
+pub use build::{artifact_tag, key_of, parent_arg, stage_tag};
 pub use observed::{Observed, RegistryView, RemoteTag};
 use version::version_decision;
 
@@ -41,6 +44,9 @@ pub struct PlanOptions {
     /// Fan-out: build nothing; promote every image staged from this commit to
     /// the version tags, then move floating tags and commit VERSION (`finalize`).
     pub finalize: bool,
+    /// Fan-out on native runners: with `stage_only`, build this platform of
+    /// each selected image only (`release --platform`).
+    pub platform: Option<String>,
 }
 
 /// A release, step by step.
@@ -70,6 +76,17 @@ pub struct ImagePlan {
     /// Immutable tags of this release, primary first.
     pub version_tags: Vec<String>,
     pub floating: Vec<FloatingDecision>,
+    /// The platforms it is built for, when configured; several make its
+    /// version tag an OCI image index. Empty: the engine's own platform.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<String>,
+}
+
+impl ImagePlan {
+    /// Published as an OCI image index of several platforms.
+    pub fn is_index(&self) -> bool {
+        self.platforms.len() > 1
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -89,9 +106,11 @@ pub enum ImageAction {
     },
     /// Left out by `--only` and not published yet.
     NotSelected,
-    /// Already pushed under its staging tag from this commit (fan-out).
+    /// Already pushed under its staging tag from this commit (fan-out); a
+    /// multi-platform image's index is assembled from its platforms' staging
+    /// tags by this run, so its digest is not known yet.
     Staged {
-        digest: String,
+        digest: Option<String>,
     },
 }
 
@@ -117,6 +136,7 @@ pub struct VersionDecision {
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
     Build(BuildStep),
+    Index(IndexStep),
     Sign(SignStep),
     Push(PushStep),
     MoveTag(MoveStep),
@@ -128,6 +148,7 @@ impl Step {
     pub fn phase(&self) -> u8 {
         match self {
             Step::Build(_) => 1,
+            Step::Index(_) => 2,
             Step::Sign(_) => 2,
             Step::Push(_) => 2,
             Step::MoveTag(_) => 3,
@@ -139,6 +160,14 @@ impl Step {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BuildStep {
     pub image: String,
+    /// What the build is called among the plan's builds: the image's name, or
+    /// `image@platform` for one platform of a multi-platform image.
+    pub id: String,
+    /// The platform passed to the engine (`platforms:`); `None` builds for the engine's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// The ids of this plan's builds whose images it builds `FROM`.
+    pub waits_for: Vec<String>,
     /// Local reference the build is tagged as: `registry/repository:primary-tag`.
     pub reference: String,
     /// Context directory relative to the repository root (`""` = root).
@@ -159,6 +188,28 @@ pub struct BuildStep {
     pub stage_tag: Option<String>,
 }
 
+/// A multi-platform image's OCI image index, assembled from its platform
+/// images (by reference: no layer moves) and pushed under the image's
+/// staging tag before anything is signed or tagged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexStep {
+    pub image: String,
+    pub repository: String,
+    /// The staging tag the index is pushed under.
+    pub tag: String,
+    /// Its entries, in `platforms` order.
+    pub manifests: Vec<IndexEntry>,
+    /// Annotations of the index: the revision, version and input key relctl reads back.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// One platform of an [`IndexStep`]: the staging tag its image is under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexEntry {
+    pub platform: String,
+    pub tag: String,
+}
+
 /// The cosign signature (and attestation) of an image's digest, pushed
 /// before any version tag points at it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -174,6 +225,10 @@ pub struct SignStep {
     pub attestation: bool,
     /// The platform the image was built for (the attestation names it).
     pub platform: String,
+    /// One platform's manifest of a multi-platform image: signed, while
+    /// the version tags point at the index.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub entry: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -226,12 +281,18 @@ pub enum PlanError {
     MissingInput { image: String, path: String, commit: String },
     #[error("image {image} depends on {parent}, which is neither selected nor published as {tag}")]
     ParentUnavailable { image: String, parent: String, tag: String },
-    #[error("cannot finalize {tag}: not staged from commit {commit}: {}", images.join(", "))]
-    NotStaged { tag: String, commit: String, images: Vec<String> },
+    #[error("cannot finalize {tag}: not staged from commit {commit}: {}", missing.iter().map(|(i, p)| match p { Some(p) => format!("{i} ({p})"), None => i.clone() }).collect::<Vec<_>>().join(", "))]
+    NotStaged { tag: String, commit: String, missing: Vec<(String, Option<String>)> },
     #[error(
         "tag `{tag}` is not a release tag here: no template of `tags` renders an image tag for it within the registry's limit of {MAX_TAG_LEN} characters ([A-Za-z0-9_][A-Za-z0-9._-]*)"
     )]
     UnrenderableTag { tag: String },
+    #[error("image {image} is built for {platform}, but its parent {parent} is not (its platforms: {})", parent_platforms.join(", "))]
+    ParentPlatform { image: String, parent: String, platform: String, parent_platforms: Vec<String> },
+    #[error("image {image} is built for {platform}, which the classic builder cannot build on this {engine} engine")]
+    ClassicPlatform { image: String, platform: String, engine: String },
+    #[error("--platform {platform}: none of the selected images is built for it")]
+    UnknownPlatform { platform: String, known: Vec<String> },
     #[error("image {reference} already exists, built from commit {}, but tag {tag} is commit {tag_commit}; release tags are immutable", registry_commit.as_deref().unwrap_or("unknown (no revision label)"))]
     TagConflict { reference: String, tag: String, registry_commit: Option<String>, tag_commit: String },
 }
@@ -248,16 +309,29 @@ impl PlanError {
     pub fn hint(&self) -> String {
         match self {
             PlanError::UnknownImage { known, .. } => format!("choose from: {}", known.join(", ")),
+            PlanError::ParentPlatform { image, parent, platform, .. } => format!(
+                "add {platform} to images.{parent}.platforms in release.yaml, or remove it from images.{image}.platforms: each platform of an image builds FROM its parent's image of that platform"
+            ),
+            PlanError::ClassicPlatform { .. } => {
+                "set build.builder: buildkit (or auto) in release.yaml: BuildKit builds any platform's image; nothing was built".into()
+            }
+            PlanError::UnknownPlatform { known, .. } => format!("choose from: {}", known.join(", ")),
             PlanError::MissingInput { .. } => {
                 "fix images.<name>.context/dockerfile in release.yaml, or tag a commit that has the file".into()
             }
             PlanError::ParentUnavailable { parent, .. } => {
                 format!("add {parent} to --only, or release or stage (`release --only {parent} --stage`) it first")
             }
-            PlanError::NotStaged { tag, images, .. } => format!(
-                "run `relctl release {tag} --only {} --stage` (the fan-out build jobs) before finalizing; nothing was published",
-                images.join(",")
-            ),
+            PlanError::NotStaged { tag, missing, .. } => {
+                let jobs: Vec<String> = missing
+                    .iter()
+                    .map(|(image, platform)| match platform {
+                        Some(p) => format!("`relctl release {tag} --only {image} --platform {p} --stage`"),
+                        None => format!("`relctl release {tag} --only {image} --stage`"),
+                    })
+                    .collect();
+                format!("run {} (the fan-out build jobs) before finalizing; nothing was published", jobs.join(", "))
+            }
             PlanError::NotAFile { field, .. } => {
                 format!("set {field} in release.yaml to a regular file (or a path that does not exist yet); nothing was built")
             }
@@ -284,13 +358,23 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
         return Err(PlanError::NotAFile { field: field.into(), path: path.clone(), what: what.clone() });
     }
 
+    platforms::check(config, &observed.platform, opts)?;
     let tags = image_tags(config, target)?;
     let mut planner = images::Planner::new(config, observed, opts, &tags);
     for image in &config.images {
         planner.image(image)?;
     }
     let images::Planner {
-        mut notes, mut images, builds, mut signs, mut pushes, mut moves, not_staged, released, ..
+        mut notes,
+        mut images,
+        builds,
+        mut indexes,
+        mut signs,
+        mut pushes,
+        mut moves,
+        not_staged,
+        released,
+        ..
     } = planner;
     if config.build.builder == crate::config::Builder::Classic && builds.iter().any(|b| !b.cache_from.is_empty()) {
         notes.push("build.builder: classic reads layer cache only from images already in the engine (`relctl import` leaves them there); BuildKit also reads the registry".into());
@@ -299,12 +383,13 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
         return Err(PlanError::NotStaged {
             tag: target.raw.clone(),
             commit: observed.commit.clone(),
-            images: not_staged,
+            missing: not_staged,
         });
     }
     if opts.stage_only {
         // Fan-out build job: the staging pushes are the whole job; finalize signs.
         signs.clear();
+        indexes.clear();
         pushes.clear();
         moves.clear();
         for image in &mut images {
@@ -317,6 +402,7 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
     let (version_file, commit) = version_decision(config, observed, &unreleased);
 
     let mut steps: Vec<Step> = builds.into_iter().map(Step::Build).collect();
+    steps.extend(indexes.into_iter().map(Step::Index));
     steps.extend(signs.into_iter().map(Step::Sign));
     steps.extend(pushes.into_iter().map(Step::Push));
     steps.extend(moves.into_iter().map(Step::MoveTag));

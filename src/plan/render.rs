@@ -25,9 +25,14 @@ impl fmt::Display for Plan {
                 }
                 ImageAction::Retag { from, .. } => format!("retag (unchanged since {from})"),
                 ImageAction::NotSelected => "not selected (not released yet)".to_string(),
-                ImageAction::Staged { digest } => format!("staged ({})", short(digest)),
+                ImageAction::Staged { digest: Some(digest) } => format!("staged ({})", short(digest)),
+                ImageAction::Staged { digest: None } => "staged (every platform)".to_string(),
             };
-            writeln!(f, "  {:width$}  {:rwidth$}  {what}", image.name, image.repository)?;
+            let platforms = match image.platforms.is_empty() {
+                true => String::new(),
+                false => format!(" [{}]", image.platforms.join(", ")),
+            };
+            writeln!(f, "  {:width$}  {:rwidth$}  {what}{platforms}", image.name, image.repository)?;
             for d in &image.floating {
                 writeln!(f, "  {:width$}    {}: {}", "", d.tag, d.reason)?;
             }
@@ -50,10 +55,10 @@ impl fmt::Display for Plan {
                 let phase = step.phase();
                 match step {
                     Step::Build(b) => {
-                        let after = if b.depends_on.is_empty() {
+                        let after = if b.waits_for.is_empty() {
                             String::new()
                         } else {
-                            format!(" (after {})", b.depends_on.join(", "))
+                            format!(" (after {})", b.waits_for.join(", "))
                         };
                         let cache = match (b.no_cache, b.cache_from.is_empty()) {
                             (true, _) => ", no cache".to_string(),
@@ -61,7 +66,11 @@ impl fmt::Display for Plan {
                             (false, false) => format!(", cache from {}", b.cache_from.join(" ")),
                         };
                         let stage = if b.stage_tag.is_some() { ", uploaded as soon as built" } else { "" };
-                        writeln!(f, "  {n:>2}. [{phase}] build  {} -> {}{after}{cache}{stage}", b.image, b.reference)?;
+                        writeln!(f, "  {n:>2}. [{phase}] build  {} -> {}{after}{cache}{stage}", b.id, b.reference)?;
+                    }
+                    Step::Index(x) => {
+                        let of: Vec<&str> = x.manifests.iter().map(|m| m.platform.as_str()).collect();
+                        writeln!(f, "  {n:>2}. [{phase}] index  {} of {} -> {}", x.image, of.join(", "), x.tag)?;
                     }
                     Step::Sign(sg) => {
                         let what = match (sg.signature, sg.attestation) {
@@ -73,7 +82,11 @@ impl fmt::Display for Plan {
                             Some(d) => short(d).to_string(),
                             None => "the image built in phase 1".to_string(),
                         };
-                        writeln!(f, "  {n:>2}. [{phase}] sign   {} {what} of {of}", sg.image)?;
+                        let image = match sg.entry {
+                            true => format!("{}@{}", sg.image, sg.platform),
+                            false => sg.image.clone(),
+                        };
+                        writeln!(f, "  {n:>2}. [{phase}] sign   {image} {what} of {of}")?;
                     }
                     Step::Push(p) => {
                         let from = match &p.source {

@@ -72,7 +72,8 @@ fn kinds(p: &Plan) -> Vec<String> {
     p.steps
         .iter()
         .map(|s| match s {
-            Step::Build(b) => format!("build {}", b.image),
+            Step::Build(b) => format!("build {}", b.id),
+            Step::Index(x) => format!("index {}", x.image),
             Step::Sign(x) => format!("sign {}", x.image),
             Step::Push(p) => format!("push {} {}", p.image, p.tags.join(",")),
             Step::MoveTag(m) => format!("move {} {}", m.image, m.tag),
@@ -422,11 +423,8 @@ fn parent_build_arg_names() {
 
 /// The input keys the planner computes for `o`, by image.
 fn keys(c: &Config, o: &Observed) -> BTreeMap<String, String> {
-    let mut keys: BTreeMap<&str, String> = BTreeMap::new();
-    for image in &c.images {
-        keys.insert(&image.name, input_key(o, image, &keys).unwrap());
-    }
-    keys.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    let keys = crate::plan::platforms::image_keys(c, &o.context_digests, &o.platform);
+    keys.into_iter().map(|(k, v)| (k, v.image)).collect()
 }
 
 /// `o` with every image of v1.1.0 in the registry, built from inputs `keys`.

@@ -6,6 +6,7 @@ pub mod client;
 pub mod credentials;
 #[cfg(test)]
 mod http_tests;
+pub mod index;
 pub mod labels_cache;
 pub mod rate_limit;
 
@@ -90,6 +91,27 @@ pub trait Registry: Sync {
         repository: &str,
         artifact: &crate::sign::cosign::Artifact,
     ) -> impl Future<Output = Result<String, RegistryError>> + Send;
+    /// The descriptor of the manifest under `reference` (tag or digest), or `None`.
+    fn describe(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> impl Future<Output = Result<Option<index::Descriptor>, RegistryError>> + Send;
+    /// Pushes `manifest` of `media_type` under `tag`; returns its digest.
+    fn put_manifest(
+        &self,
+        repository: &str,
+        tag: &str,
+        media_type: &str,
+        manifest: Vec<u8>,
+    ) -> impl Future<Output = Result<String, RegistryError>> + Send;
+    /// The platform images of the index under `reference`, as (platform,
+    /// digest); empty when it is a plain manifest, `None` when absent.
+    fn platforms(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> impl Future<Output = Result<Option<Vec<(String, String)>>, RegistryError>> + Send;
     /// The layers of the artifact under `tag`, or `None`.
     fn get_artifact(
         &self,
@@ -192,7 +214,11 @@ impl RegistryClient {
             message,
         };
         let mut json: serde_json::Value = serde_json::from_slice(manifest).map_err(|e| bad(e.to_string()))?;
-        // An index: read the first platform image's manifest.
+        // An index relctl assembled says what it holds in its annotations.
+        if let Some(notes) = json.get("annotations").and_then(|a| a.as_object()).filter(|a| a.contains_key(REVISION)) {
+            return Ok(notes.clone());
+        }
+        // Another index: read the first platform image's manifest.
         if let Some(first) = json.get("manifests").and_then(|m| m.as_array()).and_then(|m| m.first()) {
             let digest = first
                 .get("digest")
@@ -298,6 +324,39 @@ impl Registry for RegistryClient {
         RegistryClient::get_artifact(self, repository, tag).await
     }
 
+    async fn describe(&self, repository: &str, reference: &str) -> Result<Option<index::Descriptor>, RegistryError> {
+        Ok(self.manifest(repository, reference).await?.map(|(bytes, media_type, digest)| index::Descriptor {
+            media_type,
+            digest,
+            size: bytes.len() as u64,
+        }))
+    }
+
+    async fn put_manifest(
+        &self,
+        repository: &str,
+        tag: &str,
+        media_type: &str,
+        manifest: Vec<u8>,
+    ) -> Result<String, RegistryError> {
+        let digest = crate::sign::cosign::sha256(&manifest);
+        let headers = [(header::CONTENT_TYPE, media_type.to_string())];
+        let resp =
+            self.send(Method::PUT, repository, &format!("manifests/{tag}"), &headers, Some(manifest), true).await?;
+        self.success(resp, repository, &format!("tag {tag} in")).await?;
+        self.listed(repository, tag);
+        Ok(digest)
+    }
+
+    async fn platforms(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<Vec<(String, String)>>, RegistryError> {
+        let Some((bytes, media, _)) = self.manifest(repository, reference).await? else { return Ok(None) };
+        Ok(Some(if index::is_index(&media) { index::platforms(&bytes).unwrap_or_default() } else { Vec::new() }))
+    }
+
     async fn observe(
         &self,
         repository: &str,
@@ -336,12 +395,19 @@ impl Registry for RegistryClient {
             )
             .await?;
         self.success(resp, repository, &format!("tag {to} in")).await?;
+        self.listed(repository, to);
+        Ok(digest)
+    }
+}
+
+impl RegistryClient {
+    /// Adds `tag`, just written, to this run's listing of `repository`.
+    fn listed(&self, repository: &str, tag: &str) {
         if let Some(tags) = self.listings.lock().expect("listing cache").get_mut(repository) {
-            if !tags.iter().any(|t| t == to) {
-                tags.push(to.to_string());
+            if !tags.iter().any(|t| t == tag) {
+                tags.push(tag.to_string());
             }
         }
-        Ok(digest)
     }
 }
 

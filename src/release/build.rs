@@ -73,11 +73,10 @@ where
 async fn stage(builder: &impl ImageBuilder, step: &BuildStep, tag: &str, retries: u32) -> Result<String, BuildFailure> {
     let repository =
         step.reference.strip_suffix(&format!(":{tag}")).expect("a staged build is tagged with its staging tag");
-    with_retries(&step.image, "staging push", push_retries(retries), |_| builder.push(&step.image, repository, tag))
-        .await
+    with_retries(&step.id, "staging push", push_retries(retries), |_| builder.push(&step.id, repository, tag)).await
 }
 
-/// What phase 1 produced: the digest of every image pushed under its staging tag.
+/// What phase 1 produced: the digest of every build pushed under its staging tag, by build id.
 pub type Staged = BTreeMap<String, String>;
 
 /// Runs all `steps` (in dependency order) respecting `depends_on` and `parallelism`.
@@ -92,9 +91,9 @@ pub async fn build_all<'s>(
     retries: u32,
     progress: &dyn Progress,
 ) -> Result<Staged, BuildFailure> {
-    let planned: BTreeSet<&str> = steps.iter().map(|s| s.image.as_str()).collect();
+    let planned: BTreeSet<&str> = steps.iter().map(|s| s.id.as_str()).collect();
     let parents = |step: &'s BuildStep| -> Vec<&'s str> {
-        step.depends_on.iter().map(String::as_str).filter(|d| planned.contains(d)).collect()
+        step.waits_for.iter().map(String::as_str).filter(|d| planned.contains(d)).collect()
     };
     let mut done: BTreeSet<&str> = BTreeSet::new();
     let mut started: BTreeSet<&str> = BTreeSet::new();
@@ -115,26 +114,26 @@ pub async fn build_all<'s>(
                     let of = parents(step);
                     let built = of.iter().all(|d| done.contains(d));
                     let building = of.iter().all(|d| started.contains(d));
-                    if started.contains(step.image.as_str()) || built == early || !building {
+                    if started.contains(step.id.as_str()) || built == early || !building {
                         continue;
                     }
-                    started.insert(&step.image);
+                    started.insert(&step.id);
                     let gate = early.then(|| {
                         let (opener, gate) = Gate::new();
-                        waiting.insert(&step.image, (*step, opener));
-                        tracing::debug!(image = %step.image, "its context goes to the engine while its parents build: {}", of.join(", "));
+                        waiting.insert(&step.id, (*step, opener));
+                        tracing::debug!(image = %step.id, "its context goes to the engine while its parents build: {}", of.join(", "));
                         gate
                     });
                     let ctx = context(step);
                     running.push(async move {
-                        let result = with_retries(&step.image, "build", retries, |n| {
+                        let result = with_retries(&step.id, "build", retries, |n| {
                             let (ctx, gate) = (ctx.clone(), gate.clone().filter(|_| n == 1));
                             async move {
-                                tracing::debug!(image = %step.image, attempt = n, of = retries + 1, "building {}", step.reference);
+                                tracing::debug!(image = %step.id, attempt = n, of = retries + 1, "building {}", step.reference);
                                 match gate {
                                     Some(gate) => builder.build_after(step, ctx, gate).await,
                                     None => {
-                                        progress.update(&step.image, &ImageState::Building { step: 0, of: 0 });
+                                        progress.update(&step.id, &ImageState::Building { step: 0, of: 0 });
                                         builder.build(step, ctx).await
                                     }
                                 }
@@ -149,8 +148,8 @@ pub async fn build_all<'s>(
         tokio::select! {
             Some((step, result)) = running.next() => match result {
                 Ok(()) => {
-                    tracing::debug!(image = %step.image, "built");
-                    done.insert(&step.image);
+                    tracing::debug!(image = %step.id, "built");
+                    done.insert(&step.id);
                     waiting.retain(|image, (child, opener)| {
                         let ready = parents(child).iter().all(|d| done.contains(d));
                         if ready {
@@ -160,13 +159,13 @@ pub async fn build_all<'s>(
                         !ready
                     });
                     if let Some(tag) = &step.stage_tag {
-                        staging.push(async move { (step.image.as_str(), stage(builder, step, tag, retries).await) });
+                        staging.push(async move { (step.id.as_str(), stage(builder, step, tag, retries).await) });
                     }
                 }
                 // A waiting child, cancelled (below) because a build failed first.
                 Err(BuildFailure { error: DockerError::ParentFailed { .. }, .. }) => {}
                 Err(e) => {
-                    progress.update(&step.image, &ImageState::Failed { reason: e.error.to_string() });
+                    progress.update(&step.id, &ImageState::Failed { reason: e.error.to_string() });
                     failure.get_or_insert(e);
                     // Children waiting for a parent never build now.
                     waiting.clear();
@@ -261,6 +260,9 @@ mod tests {
     fn step(name: &str, deps: &[&str]) -> BuildStep {
         BuildStep {
             image: name.into(),
+            id: name.into(),
+            platform: None,
+            waits_for: deps.iter().map(|d| d.to_string()).collect(),
             reference: format!("r/{name}:v1"),
             context: String::new(),
             dockerfile: "Dockerfile".into(),

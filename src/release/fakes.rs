@@ -165,6 +165,8 @@ pub struct FakeRegistry {
     listings: Mutex<BTreeMap<String, Vec<String>>>,
     /// The layers of artifacts (signatures), by `repository:tag`.
     artifacts: Mutex<BTreeMap<String, Vec<crate::sign::cosign::Layer>>>,
+    /// The platform images of each index pushed, by the index's digest.
+    indexes: Mutex<BTreeMap<String, Vec<(String, String)>>>,
 }
 
 impl FakeRegistry {
@@ -175,6 +177,7 @@ impl FakeRegistry {
             failing: Mutex::default(),
             listings: Mutex::default(),
             artifacts: Mutex::default(),
+            indexes: Mutex::default(),
         }
     }
 
@@ -278,7 +281,52 @@ impl Registry for FakeRegistry {
     ) -> Result<Option<Vec<crate::sign::cosign::Layer>>, RegistryError> {
         Ok(self.artifacts.lock().unwrap().get(&format!("{repository}:{tag}")).cloned())
     }
+    async fn describe(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<crate::registry::index::Descriptor>, RegistryError> {
+        Ok(self.get(repository, reference).map(|m| crate::registry::index::Descriptor {
+            media_type: "application/vnd.docker.distribution.manifest.v2+json".into(),
+            size: m.digest.len() as u64,
+            digest: m.digest,
+        }))
+    }
+    async fn put_manifest(
+        &self,
+        repository: &str,
+        tag: &str,
+        _: &str,
+        manifest: Vec<u8>,
+    ) -> Result<String, RegistryError> {
+        let digest = crate::sign::cosign::sha256(&manifest);
+        let json: serde_json::Value = serde_json::from_slice(&manifest).unwrap_or_default();
+        let note_of = |k: &str| json["annotations"][k].as_str().unwrap_or_default().to_string();
+        let m = Manifest {
+            digest: digest.clone(),
+            revision: note_of(crate::plan::labels::REVISION),
+            version: note_of(crate::plan::labels::VERSION),
+        };
+        self.write(repository, tag, m)?;
+        let platforms = crate::registry::index::platforms(&manifest).unwrap_or_default();
+        self.indexes.lock().unwrap().insert(digest.clone(), platforms);
+        if let Some(listed) = self.listings.lock().unwrap().get_mut(repository) {
+            listed.push(tag.to_string());
+        }
+        note(&self.journal, format!("index {repository}:{tag}"));
+        Ok(digest)
+    }
+    async fn platforms(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<Vec<(String, String)>>, RegistryError> {
+        let Some(m) = self.get(repository, reference) else { return Ok(None) };
+        Ok(Some(self.indexes.lock().unwrap().get(&m.digest).cloned().unwrap_or_default()))
+    }
 }
+
+type Built = (String, String, Option<String>);
 
 /// An engine whose builds succeed (or fail for the named images, or for
 /// references whose tag starts with a named release, e.g. `v1.1.0`) and whose
@@ -287,7 +335,8 @@ pub struct FakeEngine {
     journal: Journal,
     registry: Arc<FakeRegistry>,
     pub failing: Vec<String>,
-    built: Mutex<BTreeMap<String, (String, String)>>,
+    /// What each reference was built as: (revision, version, platform).
+    built: Mutex<BTreeMap<String, Built>>,
 }
 
 impl FakeEngine {
@@ -300,21 +349,23 @@ impl ImageBuilder for FakeEngine {
     async fn build(&self, step: &BuildStep, _: ContextSpec) -> Result<(), DockerError> {
         let of_release =
             |f: &str| step.reference.ends_with(&format!(":{f}")) || step.reference.contains(&format!("-{f}-"));
-        if self.failing.iter().any(|f| *f == step.image || of_release(f)) {
+        if self.failing.iter().any(|f| *f == step.image || *f == step.id || of_release(f)) {
             note(&self.journal, format!("build {} failed", step.image));
             return Err(DockerError::Build { image: step.image.clone(), message: "RUN exited 3".into() });
         }
         let label = |k: &str| step.labels.get(k).cloned().unwrap_or_default();
-        let labels = (label(crate::plan::labels::REVISION), label(crate::plan::labels::VERSION));
+        let labels = (label(crate::plan::labels::REVISION), label(crate::plan::labels::VERSION), step.platform.clone());
         self.built.lock().unwrap().insert(step.reference.clone(), labels);
-        note(&self.journal, format!("build {}", step.image));
+        note(&self.journal, format!("build {}", step.id));
         Ok(())
     }
     async fn push(&self, image: &str, repository: &str, tag: &str) -> Result<String, DockerError> {
         let reference = format!("{repository}:{tag}");
-        let (revision, version) = self.built.lock().unwrap().get(&reference).cloned().unwrap_or_default();
+        let (revision, version, platform) = self.built.lock().unwrap().get(&reference).cloned().unwrap_or_default();
         let path = repository.split_once('/').map_or(repository, |(_, p)| p);
-        let digest = format!("sha256:{image}-{version}");
+        // `image@platform` for one platform of a multi-platform image.
+        let image = image.split('@').next().unwrap_or(image);
+        let digest = format!("sha256:{image}-{version}{}", platform.map(|p| format!("-{p}")).unwrap_or_default());
         self.registry.put(path, tag, Manifest { digest: digest.clone(), revision, version });
         note(&self.journal, format!("push {path}:{tag}"));
         Ok(digest)

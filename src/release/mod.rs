@@ -8,6 +8,8 @@ pub(crate) mod fakes;
 pub mod observe;
 mod phases;
 #[cfg(test)]
+mod platform_tests;
+#[cfg(test)]
 mod tests;
 pub mod version;
 
@@ -56,6 +58,10 @@ pub enum ReleaseError {
     NoSigner,
     #[error("cannot sign {image}: its staging tag {tag} is not in the registry")]
     NotStagedForSigning { image: String, tag: String },
+    #[error(
+        "cannot assemble the image index of {image}: its {platform} image's staging tag {tag} is not in the registry"
+    )]
+    PlatformNotStaged { image: String, platform: String, tag: String },
 }
 
 pub use crate::chain::error_chain;
@@ -118,7 +124,7 @@ impl ReleaseError {
             }
             ReleaseError::Key(e) => e.hint(),
             ReleaseError::NoSigner => "set sign.key in release.yaml (a cosign key; relctl keygen makes one)".into(),
-            ReleaseError::NotStagedForSigning { .. } => {
+            ReleaseError::NotStagedForSigning { .. } | ReleaseError::PlatformNotStaged { .. } => {
                 "rerun the release: the image is built and staged again; nothing was published".into()
             }
             ReleaseError::VersionRace { .. } => {
@@ -142,6 +148,9 @@ pub struct Published {
     pub tags: Vec<String>,
     pub digest: String,
     pub built: bool,
+    /// Of a multi-platform image (`digest` is its index's): each platform's image.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<crate::forge::PlatformImage>,
 }
 
 /// What a release did.
@@ -179,6 +188,7 @@ impl Report {
                             digest: p.digest.clone(),
                             built: p.built,
                             signature: plan.signed.then(|| crate::plan::artifact_tag(&p.digest, "sig")),
+                            platforms: p.platforms.clone(),
                         });
                     }
                     match &i.action {
@@ -190,6 +200,7 @@ impl Report {
                             digest: digest.clone(),
                             built: false,
                             signature: plan.signed.then(|| crate::plan::artifact_tag(digest, "sig")),
+                            platforms: Vec::new(),
                         }),
                         _ => None,
                     }
@@ -268,9 +279,10 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
             }
         }
         self.build_phase(plan).await?;
+        let platforms = self.index_phase(plan).await?;
         let (signatures, signed) = self.sign_phase(plan).await?;
         report.signatures = signatures;
-        report.images = self.version_tag_phase(plan, &signed).await?;
+        report.images = self.version_tag_phase(plan, &signed, &platforms).await?;
         report.moved = self.floating_tag_phase(plan, target).await?;
         if let Some((commit, file)) = self.version_phase(plan, target).await? {
             report.version_commit = Some(commit);

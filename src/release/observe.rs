@@ -107,11 +107,22 @@ pub async fn observe(
     let mut wanted = version_tags.clone();
     wanted.extend(floating.into_iter().map(|(t, _)| t));
     let stage = crate::plan::stage_tag(&version_tags[0], commit);
+    let mut stages = vec![stage.clone()];
+    let engine = platform();
+    for image in config.images.iter().filter(|i| i.platforms.len() > 1) {
+        for p in crate::plan::platforms::platforms_of(image, &engine) {
+            let tag = crate::plan::platforms::platform_stage_tag(&stage, &p);
+            if !stages.contains(&tag) {
+                stages.push(tag);
+            }
+        }
+    }
     let mut labelled = vec![version_tags[0].as_str()];
     if staged {
-        // Fan-out: what the build jobs staged from this commit, and from which inputs.
-        wanted.push(stage.clone());
-        labelled.push(&stage);
+        // Fan-out: what the build jobs staged from this commit (each platform's
+        // image of a multi-platform one), and from which inputs.
+        wanted.extend(stages.iter().cloned());
+        labelled.extend(stages.iter().map(String::as_str));
     }
     let lookups = config.images.iter().map(|image| registry.observe(&image.repository, &wanted, &labelled));
     let results: Vec<Result<_, RegistryError>> = futures_util::future::join_all(lookups).await;
@@ -179,7 +190,7 @@ pub async fn observe(
         rewritten_in_context,
         whole_context,
         previous,
-        platform: platform(),
+        platform: engine,
     })
 }
 
@@ -204,37 +215,16 @@ pub fn input_keys(config: &Config, git: &impl GitRepo, commit: &str) -> Result<B
             let summary = tokio::task::block_in_place(|| {
                 git.context_summary(commit, &image.context, &image.dockerfile, &rewritten, args.as_ref())
             })?;
-            contexts.insert(image.name.as_str(), summary.digest);
+            contexts.insert(image.name.clone(), summary.digest);
         }
     }
-    let platform = platform();
-    let mut keys: BTreeMap<&str, String> = BTreeMap::new();
-    // Parents first: go over the images until no more keys can be made.
-    loop {
-        let before = keys.len();
-        for image in &config.images {
-            if keys.contains_key(image.name.as_str()) {
-                continue;
-            }
-            let key = contexts.get(image.name.as_str()).and_then(|c| crate::plan::key_of(c, &platform, image, &keys));
-            if let Some(key) = key {
-                keys.insert(&image.name, key);
-            }
-        }
-        if keys.len() == before {
-            return Ok(keys.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
-        }
-    }
+    let keys = crate::plan::platforms::image_keys(config, &contexts, &platform());
+    Ok(keys.into_iter().map(|(name, k)| (name, k.image)).collect())
 }
 
-/// The daemon builds for the host: `linux/<GOARCH>`.
+/// The engine's platform, which images are built for by default.
 fn platform() -> String {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    };
-    format!("linux/{arch}")
+    crate::docker::engine_platform()
 }
 
 pub fn now_rfc3339() -> String {

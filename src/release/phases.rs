@@ -12,13 +12,17 @@ use crate::config::CommitVia;
 use crate::docker::ImageBuilder;
 use crate::forge::{Forge, ReleaseLink};
 use crate::git::GitRepo;
-use crate::plan::{BuildStep, ImageAction, MoveStep, Plan, PushSource, PushStep, SignStep, Step};
+use crate::plan::{BuildStep, ImageAction, IndexStep, MoveStep, Plan, PushSource, PushStep, SignStep, Step};
 use crate::progress::ImageState;
 use crate::registry::Registry;
 use crate::version::ReleaseVersion;
 
 /// The digest signed for each image, by image name.
 pub(super) type Signed = std::collections::BTreeMap<String, String>;
+
+/// The platform images of each multi-platform image assembled by this run:
+/// (platform, digest) by image name.
+pub(super) type Platforms = std::collections::BTreeMap<String, Vec<(String, String)>>;
 
 /// The plan's steps of one kind.
 fn steps<'p, T>(plan: &'p Plan, pick: impl Fn(&'p Step) -> Option<&'p T>) -> Vec<&'p T> {
@@ -49,7 +53,40 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
         Ok(())
     }
 
-    /// Phase 2, first: the signatures (and attestations) of every image the
+    /// Phase 2, first: the index of every multi-platform image, assembled from
+    /// its platforms' staging tags (no layer moves) and pushed under its own
+    /// staging tag. A platform missing publishes nothing.
+    pub(super) async fn index_phase(&self, plan: &Plan) -> Result<Platforms, ReleaseError> {
+        let indexes: Vec<&IndexStep> = steps(plan, |s| if let Step::Index(x) = s { Some(x) } else { None });
+        let mut out = Platforms::new();
+        if indexes.is_empty() {
+            return Ok(out);
+        }
+        self.phase(&format!("phase 2/5: image index of {} image(s)", indexes.len()));
+        for step in indexes {
+            let path = self.path_of(&step.image);
+            let mut entries = Vec::new();
+            for entry in &step.manifests {
+                let Some(d) = retry_registry(|| self.registry.describe(&path, &entry.tag)).await? else {
+                    return Err(ReleaseError::PlatformNotStaged {
+                        image: step.image.clone(),
+                        platform: entry.platform.clone(),
+                        tag: entry.tag.clone(),
+                    });
+                };
+                entries.push((entry.platform.clone(), d));
+            }
+            let bytes = crate::registry::index::image_index(&entries, &step.annotations);
+            let media = crate::registry::index::OCI_INDEX;
+            let digest = retry_registry(|| self.registry.put_manifest(&path, &step.tag, media, bytes.clone())).await?;
+            tracing::info!(image = %step.image, "index {digest} of {}", entries.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(", "));
+            self.progress.update(&step.image, &ImageState::Staged { digest });
+            out.insert(step.image.clone(), entries.into_iter().map(|(p, d)| (p, d.digest)).collect());
+        }
+        Ok(out)
+    }
+
+    /// Phase 2, then: the signatures (and attestations) of every image the
     /// plan signs, before any version tag points at a digest. A failure
     /// publishes nothing. Returns the artifact tags pushed, and the digest
     /// signed for each image, which its version tags are then copied from.
@@ -68,7 +105,7 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
             .filter_map(|i| match &i.action {
                 ImageAction::Retag { digest, .. }
                 | ImageAction::Published { digest }
-                | ImageAction::Staged { digest } => Some((i.name.as_str(), digest.clone())),
+                | ImageAction::Staged { digest: Some(digest) } => Some((i.name.as_str(), digest.clone())),
                 _ => None,
             })
             .collect();
@@ -88,8 +125,11 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
                 },
                 (None, None) => return Err(ReleaseError::NoSigner),
             };
-            digests.insert(&step.image, digest.clone());
-            signed.insert(step.image.clone(), digest.clone());
+            // A platform's manifest is signed; the image's tags come from its index.
+            if !step.entry {
+                digests.insert(&step.image, digest.clone());
+                signed.insert(step.image.clone(), digest.clone());
+            }
             let mut artifacts = Vec::new();
             if step.signature {
                 artifacts.push(signer.signature(&self.config.registry, &path, &digest));
@@ -132,13 +172,18 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
     /// Phase 2, then: every image gets the release's version tags. Every push is
     /// tried; when one fails for good, the error names the images that
     /// already carry the release (complete images; nothing later moves).
-    pub(super) async fn version_tag_phase(&self, plan: &Plan, signed: &Signed) -> Result<Vec<Published>, ReleaseError> {
+    pub(super) async fn version_tag_phase(
+        &self,
+        plan: &Plan,
+        signed: &Signed,
+        platforms: &Platforms,
+    ) -> Result<Vec<Published>, ReleaseError> {
         let pushes: Vec<&PushStep> = steps(plan, |s| if let Step::Push(p) = s { Some(p) } else { None });
         if !pushes.is_empty() {
             self.phase(&format!("phase 2/5: version tags of {} image(s)", pushes.len()));
         }
         let results: Vec<Result<Published, ReleaseError>> =
-            futures_util::stream::iter(pushes.iter().map(|p| self.version_tags(plan, p, signed)))
+            futures_util::stream::iter(pushes.iter().map(|p| self.version_tags(plan, p, signed, platforms)))
                 .buffered(self.config.build.parallelism)
                 .collect()
                 .await;
@@ -164,7 +209,13 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
     /// One image's version tags: its first by upload or manifest copy, the
     /// others copied from it. A signed image's first tag is copied from the
     /// digest that was signed, never from a tag that could have moved since.
-    async fn version_tags(&self, plan: &Plan, p: &PushStep, signed: &Signed) -> Result<Published, ReleaseError> {
+    async fn version_tags(
+        &self,
+        plan: &Plan,
+        p: &PushStep,
+        signed: &Signed,
+        platforms: &Platforms,
+    ) -> Result<Published, ReleaseError> {
         let path = self.path_of(&p.image);
         let first = &p.tags[0];
         let signed = signed.get(&p.image);
@@ -196,7 +247,22 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
         }
         tracing::debug!(image = %p.image, digest = %digest, "pushed {}", p.tags.join(", "));
         self.progress.update(&p.image, &ImageState::Done { tags: p.tags.clone(), digest: digest.clone() });
-        Ok(Published { image: p.image.clone(), repository: p.repository.clone(), tags: p.tags.clone(), digest, built })
+        let is_index = plan.images.iter().any(|i| i.name == p.image && i.is_index());
+        let platforms = match platforms.get(&p.image) {
+            Some(assembled) => assembled.clone(),
+            None if is_index => retry_registry(|| self.registry.platforms(&path, first)).await?.unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let platforms =
+            platforms.into_iter().map(|(platform, digest)| crate::forge::PlatformImage { platform, digest }).collect();
+        Ok(Published {
+            image: p.image.clone(),
+            repository: p.repository.clone(),
+            tags: p.tags.clone(),
+            digest,
+            built,
+            platforms,
+        })
     }
 
     /// Phase 3: floating tags, by manifest copy; images side by side (each

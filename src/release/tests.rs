@@ -17,13 +17,13 @@ use crate::version::ReleaseVersion;
 const CONFIG: &str = "registry: reg.test\nnamespace: acme\nproject: p\nbuild: { retries: 0 }\n\
 images:\n  app: { context: app }\n  web: { context: web, depends_on: [app] }\n";
 
-struct World {
-    journal: Journal,
-    config: Config,
-    git: FakeGit,
-    registry: Arc<FakeRegistry>,
-    engine: FakeEngine,
-    forge: FakeForge,
+pub(super) struct World {
+    pub(super) journal: Journal,
+    pub(super) config: Config,
+    pub(super) git: FakeGit,
+    pub(super) registry: Arc<FakeRegistry>,
+    pub(super) engine: FakeEngine,
+    pub(super) forge: FakeForge,
 }
 
 impl World {
@@ -32,7 +32,7 @@ impl World {
     }
 
     /// A world with `config` and, besides the Dockerfiles, `extra` files at the release commit.
-    fn with(config: &str, version: Option<&str>, extra: &[(&'static str, &'static str)]) -> Self {
+    pub(super) fn with(config: &str, version: Option<&str>, extra: &[(&'static str, &'static str)]) -> Self {
         let journal = Journal::default();
         let config = config::parse(config, std::path::Path::new("release.yaml")).unwrap();
         let mut files =
@@ -46,12 +46,12 @@ impl World {
         Self { journal, config, git, registry, engine, forge }
     }
 
-    fn repo(image: &str) -> String {
+    pub(super) fn repo(image: &str) -> String {
         format!("acme/p-{image}")
     }
 
     /// What the planner sees for `tag` at the branch's first commit, `tags` being the repository's release tags.
-    async fn observed(&self, tag: &str, tags: &[&str]) -> Observed {
+    pub(super) async fn observed(&self, tag: &str, tags: &[&str]) -> Observed {
         let target = ReleaseVersion::parse(tag, "v").unwrap();
         let wanted: Vec<String> = vec![tag.into(), "latest".into()];
         let mut registry = BTreeMap::new();
@@ -85,7 +85,7 @@ impl World {
     }
 
     /// The executor over the fakes; the forge only `with_forge`.
-    fn executor(&self, with_forge: bool) -> Executor<'_, FakeGit, FakeEngine, FakeRegistry, FakeForge> {
+    pub(super) fn executor(&self, with_forge: bool) -> Executor<'_, FakeGit, FakeEngine, FakeRegistry, FakeForge> {
         Executor {
             config: &self.config,
             git: &self.git,
@@ -98,17 +98,17 @@ impl World {
         }
     }
 
-    async fn release(&self, tag: &str, tags: &[&str]) -> Result<super::Report, ReleaseError> {
+    pub(super) async fn release(&self, tag: &str, tags: &[&str]) -> Result<super::Report, ReleaseError> {
         let observed = self.observed(tag, tags).await;
         let plan = plan::plan(&self.config, &observed, &PlanOptions::default())?;
         self.executor(true).execute(&plan, &observed.target).await
     }
 
-    fn journal(&self) -> Vec<String> {
+    pub(super) fn journal(&self) -> Vec<String> {
         self.journal.lock().unwrap().clone()
     }
 
-    fn tag(&self, image: &str, tag: &str) -> Option<Manifest> {
+    pub(super) fn tag(&self, image: &str, tag: &str) -> Option<Manifest> {
         self.registry.get(&Self::repo(image), tag)
     }
 }

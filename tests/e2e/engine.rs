@@ -31,6 +31,9 @@ fn parent_and_child() -> (Fixture, String) {
 fn step(image: &str, reference: &str, args: &[(&str, &str)]) -> BuildStep {
     BuildStep {
         image: image.into(),
+        id: image.into(),
+        platform: None,
+        waits_for: Vec::new(),
         reference: reference.into(),
         context: image.into(),
         dockerfile: format!("{image}/Dockerfile"),

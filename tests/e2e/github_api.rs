@@ -33,6 +33,7 @@ fn notes(tag: &str, prerelease: bool) -> ReleaseNotes {
             digest: "sha256:aa".into(),
             built: true,
             signature: None,
+            platforms: Vec::new(),
         }],
     }
 }

@@ -1,0 +1,118 @@
+//! Multi-platform images, as the planner sees them: each image's platforms,
+//! its input keys (one per platform, and the index's over all of them), the
+//! staging tag of each platform's image, and the checks a plan refuses on.
+
+use std::collections::BTreeMap;
+
+use super::{PlanError, PlanOptions, key_of};
+use crate::config::{Builder, Config, ImageConfig};
+
+/// The platforms `image` is built for: its configured ones, else the engine's.
+pub fn platforms_of(image: &ImageConfig, engine: &str) -> Vec<String> {
+    match image.platforms.is_empty() {
+        true => vec![engine.to_string()],
+        false => image.platforms.clone(),
+    }
+}
+
+/// An image's input keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageKeys {
+    /// The key of each platform's build, in the image's platform order.
+    pub platforms: Vec<(String, String)>,
+    /// The image's key: its one platform's, or the index's over every platform's.
+    pub image: String,
+}
+
+impl ImageKeys {
+    pub fn of(&self, platform: &str) -> Option<&str> {
+        self.platforms.iter().find(|(p, _)| p == platform).map(|(_, k)| k.as_str())
+    }
+}
+
+/// The input keys of every image whose inputs could be read: `contexts` are
+/// the context digests by image, `engine` the engine's platform. A child's key
+/// for a platform takes its parent's key for that platform.
+pub fn image_keys(config: &Config, contexts: &BTreeMap<String, String>, engine: &str) -> BTreeMap<String, ImageKeys> {
+    let mut out: BTreeMap<String, ImageKeys> = BTreeMap::new();
+    // Images come parents first.
+    for image in &config.images {
+        let Some(context) = contexts.get(&image.name) else { continue };
+        let mut platforms = Vec::new();
+        for platform in platforms_of(image, engine) {
+            let parents: Option<BTreeMap<&str, String>> =
+                image.depends_on.iter().map(|p| Some((p.as_str(), out.get(p)?.of(&platform)?.to_string()))).collect();
+            let Some(key) = parents.and_then(|parents| key_of(context, &platform, image, &parents)) else {
+                break;
+            };
+            platforms.push((platform, key));
+        }
+        if platforms.len() != platforms_of(image, engine).len() {
+            continue;
+        }
+        let image_key = match &platforms[..] {
+            [(_, only)] => only.clone(),
+            all => index_key(all),
+        };
+        out.insert(image.name.clone(), ImageKeys { platforms, image: image_key });
+    }
+    out
+}
+
+/// The key of a multi-platform image: SHA-256 over its platforms' keys in order.
+pub fn index_key(platforms: &[(String, String)]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update("relctl-inputs/v2 index\n");
+    for (platform, key) in platforms {
+        h.update(format!("platform {platform} {key}\n"));
+    }
+    format!("sha256:{:x}", h.finalize())
+}
+
+/// The staging tag of one platform's image of a multi-platform image:
+/// the image's staging tag, then the platform (`linux-arm64`), within 128 characters.
+pub fn platform_stage_tag(stage: &str, platform: &str) -> String {
+    let suffix = platform.replace('/', "-");
+    let keep = 128usize.saturating_sub(suffix.len() + 1).min(stage.len());
+    format!("{}-{suffix}", &stage[..keep])
+}
+
+/// What a plan refuses before it looks at any image: a child built for a
+/// platform its parent is not, a foreign platform on the classic builder,
+/// and `--platform` naming no selected image's platform.
+pub fn check(config: &Config, engine: &str, opts: &PlanOptions) -> Result<(), PlanError> {
+    for image in &config.images {
+        let mine = platforms_of(image, engine);
+        for parent in image.depends_on.iter().filter_map(|p| config.image(p)) {
+            let theirs = platforms_of(parent, engine);
+            if let Some(platform) = mine.iter().find(|p| !theirs.contains(p)) {
+                return Err(PlanError::ParentPlatform {
+                    image: image.name.clone(),
+                    parent: parent.name.clone(),
+                    platform: platform.clone(),
+                    parent_platforms: theirs,
+                });
+            }
+        }
+        if config.build.builder == Builder::Classic
+            && let Some(platform) = mine.iter().find(|p| *p != engine)
+        {
+            return Err(PlanError::ClassicPlatform {
+                image: image.name.clone(),
+                platform: platform.clone(),
+                engine: engine.to_string(),
+            });
+        }
+    }
+    if let Some(platform) = &opts.platform {
+        let selected = config.images.iter().filter(|i| opts.only.as_ref().is_none_or(|o| o.contains(&i.name)));
+        let mut known: Vec<String> = selected.flat_map(|i| platforms_of(i, engine)).collect();
+        known.sort();
+        known.dedup();
+        if !known.contains(platform) {
+            return Err(PlanError::UnknownPlatform { platform: platform.clone(), known });
+        }
+    }
+    Ok(())
+}
