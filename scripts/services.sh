@@ -40,6 +40,8 @@ need_packages() {
   command -v ssh-agent >/dev/null || missing+=(openssh-client)
   # The dashboard's browser test: headless Chromium renders serve's page.
   command -v chromium >/dev/null || missing+=(chromium)
+  # Multi-platform releases: an independent reader of image indexes.
+  command -v skopeo >/dev/null || missing+=(skopeo)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

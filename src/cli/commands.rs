@@ -27,7 +27,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             super::install::pin_cmd(&cli.global, tag.as_deref(), env, *pull, key.as_deref()).await
         }
         Command::Keygen { out } => super::install::keygen_cmd(out),
-        Command::Export { tag, out } => super::install::export_cmd(&cli.global, tag, out).await,
+        Command::Export { tag, out, platform } => {
+            super::install::export_cmd(&cli.global, tag, out, platform.as_deref()).await
+        }
         Command::Import { dir } => super::install::import_cmd(&cli.global, dir).await,
         Command::Init { force, registry, namespace } => {
             super::install::init_cmd(&cli.global, *force, registry.as_deref(), namespace.as_deref())

@@ -74,12 +74,12 @@ pub async fn pin_cmd(
     Ok(())
 }
 
-pub async fn export_cmd(global: &Global, tag: &str, out: &Path) -> anyhow::Result<()> {
+pub async fn export_cmd(global: &Global, tag: &str, out: &Path, platform: Option<&str>) -> anyhow::Result<()> {
     let session = load(global)?;
     let out = std::env::current_dir()?.join(out);
-    let (target, images) = session.export(tag, &out, super::progress::for_release(global.quiet)).await?;
+    let (target, images) = session.export(tag, &out, platform, super::progress::for_release(global.quiet)).await?;
     for i in &images {
-        println!("{}  {}  {} bytes", i.file, i.reference, i.size);
+        println!("{}  {}  {}  {} bytes", i.file, i.reference, i.platform, i.size);
     }
     println!("bundle of {} in {}: check with `sha256sum -c {}`", target.raw, out.display(), bundle::CHECKSUMS);
     Ok(())

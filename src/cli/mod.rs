@@ -118,6 +118,9 @@ pub enum Command {
         /// Directory to write the bundle into
         #[arg(long, value_name = "DIR")]
         out: std::path::PathBuf,
+        /// The platform of multi-platform images to save, e.g. linux/arm64 (default: the engine's)
+        #[arg(long, value_name = "PLATFORM")]
+        platform: Option<String>,
     },
     /// Check an offline bundle's checksums, then load its images and check their ids
     Import {

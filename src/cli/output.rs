@@ -47,7 +47,12 @@ pub fn verification(v: &relctl::install::verify::Verification, json: bool) {
     let width = v.images.iter().map(|i| i.image.len()).max().unwrap_or(0);
     for i in &v.images {
         match &i.problem {
-            None => println!("ok       {:width$}  {}  {}", i.image, i.reference, i.digest.as_deref().unwrap_or("")),
+            None => {
+                println!("ok       {:width$}  {}  {}", i.image, i.reference, i.digest.as_deref().unwrap_or(""));
+                for p in &i.platforms {
+                    println!("         {:width$}    {}  {}", "", p.platform, p.digest);
+                }
+            }
             Some(p) => println!("MISSING  {:width$}  {p}", i.image),
         }
     }

@@ -35,6 +35,21 @@ impl DockerEngine {
         }
     }
 
+    /// The platform of a local image, `os/arch[/variant]`; `None` if it is not there.
+    pub async fn image_platform(&self, reference: &str) -> Result<Option<String>, DockerError> {
+        match self.docker.inspect_image(reference).await {
+            Ok(info) => {
+                let (os, arch) = (info.os.unwrap_or_default(), info.architecture.unwrap_or_default());
+                Ok(Some(match info.variant.filter(|v| !v.is_empty()) {
+                    Some(v) => format!("{os}/{arch}/{v}"),
+                    None => format!("{os}/{arch}"),
+                }))
+            }
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(e) => Err(DockerError::Unreachable { host: self.host.clone(), message: e.to_string() }),
+        }
+    }
+
     /// Whether the local image `reference` is the registry manifest `digest`:
     /// one of its RepoDigests ends in `@digest` (the daemon may shorten the
     /// repository name, e.g. drop `docker.io/`, so only the digest is compared).

@@ -69,17 +69,19 @@ pub struct BundleImage {
     pub size: u64,
     pub revision: String,
     pub file: String,
+    /// The platform saved (`os/arch[/variant]`); empty in bundles from before platforms.
+    pub platform: String,
 }
 
-const INFO_HEADER: &str = "# image\treference\tdigest\timage-id\tsize\trevision\tfile";
+const INFO_HEADER: &str = "# image\treference\tdigest\timage-id\tsize\trevision\tfile\tplatform";
 
 /// The `images-info.txt` text.
 pub fn info_text(images: &[BundleImage]) -> String {
     let mut s = format!("{INFO_HEADER}\n");
     for i in images {
         s.push_str(&format!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
-            i.image, i.reference, i.digest, i.id, i.size, i.revision, i.file
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+            i.image, i.reference, i.digest, i.id, i.size, i.revision, i.file, i.platform
         ));
     }
     s
@@ -91,7 +93,8 @@ pub fn parse_info(text: &str) -> Option<Vec<BundleImage>> {
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
-            (f.len() == 7).then(|| BundleImage {
+            // Bundles written before platforms have 7 columns.
+            (f.len() == 7 || f.len() == 8).then(|| BundleImage {
                 image: f[0].into(),
                 reference: f[1].into(),
                 digest: f[2].into(),
@@ -99,6 +102,7 @@ pub fn parse_info(text: &str) -> Option<Vec<BundleImage>> {
                 size: f[4].parse().unwrap_or(0),
                 revision: f[5].into(),
                 file: f[6].into(),
+                platform: f.get(7).map(|p| p.to_string()).unwrap_or_default(),
             })
         })
         .collect()
@@ -110,6 +114,8 @@ pub struct ExportItem {
     pub reference: String,
     pub digest: String,
     pub revision: String,
+    /// Of a multi-platform image: the platform to save.
+    pub platform: Option<String>,
 }
 
 /// Writes the bundle of `items` for `tag` into `out`.
@@ -125,9 +131,14 @@ pub async fn export(
     let mut checksums = String::new();
     for item in items {
         let (repository, image_tag) = item.reference.rsplit_once(':').expect("a reference has a tag");
-        // Pulled when absent, or when the local image is not the registry's (a stale local tag).
-        if !engine.has_digest(&item.reference, &item.digest).await.map_err(StoreError::from)? {
-            engine.pull(&item.image, repository, image_tag).await?;
+        // Pulled when absent, or when the local image is not the registry's (a stale local tag);
+        // one platform of a multi-platform image always (the index digest does not tell platforms apart).
+        match &item.platform {
+            Some(platform) => engine.pull_platform(&item.image, repository, image_tag, platform).await?,
+            None if !engine.has_digest(&item.reference, &item.digest).await.map_err(StoreError::from)? => {
+                engine.pull(&item.image, repository, image_tag).await?
+            }
+            None => {}
         }
         let file = format!("{}.tar", item.image);
         let path = out.join(&file);
@@ -150,6 +161,7 @@ pub async fn export(
         writer.into_inner().map_err(|e| io_err(&part)(e.into_error()))?.sync_all().map_err(io_err(&part))?;
         std::fs::rename(&part, &path).map_err(io_err(&path))?;
         let id = engine.image_id(&item.reference).await.map_err(StoreError::from)?.unwrap_or_default();
+        let platform = engine.image_platform(&item.reference).await.map_err(StoreError::from)?.unwrap_or_default();
         let hex = crate::context::hex(&hasher.finalize());
         checksums.push_str(&format!("{hex}  {file}\n"));
         progress.update(&item.image, &ImageState::Done { tags: vec![tag.to_string()], digest: item.digest.clone() });
@@ -161,6 +173,7 @@ pub async fn export(
             size,
             revision: item.revision.clone(),
             file,
+            platform,
         });
     }
     let write = |name: &str, text: &str| {
@@ -244,6 +257,7 @@ mod tests {
             size: 1234,
             revision: "c0ffee".into(),
             file: "server.tar".into(),
+            platform: "linux/arm64".into(),
         }];
         assert_eq!(parse_info(&info_text(&images)).unwrap(), images);
         assert_eq!(parse_info("server\tonly two"), None);

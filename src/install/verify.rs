@@ -19,6 +19,17 @@ pub struct VerifiedImage {
     /// With `--key`: the signature (and with `--provenance`, the attestation) checked and good.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signed: Option<bool>,
+    /// Of a multi-platform image (`digest` is its index's): each platform's image found.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<VerifiedPlatform>,
+}
+
+/// One platform's image of a multi-platform release image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifiedPlatform {
+    pub platform: String,
+    pub digest: String,
+    pub revision: Option<String>,
 }
 
 /// Every image of a release, checked.
@@ -69,10 +80,51 @@ pub fn verify(plan: &Plan, observed: &Observed) -> Verification {
                 revision: remote.and_then(|t| t.revision.clone()),
                 problem,
                 signed: None,
+                platforms: Vec::new(),
             }
         })
         .collect();
     Verification { tag: plan.tag.clone(), commit: plan.commit.clone(), images }
+}
+
+/// Checks every platform of each multi-platform image of `plan` that `v`
+/// found: its index names each platform the release builds, and each
+/// platform's image was built from the commit the index says. `repository`
+/// maps an image name to its path under the registry.
+pub async fn check_platforms(
+    v: &mut Verification,
+    plan: &Plan,
+    registry: &impl crate::registry::Registry,
+    repository: impl Fn(&str) -> String,
+) -> Result<(), crate::registry::RegistryError> {
+    for image in v.images.iter_mut().filter(|i| i.problem.is_none()) {
+        let Some(planned) = plan.images.iter().find(|p| p.name == image.image).filter(|p| p.is_index()) else {
+            continue;
+        };
+        let path = repository(&image.image);
+        let tag = &planned.version_tags[0];
+        let found = registry.platforms(&path, tag).await?.unwrap_or_default();
+        let names: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+        let missing: Vec<&str> = planned.platforms.iter().map(String::as_str).filter(|p| !names.contains(p)).collect();
+        if !missing.is_empty() {
+            let holds = if names.is_empty() { "a single-platform image".to_string() } else { names.join(", ") };
+            image.problem = Some(format!("{} has no {} image (it holds {holds})", image.reference, missing.join(", ")));
+            continue;
+        }
+        for (platform, digest) in found.iter().filter(|(p, _)| planned.platforms.contains(p)) {
+            let revision = registry.inspect_tag(&path, digest).await?.and_then(|t| t.revision);
+            if revision != image.revision {
+                image.problem.get_or_insert(format!(
+                    "{}: its {platform} image {digest} was built from {}, not {}",
+                    image.reference,
+                    revision.as_deref().unwrap_or("an unknown commit (no revision label)"),
+                    image.revision.as_deref().unwrap_or("the commit the index names")
+                ));
+            }
+            image.platforms.push(VerifiedPlatform { platform: platform.clone(), digest: digest.clone(), revision });
+        }
+    }
+    Ok(())
 }
 
 /// What `verify --key` checks besides the tags: cosign signatures made with

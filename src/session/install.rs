@@ -50,6 +50,8 @@ pub enum InstallError {
     NoVersion { path: String, source: std::io::Error },
     #[error("cannot write {path}")]
     Write { path: String, source: std::io::Error },
+    #[error("--platform {platform}: image {image} of the release is not built for it (it is built for {})", available.join(", "))]
+    NoPlatform { image: String, platform: String, available: Vec<String> },
 }
 
 impl InstallError {
@@ -57,7 +59,7 @@ impl InstallError {
         match self {
             InstallError::Release(e) => e.exit_code(),
             InstallError::Bundle(e) => e.exit_code(),
-            InstallError::NoVersion { .. } => 2,
+            InstallError::NoVersion { .. } | InstallError::NoPlatform { .. } => 2,
             InstallError::Incomplete(_) | InstallError::Write { .. } => 1,
         }
     }
@@ -71,6 +73,7 @@ impl InstallError {
             }
             InstallError::NoVersion { .. } => Some("pass the tag to use, e.g. relctl verify v1.2.0".into()),
             InstallError::Write { .. } => Some("check the file's directory and permissions".into()),
+            InstallError::NoPlatform { available, .. } => Some(format!("choose one of: {}", available.join(", "))),
         }
     }
 }
@@ -104,8 +107,9 @@ impl Session {
         let (observed, plan) =
             self.observe_and_plan(&registry, &target, &commit, &opts, RegistryFailure::Fatal).await?;
         let mut v = verify(&plan, &observed);
+        let repository = |name: &str| self.config.image(name).map(|i| i.repository.clone()).unwrap_or_default();
+        crate::install::verify::check_platforms(&mut v, &plan, &registry, repository).await?;
         if let Some(check) = signatures {
-            let repository = |name: &str| self.config.image(name).map(|i| i.repository.clone()).unwrap_or_default();
             crate::install::verify::check_signatures(&mut v, check, &registry, repository).await?;
         }
         Ok((target, v))
@@ -166,23 +170,31 @@ impl Session {
     }
 
     /// `relctl export`: the offline bundle of a verified `tag` in `out`.
+    /// Multi-platform images are saved for `platform` (default: the engine's);
+    /// the others for the one platform they are built for.
     pub async fn export(
         &self,
         tag: &str,
         out: &Path,
+        platform: Option<&str>,
         progress: ProgressSink,
     ) -> Result<(ReleaseVersion, Vec<BundleImage>), InstallError> {
         let (target, v) = self.verified(tag, None).await?;
-        let items: Vec<ExportItem> = v
-            .images
-            .iter()
-            .map(|i| ExportItem {
+        let wanted = platform.map_or_else(crate::docker::engine_platform, str::to_string);
+        let mut items = Vec::new();
+        for i in &v.images {
+            let available: Vec<String> = i.platforms.iter().map(|p| p.platform.clone()).collect();
+            if !available.is_empty() && !available.contains(&wanted) {
+                return Err(InstallError::NoPlatform { image: i.image.clone(), platform: wanted, available });
+            }
+            items.push(ExportItem {
                 image: i.image.clone(),
                 reference: i.reference.clone(),
                 digest: i.digest.clone().unwrap_or_default(),
                 revision: i.revision.clone().unwrap_or_default(),
-            })
-            .collect();
+                platform: (!available.is_empty()).then(|| wanted.clone()),
+            });
+        }
         // One sink for pulls and saves, so each image keeps one progress line.
         let engine = self.engine(progress.clone()).await?;
         let images = bundle::export(&engine, &items, &target.raw, out, &*progress).await?;

@@ -19,6 +19,7 @@ mod incremental;
 mod inputs;
 mod install;
 mod notify;
+mod platforms;
 mod ratelimit;
 mod reconcile;
 mod release;
