@@ -137,46 +137,65 @@ pub struct SignatureCheck {
     pub provenance: bool,
 }
 
-/// Checks the signature (and attestation) of every image `v` found, marking
-/// each image `signed` or giving it the problem; `repository` maps an image
-/// name to its path under the registry.
+/// Checks the signature (and attestation) of every image `v` found, and of
+/// each platform's image of a multi-platform one, marking each image
+/// `signed` or giving it the problem; `repository` maps an image name to its
+/// path under the registry.
 pub async fn check_signatures(
     v: &mut Verification,
     check: &SignatureCheck,
     registry: &impl crate::registry::Registry,
     repository: impl Fn(&str) -> String,
 ) -> Result<(), crate::registry::RegistryError> {
-    use crate::sign::cosign::{self, Invalid};
     for image in v.images.iter_mut().filter(|i| i.problem.is_none()) {
         let Some(digest) = image.digest.clone() else { continue };
         let path = repository(&image.image);
-        let sig_tag = cosign::tag_for(&digest, "sig");
-        let mut problem = match registry.get_artifact(&path, &sig_tag).await? {
-            None => Some(Invalid::Missing { tag: sig_tag }.to_string()),
-            Some(layers) => {
-                let results = layers.iter().map(|l| {
-                    let sig = l.annotations.get(cosign::SIGNATURE_ANNOTATION).and_then(|s| s.as_str()).unwrap_or("");
-                    cosign::verify_signature(&check.key, &digest, &l.bytes, sig)
-                });
-                let results: Vec<_> = results.collect();
-                match results.iter().find(|r| r.is_ok()) {
-                    Some(_) => None,
-                    None => Some(
-                        results
-                            .into_iter()
-                            .find_map(Result::err)
-                            .map_or("no signature layer".into(), |e| e.to_string()),
-                    ),
-                }
+        let digests = std::iter::once(digest).chain(image.platforms.iter().map(|p| p.digest.clone()));
+        let mut problem = None;
+        for digest in digests {
+            if let Some(p) = signature_problem(registry, &path, &digest, check, &v.commit).await? {
+                problem = Some(format!("{}@{digest}: {p} ({})", image.reference, check.key_name));
+                break;
             }
-        };
-        if problem.is_none() && check.provenance {
-            problem = provenance_problem(registry, &path, &digest, check, &v.commit).await?;
         }
         image.signed = Some(problem.is_none());
-        image.problem = problem.map(|p| format!("{}@{digest}: {p} ({})", image.reference, check.key_name));
+        image.problem = problem;
     }
     Ok(())
+}
+
+/// Why the signature (or, with provenance, the attestation) of `digest` does not hold.
+async fn signature_problem(
+    registry: &impl crate::registry::Registry,
+    path: &str,
+    digest: &str,
+    check: &SignatureCheck,
+    commit: &str,
+) -> Result<Option<String>, crate::registry::RegistryError> {
+    use crate::sign::cosign::{self, Invalid};
+    let sig_tag = cosign::tag_for(digest, "sig");
+    let problem = match registry.get_artifact(path, &sig_tag).await? {
+        None => Some(Invalid::Missing { tag: sig_tag }.to_string()),
+        Some(layers) => {
+            let results: Vec<_> = layers
+                .iter()
+                .map(|l| {
+                    let sig = l.annotations.get(cosign::SIGNATURE_ANNOTATION).and_then(|s| s.as_str()).unwrap_or("");
+                    cosign::verify_signature(&check.key, digest, &l.bytes, sig)
+                })
+                .collect();
+            match results.iter().find(|r| r.is_ok()) {
+                Some(_) => None,
+                None => Some(
+                    results.into_iter().find_map(Result::err).map_or("no signature layer".into(), |e| e.to_string()),
+                ),
+            }
+        }
+    };
+    if problem.is_none() && check.provenance {
+        return provenance_problem(registry, path, digest, check, commit).await;
+    }
+    Ok(problem)
 }
 
 /// Why the attestation of `digest` does not hold: missing, signed with

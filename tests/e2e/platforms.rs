@@ -362,3 +362,40 @@ fn tar_architecture(tar: &Path) -> String {
     let config: Value = serde_json::from_slice(&config.stdout).unwrap();
     config["architecture"].as_str().unwrap().to_string()
 }
+
+#[test]
+fn a_signed_multi_platform_release_signs_the_index_and_each_platform() {
+    use base64::Engine;
+    use crate::signing::{PASSWORD, artifact, keys, openssl_verifies, sign_config};
+    let f = multi("platform-signed");
+    let keys = keys(&f);
+    sign_config(&f, keys.join("cosign.key").to_str().unwrap());
+    f.commit("sign releases");
+    git(&f.work, &["push", "-q", "origin", "main"]);
+    f.tag("v1.0.0");
+    f.relctl_env(&["release", "v1.0.0"], &[("COSIGN_PASSWORD", PASSWORD)]).expect(0);
+    let (_, index) = manifest(&f, "app", "v1.0.0");
+    let platforms = entries(&f, "app", "v1.0.0");
+    let public = keys.join("cosign.pub");
+    for digest in std::iter::once(&index).chain(platforms.iter().map(|(_, d)| d)) {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        let (payload, annotations) = artifact(&f, "app", &format!("sha256-{hex}.sig"));
+        let signature = base64::engine::general_purpose::STANDARD
+            .decode(annotations["dev.cosignproject.cosign/signature"].as_str().unwrap())
+            .unwrap();
+        assert!(openssl_verifies(f.dir.path(), &public, &payload, &signature), "{digest} is signed");
+        let doc: Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(doc["critical"]["image"]["docker-manifest-digest"], digest.as_str());
+    }
+    let run = f.relctl(&["--json", "verify", "v1.0.0", "--key", public.to_str().unwrap(), "--provenance"]).expect(0);
+    let v: Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert!(v["images"].as_array().unwrap().iter().all(|i| i["signed"] == true), "{v}");
+
+    // The arm64 image's signature gone: verify --key names it.
+    let arm = platforms[1].1.strip_prefix("sha256:").unwrap().to_string();
+    let url = format!("http://{}/v2/{}/manifests/sha256-{arm}.sig", f.registry, f.repo("app"));
+    let sig = head_digest(&url, &["-H", "Accept: application/vnd.oci.image.manifest.v1+json"]).unwrap();
+    delete_manifest(&f.registry, &f.repo("app"), &sig);
+    let run = f.relctl(&["verify", "v1.0.0", "--key", public.to_str().unwrap()]).expect(1);
+    assert!(run.stdout().contains(&format!("@sha256:{arm}")), "{}", run.stdout());
+}

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 
 use crate::common::*;
 
-const PASSWORD: &str = "s1gn-Pa55-do-not-print";
+pub const PASSWORD: &str = "s1gn-Pa55-do-not-print";
 
 /// `relctl keygen` into `dir`, with `password`.
 fn keygen(f: &Fixture, dir: &Path, password: &str) {
@@ -19,7 +19,7 @@ fn keygen(f: &Fixture, dir: &Path, password: &str) {
 }
 
 /// The layer blob and its annotations of the artifact `tag` of `image`.
-fn artifact(f: &Fixture, image: &str, tag: &str) -> (Vec<u8>, serde_json::Value) {
+pub fn artifact(f: &Fixture, image: &str, tag: &str) -> (Vec<u8>, serde_json::Value) {
     let url = format!("http://{}/v2/{}", f.registry, f.repo(image));
     let manifest =
         curl_json(&format!("{url}/manifests/{tag}"), &["-H", "Accept: application/vnd.oci.image.manifest.v1+json"]);
@@ -33,7 +33,7 @@ fn artifact(f: &Fixture, image: &str, tag: &str) -> (Vec<u8>, serde_json::Value)
 }
 
 /// OpenSSL's verdict on `signature` (DER) over `data` with the PEM public key at `public`.
-fn openssl_verifies(dir: &Path, public: &Path, data: &[u8], signature: &[u8]) -> bool {
+pub fn openssl_verifies(dir: &Path, public: &Path, data: &[u8], signature: &[u8]) -> bool {
     let (data_file, sig_file) = (dir.join("data"), dir.join("sig.der"));
     std::fs::write(&data_file, data).unwrap();
     std::fs::write(&sig_file, signature).unwrap();
@@ -48,12 +48,12 @@ fn openssl_verifies(dir: &Path, public: &Path, data: &[u8], signature: &[u8]) ->
     out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Verified OK")
 }
 
-fn sign_config(f: &Fixture, key: &str) {
+pub fn sign_config(f: &Fixture, key: &str) {
     let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap();
     f.write("release.yaml", &format!("{cfg}sign: {{ key: '{key}', provenance: true }}\n"));
 }
 
-fn keys(f: &Fixture) -> PathBuf {
+pub fn keys(f: &Fixture) -> PathBuf {
     let dir = f.dir.path().join("keys");
     keygen(f, &dir, PASSWORD);
     dir
