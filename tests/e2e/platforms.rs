@@ -294,6 +294,19 @@ fn verify_checks_every_platform_and_export_saves_the_one_asked_for() {
     f.relctl(&["release", "v1.0.0"]).expect(0);
     let out = f.relctl(&["verify", "v1.0.0"]).expect(0).stdout();
     assert!(out.contains("linux/arm64"), "verify lists each platform: {out}");
+    // The controller sees the indexes as the release: converged, and a reconcile writes nothing.
+    f.relctl(&["status"]).expect(0);
+    let offset = registry_log_offset();
+    f.relctl(&["reconcile", "--once"]).expect(0);
+    assert_eq!(registry_writes_since(offset, &f.namespace), Vec::<String>::new(), "nothing to repair");
+    // pin --pull pulls the engine's own platform.
+    let engine2_host = env("RELCTL_TEST_DOCKER2_HOST");
+    f.relctl_env(&["pin", "v1.0.0", "--env", ".env", "--pull"], &[("DOCKER_HOST", &engine2_host)]).expect(0);
+    let arch = engine2(&["image", "inspect", "--format", "{{.Architecture}}", &f.reference("app", "v1.0.0")]);
+    assert_eq!(String::from_utf8_lossy(&arch.stdout).trim(), "amd64");
+    for image in ["base", "app", "solo"] {
+        engine2(&["image", "rm", &f.reference(image, "v1.0.0")]);
+    }
 
     let dir = f.dir.path().join("bundle");
     let run = f.relctl(&["export", "v1.0.0", "--out", dir.to_str().unwrap(), "--platform", "linux/arm64"]).expect(0);
@@ -365,8 +378,8 @@ fn tar_architecture(tar: &Path) -> String {
 
 #[test]
 fn a_signed_multi_platform_release_signs_the_index_and_each_platform() {
-    use base64::Engine;
     use crate::signing::{PASSWORD, artifact, keys, openssl_verifies, sign_config};
+    use base64::Engine;
     let f = multi("platform-signed");
     let keys = keys(&f);
     sign_config(&f, keys.join("cosign.key").to_str().unwrap());
