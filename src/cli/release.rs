@@ -78,8 +78,7 @@ pub async fn matrix_cmd(global: &Global, tag: &str) -> anyhow::Result<()> {
     let session = load(global)?;
     let http = http.await.context("the HTTP client's setup stopped")?;
     let prepared = session.prepare(tag, &PlanOptions::default(), Some(http)).await?;
-    let engine = relctl::docker::engine_platform();
-    let json = serde_json::to_string(&plan::matrix::matrix(&prepared.plan, &session.config.fanout, &engine))?;
+    let json = serde_json::to_string(&plan::matrix::matrix(&prepared.plan, &session.config.fanout))?;
     println!("{json}");
     if actions::active() {
         let outputs = [("matrix".to_string(), json)];

@@ -211,6 +211,13 @@ pub struct ImageConfig {
     pub platforms: Vec<String>,
 }
 
+impl ImageConfig {
+    /// Built for several platforms: published as an OCI image index.
+    pub fn is_multi_platform(&self) -> bool {
+        self.platforms.len() > 1
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AlsoUpdate {
     pub path: String,

@@ -277,7 +277,7 @@ impl super::DockerEngine {
             .build();
         let creds = self.credentials().map(|c| HashMap::from([(self.registry.clone(), c)]));
         let mut stream = self.docker.build_image(options, creds, Some(bollard::body_try_stream(body)));
-        let mut log = BuildLog::new(image, &self.progress).in_context(&step.context);
+        let mut log = BuildLog::new(&step.id, &self.progress).in_context(&step.context);
         let stall = self.timeouts.build_stall;
         let held = || parents.as_ref().is_some_and(|g| !g.is_open());
         while let Some(item) = within(stall, held, stream.next()).await.map_err(|()| stalled(image, stall))? {

@@ -150,7 +150,7 @@ impl BuildKit {
             });
         }
 
-        let mut log = BuildLog::new(image, progress).in_context(&step.context);
+        let mut log = BuildLog::new(&step.id, progress).in_context(&step.context);
         let mut pending: Vec<u8> = Vec::new();
         let held = || parents.as_ref().is_some_and(|g| !g.is_open());
         while let Some(frame) = within(stall, held, body.frame()).await.map_err(|()| stalled(image, stall))? {

@@ -58,7 +58,7 @@ pub enum DockerError {
 impl DockerError {
     /// A build that never started because a parent's build failed.
     pub fn parent_failed(step: &BuildStep) -> Self {
-        DockerError::ParentFailed { image: step.image.clone() }
+        DockerError::ParentFailed { image: step.id.clone() }
     }
 
     /// Whether trying again can help: not when the registry refused the
@@ -90,7 +90,9 @@ impl DockerError {
             ),
             DockerError::ForeignPlatform { .. } => "build with BuildKit (build.builder: auto or buildkit, on an engine that has it): the classic builder builds only the engine's own platform; no release tag was pushed".into(),
             DockerError::NotInContext { image, context, .. } => format!(
-                "set images.{image}.context in release.yaml to the directory that holds the file (or fix the COPY, or .dockerignore); relctl uses the release.yaml you run it with, so the same tag can simply be released again afterwards ({} is the context now)",
+                "set images.{}.context in release.yaml to the directory that holds the file (or fix the COPY, or .dockerignore); relctl uses the release.yaml you run it with, so the same tag can simply be released again afterwards ({} is the context now)",
+                // `image@platform` for one platform of a multi-platform image.
+                image.split('@').next().unwrap_or(image),
                 if context.is_empty() { "." } else { context.as_str() }
             ),
             DockerError::Dockerfile { .. } => {
@@ -283,9 +285,9 @@ impl DockerEngine {
     async fn build_gated(&self, step: &BuildStep, context: ContextSpec, gate: Option<Gate>) -> Result<(), DockerError> {
         self.build_on(step, context, gate).await.map_err(|e| match e {
             // A RUN step of a foreign platform without an emulator: say which, and how to fix it.
-            DockerError::Build { image, message } if message.contains("exec format error") => {
+            DockerError::Build { message, .. } if message.contains("exec format error") => {
                 let platform = step.platform.clone().unwrap_or_else(engine_platform);
-                DockerError::ExecFormat { image, platform, message }
+                DockerError::ExecFormat { image: step.image.clone(), platform, message }
             }
             e => e,
         })

@@ -36,16 +36,7 @@ pub(super) fn build_step(
         };
         build_args.insert(parent_arg(parent), reference.clone());
     }
-    let mut labels = BTreeMap::from([
-        (labels::CREATED.to_string(), observed.created.clone()),
-        (labels::REVISION.to_string(), observed.commit.clone()),
-        (labels::VERSION.to_string(), observed.target.version.to_string()),
-    ]);
-    // A local remote has no public address, and a filesystem path is no label.
-    if !observed.source_url.is_empty() {
-        labels.insert(labels::SOURCE.to_string(), observed.source_url.clone());
-    }
-    labels.extend(key.map(|k| (labels::INPUTS.to_string(), k)));
+    let labels = release_labels(observed, key);
     let no_cache = opts.no_cache || !config.build.cache;
     Ok(BuildStep {
         cache_from: if no_cache { Vec::new() } else { cache_sources(config, observed, image) },
@@ -63,6 +54,22 @@ pub(super) fn build_step(
         network: config.build.network.clone(),
         stage_tag: None,
     })
+}
+
+/// The OCI labels of a release's image (and the annotations of its index):
+/// created, revision, version, source and the input key `key`.
+pub(super) fn release_labels(observed: &Observed, key: Option<String>) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
+        (labels::CREATED.to_string(), observed.created.clone()),
+        (labels::REVISION.to_string(), observed.commit.clone()),
+        (labels::VERSION.to_string(), observed.target.version.to_string()),
+    ]);
+    // A local remote has no public address, and a filesystem path is no label.
+    if !observed.source_url.is_empty() {
+        labels.insert(labels::SOURCE.to_string(), observed.source_url.clone());
+    }
+    labels.extend(key.map(|k| (labels::INPUTS.to_string(), k)));
+    labels
 }
 
 /// The layer cache sources of `image`'s build: with `previous`, the image's

@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use super::build::{build_step, stage_tag};
+use super::build::{build_step, release_labels, stage_tag};
 use super::platforms::{ImageKeys, image_keys, platform_stage_tag, platforms_of};
 use super::{
     BuildStep, FloatingDecision, ImageAction, ImagePlan, IndexEntry, IndexStep, MoveStep, Observed, PlanError,
-    PlanOptions, PushSource, PushStep, RegistryView, ReleaseTags, RemoteTag, SignStep, floating, labels,
+    PlanOptions, PushSource, PushStep, RegistryView, ReleaseTags, RemoteTag, SignStep, floating,
 };
 use crate::config::{Config, ImageConfig, Inputs};
 
@@ -169,7 +169,9 @@ impl<'a> Planner<'a> {
             .previous
             .get(&image.name)
             .filter(|(_, prev)| config.build.retag_unchanged && prev.inputs.is_some() && prev.inputs == seen.key);
-        let selected = opts.only.as_ref().is_none_or(|o| o.contains(&image.name));
+        // A fan-out job's `--platform` selects the images built for it.
+        let on_platform = opts.platform.as_ref().filter(|_| opts.stage_only).is_none_or(|p| seen.platforms.contains(p));
+        let selected = opts.only.as_ref().is_none_or(|o| o.contains(&image.name)) && on_platform;
         Ok(match (existing, published) {
             (_, Some(t)) => ImageAction::Published { digest: t.digest.clone() },
             _ if !selected => ImageAction::NotSelected,
@@ -331,18 +333,17 @@ impl<'a> Planner<'a> {
 
     /// The index of a multi-platform image, from its platforms' staging tags.
     fn index(&mut self, image: &ImageConfig, seen: &Seen) {
-        let observed = self.observed;
-        let mut annotations = BTreeMap::from([
-            (labels::CREATED.to_string(), observed.created.clone()),
-            (labels::REVISION.to_string(), observed.commit.clone()),
-            (labels::VERSION.to_string(), observed.target.version.to_string()),
-        ]);
-        if !observed.source_url.is_empty() {
-            annotations.insert(labels::SOURCE.to_string(), observed.source_url.clone());
-        }
-        annotations.extend(seen.key.clone().map(|k| (labels::INPUTS.to_string(), k)));
-        let manifests =
-            seen.platforms.iter().map(|p| IndexEntry { platform: p.clone(), tag: seen.platform_tag(p) }).collect();
+        let annotations = release_labels(self.observed, seen.key.clone());
+        // Staged by fan-out jobs: the digests finalize checked, not whatever the tags hold later.
+        let manifests = seen
+            .platforms
+            .iter()
+            .map(|p| IndexEntry {
+                platform: p.clone(),
+                tag: seen.platform_tag(p),
+                digest: seen.staged_platforms.get(p).map(|t| t.digest.clone()),
+            })
+            .collect();
         self.indexes.push(IndexStep {
             image: image.name.clone(),
             repository: seen.repository.clone(),

@@ -208,6 +208,9 @@ pub struct IndexStep {
 pub struct IndexEntry {
     pub platform: String,
     pub tag: String,
+    /// The digest staged under `tag`, when the plan checked it (finalize).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// The cosign signature (and attestation) of an image's digest, pushed
@@ -376,6 +379,7 @@ pub fn plan(config: &Config, observed: &Observed, opts: &PlanOptions) -> Result<
         released,
         ..
     } = planner;
+    platforms::check_builds(config, &observed.platform, &builds)?;
     if config.build.builder == crate::config::Builder::Classic && builds.iter().any(|b| !b.cache_from.is_empty()) {
         notes.push("build.builder: classic reads layer cache only from images already in the engine (`relctl import` leaves them there); BuildKit also reads the registry".into());
     }

@@ -152,6 +152,10 @@ fn fan_out_builds_one_platform_per_job_and_finalize_names_each_missing_platform(
     let p = plan(&c, &o, &job).unwrap();
     assert_eq!(builds(&p).keys().copied().collect::<Vec<_>>(), ["server@linux/arm64"]);
     assert!(p.steps.iter().all(|s| matches!(s, Step::Build(_))), "a build job only stages: {p}");
+    // Without --only, an arm64 job builds every image's arm64 image, and not agent (amd64 only).
+    let arm_job = PlanOptions { only: None, ..job.clone() };
+    let p = plan(&c, &o, &arm_job).unwrap();
+    assert_eq!(builds(&p).keys().copied().collect::<Vec<_>>(), ["server@linux/arm64", "worker@linux/arm64"], "{p}");
 
     // amd64 of server staged, arm64 not; worker and agent staged.
     let staged = |digest: &str, key: &str| RemoteTag {
@@ -220,6 +224,10 @@ fn a_plan_refuses_platforms_it_cannot_build() {
     assert_eq!(err.exit_code(), 2);
     assert!(err.to_string().contains("linux/arm64, which the classic builder cannot build"), "{err}");
     assert!(err.hint().contains("BuildKit"), "{}", err.hint());
+    // A fan-out job builds its own platform only: an amd64 job is fine on the classic builder.
+    let amd64_job = PlanOptions { stage_only: true, platform: Some("linux/amd64".into()), ..Default::default() };
+    let p = plan(&classic, &o, &amd64_job).unwrap();
+    assert!(builds(&p).keys().all(|id| !id.contains("arm64")), "{p}");
     let native = cfg(&CONFIG
         .replace("[linux/amd64, linux/arm64]", "[linux/amd64]")
         .replace("images:", "build: { builder: classic }\nimages:"));
@@ -234,9 +242,12 @@ fn a_plan_refuses_platforms_it_cannot_build() {
 fn the_matrix_has_one_entry_per_image_and_platform_on_its_runner() {
     let c = cfg(CONFIG);
     let p = plan(&c, &observed(), &PlanOptions::default()).unwrap();
-    let m = matrix::matrix(&p, &c.fanout, "linux/amd64");
-    let entries: Vec<(usize, &str, &str, &str)> =
-        m.include.iter().map(|e| (e.layer, e.image.as_str(), e.platform.as_str(), e.runs_on.as_str())).collect();
+    let m = matrix::matrix(&p, &c.fanout);
+    let entries: Vec<(usize, &str, &str, &str)> = m
+        .include
+        .iter()
+        .map(|e| (e.layer, e.image.as_str(), e.platform.as_deref().unwrap_or("-"), e.runs_on.as_str()))
+        .collect();
     assert_eq!(
         entries,
         [
@@ -248,8 +259,15 @@ fn the_matrix_has_one_entry_per_image_and_platform_on_its_runner() {
         ]
     );
     assert_eq!(m.include[4].needs, ["server@linux/arm64"]);
-    assert_eq!(m.layers.len(), 2);
-    assert_eq!(m.layers[1].len(), 2);
+    assert_eq!(m.layers, [vec!["agent", "server"], vec!["worker"]], "image names per layer, as before platforms");
+    assert_eq!(m.include_by_layer[1], m.include[3..]);
+
+    // An image without `platforms` builds for its runner's own platform, on the default runner.
+    let plain =
+        cfg(&CONFIG.replace("platforms: [linux/amd64, linux/arm64]\n", "").replace(", platforms: [linux/amd64]", ""));
+    let p = plan(&plain, &observed(), &PlanOptions::default()).unwrap();
+    let m = matrix::matrix(&p, &plain.fanout);
+    assert!(m.include.iter().all(|e| e.platform.is_none() && e.runs_on == "ubuntu-latest"), "{:?}", m.include);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::BuildStep;
 use super::{PlanError, PlanOptions, key_of};
 use crate::config::{Builder, Config, ImageConfig};
 
@@ -79,8 +80,7 @@ pub fn platform_stage_tag(stage: &str, platform: &str) -> String {
 }
 
 /// What a plan refuses before it looks at any image: a child built for a
-/// platform its parent is not, a foreign platform on the classic builder,
-/// and `--platform` naming no selected image's platform.
+/// platform its parent is not, and `--platform` naming no selected image's platform.
 pub fn check(config: &Config, engine: &str, opts: &PlanOptions) -> Result<(), PlanError> {
     for image in &config.images {
         let mine = platforms_of(image, engine);
@@ -95,15 +95,6 @@ pub fn check(config: &Config, engine: &str, opts: &PlanOptions) -> Result<(), Pl
                 });
             }
         }
-        if config.build.builder == Builder::Classic
-            && let Some(platform) = mine.iter().find(|p| *p != engine)
-        {
-            return Err(PlanError::ClassicPlatform {
-                image: image.name.clone(),
-                platform: platform.clone(),
-                engine: engine.to_string(),
-            });
-        }
     }
     if let Some(platform) = &opts.platform {
         let selected = config.images.iter().filter(|i| opts.only.as_ref().is_none_or(|o| o.contains(&i.name)));
@@ -115,4 +106,21 @@ pub fn check(config: &Config, engine: &str, opts: &PlanOptions) -> Result<(), Pl
         }
     }
     Ok(())
+}
+
+/// A build for a platform other than the engine's, which the classic builder
+/// cannot make: only what this plan builds counts (verify, pin or a retag
+/// build nothing, and a fan-out job builds its own platform only).
+pub fn check_builds(config: &Config, engine: &str, builds: &[BuildStep]) -> Result<(), PlanError> {
+    if config.build.builder != Builder::Classic {
+        return Ok(());
+    }
+    match builds.iter().find_map(|b| Some((b, b.platform.as_deref().filter(|p| *p != engine)?))) {
+        Some((b, platform)) => Err(PlanError::ClassicPlatform {
+            image: b.image.clone(),
+            platform: platform.to_string(),
+            engine: engine.to_string(),
+        }),
+        None => Ok(()),
+    }
 }

@@ -26,7 +26,7 @@ impl fmt::Display for Plan {
                 ImageAction::Retag { from, .. } => format!("retag (unchanged since {from})"),
                 ImageAction::NotSelected => "not selected (not released yet)".to_string(),
                 ImageAction::Staged { digest: Some(digest) } => format!("staged ({})", short(digest)),
-                ImageAction::Staged { digest: None } => "staged (every platform)".to_string(),
+                ImageAction::Staged { digest: None } => "staged".to_string(),
             };
             let platforms = match image.platforms.is_empty() {
                 true => String::new(),

@@ -124,7 +124,10 @@ impl ReleaseError {
             }
             ReleaseError::Key(e) => e.hint(),
             ReleaseError::NoSigner => "set sign.key in release.yaml (a cosign key; relctl keygen makes one)".into(),
-            ReleaseError::NotStagedForSigning { .. } | ReleaseError::PlatformNotStaged { .. } => {
+            ReleaseError::PlatformNotStaged { image, platform, .. } => format!(
+                "rerun the release (its builds stage every platform again), or with fan-out rerun the build job `relctl release TAG --only {image} --platform {platform} --stage` before finalize; nothing was published"
+            ),
+            ReleaseError::NotStagedForSigning { .. } => {
                 "rerun the release: the image is built and staged again; nothing was published".into()
             }
             ReleaseError::VersionRace { .. } => {

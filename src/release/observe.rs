@@ -109,7 +109,7 @@ pub async fn observe(
     let stage = crate::plan::stage_tag(&version_tags[0], commit);
     let mut stages = vec![stage.clone()];
     let engine = platform();
-    for image in config.images.iter().filter(|i| i.platforms.len() > 1) {
+    for image in config.images.iter().filter(|i| i.is_multi_platform()) {
         for p in crate::plan::platforms::platforms_of(image, &engine) {
             let tag = crate::plan::platforms::platform_stage_tag(&stage, &p);
             if !stages.contains(&tag) {

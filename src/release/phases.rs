@@ -67,13 +67,21 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
             let path = self.path_of(&step.image);
             let mut entries = Vec::new();
             for entry in &step.manifests {
-                let Some(d) = retry_registry(|| self.registry.describe(&path, &entry.tag)).await? else {
-                    return Err(ReleaseError::PlatformNotStaged {
-                        image: step.image.clone(),
-                        platform: entry.platform.clone(),
-                        tag: entry.tag.clone(),
-                    });
+                let missing = || ReleaseError::PlatformNotStaged {
+                    image: step.image.clone(),
+                    platform: entry.platform.clone(),
+                    tag: entry.tag.clone(),
                 };
+                let reference = entry.digest.as_deref().unwrap_or(&entry.tag);
+                let mut d = retry_registry(|| self.registry.describe(&path, reference)).await?.ok_or_else(missing)?;
+                // An engine that pushes an index of its own (attestations, the containerd
+                // store): its entry for this platform is the image.
+                if crate::registry::index::is_index(&d.media_type) {
+                    let listed =
+                        retry_registry(|| self.registry.platforms(&path, &d.digest)).await?.unwrap_or_default();
+                    let digest = listed.into_iter().find(|(p, _)| *p == entry.platform).ok_or_else(missing)?.1;
+                    d = retry_registry(|| self.registry.describe(&path, &digest)).await?.ok_or_else(missing)?;
+                }
                 entries.push((entry.platform.clone(), d));
             }
             let bytes = crate::registry::index::image_index(&entries, &step.annotations);
