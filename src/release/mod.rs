@@ -173,6 +173,10 @@ pub struct Report {
     /// Docker Hub repositories whose description this release updated.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dockerhub_updated: Vec<String>,
+    /// The platform images of multi-platform images already published
+    /// (nothing pushed for them by this run), by image, for the release notes.
+    #[serde(skip)]
+    pub published_platforms: std::collections::BTreeMap<String, Vec<crate::forge::PlatformImage>>,
 }
 
 impl Report {
@@ -203,7 +207,7 @@ impl Report {
                             digest: digest.clone(),
                             built: false,
                             signature: plan.signed.then(|| crate::plan::artifact_tag(digest, "sig")),
-                            platforms: Vec::new(),
+                            platforms: self.published_platforms.get(&i.name).cloned().unwrap_or_default(),
                         }),
                         _ => None,
                     }
@@ -283,9 +287,10 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
         }
         self.build_phase(plan).await?;
         let platforms = self.index_phase(plan).await?;
-        let (signatures, signed) = self.sign_phase(plan).await?;
+        let (signatures, signed) = self.sign_phase(plan, &platforms).await?;
         report.signatures = signatures;
         report.images = self.version_tag_phase(plan, &signed, &platforms).await?;
+        report.published_platforms = self.published_platforms(plan, &report.images).await?;
         report.moved = self.floating_tag_phase(plan, target).await?;
         if let Some((commit, file)) = self.version_phase(plan, target).await? {
             report.version_commit = Some(commit);

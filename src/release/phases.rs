@@ -98,7 +98,11 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
     /// plan signs, before any version tag points at a digest. A failure
     /// publishes nothing. Returns the artifact tags pushed, and the digest
     /// signed for each image, which its version tags are then copied from.
-    pub(super) async fn sign_phase(&self, plan: &Plan) -> Result<(Vec<String>, Signed), ReleaseError> {
+    pub(super) async fn sign_phase(
+        &self,
+        plan: &Plan,
+        platforms: &Platforms,
+    ) -> Result<(Vec<String>, Signed), ReleaseError> {
         let signs: Vec<&SignStep> = steps(plan, |s| if let Step::Sign(x) = s { Some(x) } else { None });
         if signs.is_empty() {
             return Ok(Default::default());
@@ -144,10 +148,16 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
             }
             if step.attestation {
                 let parents = self.config.image(&step.image).map(|i| i.depends_on.clone()).unwrap_or_default();
+                // A platform's image names its parent's image of that platform, where this run assembled it.
+                let of_platform = |parent: &str| {
+                    let listed = platforms.get(parent).filter(|_| step.entry)?;
+                    listed.iter().find(|(p, _)| *p == step.platform).map(|(_, d)| d.clone())
+                };
                 let parents = parents
                     .iter()
                     .filter_map(|p| {
-                        Some(format!("{}@{}", self.config.image_repo(self.config.image(p)?), digests.get(p.as_str())?))
+                        let digest = of_platform(p).or_else(|| digests.get(p.as_str()).cloned())?;
+                        Some(format!("{}@{digest}", self.config.image_repo(self.config.image(p)?)))
                     })
                     .collect();
                 let config_path =
@@ -271,6 +281,33 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
             built,
             platforms,
         })
+    }
+
+    /// The platforms of each multi-platform image the release holds but this
+    /// run pushed nothing for (already published), for the release notes: read
+    /// only when notes are written (a GitHub Release, or the Action's outputs),
+    /// since each read is a manifest GET, which Docker Hub counts as a pull.
+    pub(super) async fn published_platforms(
+        &self,
+        plan: &Plan,
+        pushed: &[Published],
+    ) -> Result<std::collections::BTreeMap<String, Vec<crate::forge::PlatformImage>>, ReleaseError> {
+        let mut out = std::collections::BTreeMap::new();
+        let notes = self.github.is_some() && self.config.github_release || crate::forge::actions::active();
+        if !notes {
+            return Ok(out);
+        }
+        for image in plan.images.iter().filter(|i| i.is_index() && !pushed.iter().any(|p| p.image == i.name)) {
+            let ImageAction::Published { digest } = &image.action else { continue };
+            let path = self.path_of(&image.name);
+            let listed = retry_registry(|| self.registry.platforms(&path, digest)).await?;
+            let listed = listed.unwrap_or_default().into_iter();
+            out.insert(
+                image.name.clone(),
+                listed.map(|(platform, digest)| crate::forge::PlatformImage { platform, digest }).collect(),
+            );
+        }
+        Ok(out)
     }
 
     /// Phase 3: floating tags, by manifest copy; images side by side (each

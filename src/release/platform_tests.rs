@@ -62,3 +62,51 @@ async fn one_platform_failing_publishes_no_tag_of_any_image() {
     assert!(!w.journal().iter().any(|l| l.starts_with("index ")), "no index is assembled: {:#?}", w.journal());
     assert_eq!(w.git.file_on_branch("VERSION").as_deref(), Some("v0.9.0\n"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rerun_after_the_github_release_failed_still_gives_each_platforms_digest() {
+    let mut w = World::with(CONFIG, None, &[]);
+    w.forge.fail = true;
+    w.release("v1.0.0", &["v1.0.0"]).await.unwrap_err();
+    w.forge.fail = false;
+    w.registry.forget_listings();
+    let observed = w.observed("v1.0.0", &["v1.0.0"]).await;
+    let plan = plan::plan(&w.config, &observed, &PlanOptions::default()).unwrap();
+    let report = w.executor(true).execute(&plan, &observed.target).await.unwrap();
+    assert!(report.images.is_empty(), "nothing is pushed again: {:?}", report.images);
+    let notes = report.notes(&plan);
+    let app = notes.images.iter().find(|i| i.image == "app").unwrap();
+    let platforms: Vec<&str> = app.platforms.iter().map(|p| p.platform.as_str()).collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "{notes:?}");
+    assert!(w.journal().iter().any(|l| l == "release v1.0.0 with 2 images"), "{:#?}", w.journal());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_index_and_each_platform_are_signed_and_a_platforms_provenance_names_its_parents_platform() {
+    use crate::sign::cosign;
+    let config =
+        format!("{}sign: {{ key: cosign.key, provenance: true }}\n", CONFIG.replace(", platforms: [linux/arm64]", ""));
+    let w = World::with(&config, None, &[]);
+    let key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+    let signer = crate::sign::Signer::from_key(key.clone());
+    let observed = w.observed("v1.0.0", &["v1.0.0"]).await;
+    let plan = plan::plan(&w.config, &observed, &PlanOptions::default()).unwrap();
+    let executor = super::Executor { signer: Some(&signer as &dyn crate::sign::ArtifactSigner), ..w.executor(false) };
+    let report = executor.execute(&plan, &observed.target).await.unwrap();
+    assert_eq!(report.signatures.len(), 12, "a signature and an attestation of 2 indexes and 4 platform images");
+    let (app, web) = (World::repo("app"), World::repo("web"));
+    let app_arm = w.registry.platforms(&app, "v1.0.0").await.unwrap().unwrap()[1].1.clone();
+    let web_arm = w.registry.platforms(&web, "v1.0.0").await.unwrap().unwrap()[1].1.clone();
+    let att = w.registry.get_artifact(&web, &cosign::tag_for(&web_arm, "att")).await.unwrap().unwrap();
+    let statement = cosign::verify_attestation(key.verifying_key(), &att[0].bytes).unwrap();
+    let parent = &statement["predicate"]["buildDefinition"]["resolvedDependencies"][1];
+    assert_eq!(parent["uri"], "oci://reg.test/acme/p-app", "{statement}");
+    assert_eq!(
+        parent["digest"]["sha256"],
+        app_arm.trim_start_matches("sha256:"),
+        "web's arm64 image names app's arm64 image"
+    );
+    let index = w.tag("web", "v1.0.0").unwrap().digest;
+    let sig = w.registry.get_artifact(&web, &cosign::tag_for(&index, "sig")).await.unwrap();
+    assert!(sig.is_some(), "the index is signed too");
+}
