@@ -374,29 +374,43 @@ impl<'a> Planner<'a> {
             ImageAction::NotSelected => return,
         };
         let listed = self.observed.artifacts.get(&image.name);
-        let lacks = |suffix: &str| {
-            digest.as_deref().is_none_or(|d| listed.is_none_or(|l| !l.contains(&crate::plan::artifact_tag(d, suffix))))
+        // What `digest` lacks: (signature, attestation); everything when it is not known yet.
+        let lacks = |digest: Option<&str>| {
+            let lacks = |suffix: &str| {
+                digest.is_none_or(|d| listed.is_none_or(|l| !l.contains(&crate::plan::artifact_tag(d, suffix))))
+            };
+            (lacks("sig"), sign.provenance && lacks("att"))
         };
-        let (signature, attestation) = (lacks("sig"), sign.provenance && lacks("att"));
-        let step = |digest, stage_tag, platform: String, entry| SignStep {
-            image: image.name.clone(),
-            repository: seen.repository.clone(),
-            digest,
-            stage_tag,
-            signature,
-            attestation,
-            platform,
-            entry,
+        let step = |digest: Option<String>, stage_tag, platform: String, entry| {
+            let (signature, attestation) = lacks(digest.as_deref());
+            (signature || attestation).then(|| SignStep {
+                image: image.name.clone(),
+                repository: seen.repository.clone(),
+                digest,
+                stage_tag,
+                signature,
+                attestation,
+                platform,
+                entry,
+            })
         };
-        if !(signature || attestation) {
-            return;
-        }
-        if seen.is_index() && digest.is_none() {
-            for p in &seen.platforms {
-                self.signs.push(step(None, Some(seen.platform_tag(p)), p.clone(), true));
+        if seen.is_index() {
+            match &digest {
+                // Built or assembled here: every platform's manifest, from its staging tag.
+                None => {
+                    for p in &seen.platforms {
+                        self.signs.extend(step(None, Some(seen.platform_tag(p)), p.clone(), true));
+                    }
+                }
+                // Already out: each platform's manifest whose signature is missing.
+                Some(index) => {
+                    for (p, d) in self.observed.index_platforms.get(index).into_iter().flatten() {
+                        self.signs.extend(step(Some(d.clone()), None, p.clone(), true));
+                    }
+                }
             }
         }
-        self.signs.push(step(digest, stage_tag, seen.platforms.join(","), false));
+        self.signs.extend(step(digest, stage_tag, seen.platforms.join(","), false));
     }
 
     /// A note when the image's inputs include a file relctl rewrites after

@@ -46,6 +46,9 @@ pub struct Observed {
     /// With `sign:`, the cosign artifact tags (`sha256-<hex>.sig`, `.att`)
     /// each image's repository lists.
     pub artifacts: BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// With `sign:`, the platform images (platform, digest) of the indexes of
+    /// multi-platform images already out (version tag, retag candidate), by index digest.
+    pub index_platforms: BTreeMap<String, Vec<(String, String)>>,
 }
 
 /// What the registry holds for one image repository.

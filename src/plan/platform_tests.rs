@@ -46,6 +46,7 @@ fn observed() -> Observed {
         previous: BTreeMap::new(),
         platform: "linux/amd64".into(),
         artifacts: BTreeMap::new(),
+        index_platforms: BTreeMap::new(),
     }
 }
 

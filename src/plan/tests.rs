@@ -47,6 +47,7 @@ fn observed(target: &str, tags: &[&str], version_file: Option<&str>) -> Observed
         previous: BTreeMap::new(),
         platform: "linux/amd64".into(),
         artifacts: BTreeMap::new(),
+        index_platforms: BTreeMap::new(),
     }
 }
 

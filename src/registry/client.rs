@@ -53,6 +53,9 @@ pub struct RegistryClient {
     pub rate_limit: super::rate_limit::RateLimit,
     /// Labels by manifest digest (see [`super::labels_cache`]).
     pub(super) labels_cache: super::labels_cache::LabelsCache,
+    /// The platform images of indexes read, by index digest (immutable
+    /// content): a controller reads each index once, not on every pass.
+    pub(super) indexes: Mutex<HashMap<String, Vec<(String, String)>>>,
 }
 
 /// Loopback registries speak plain HTTP, as the Docker daemon assumes; all others HTTPS.
@@ -90,6 +93,7 @@ impl RegistryClient {
             timeout: crate::config::Timeouts::default().request,
             listings: Mutex::new(HashMap::new()),
             labels_cache: super::labels_cache::LabelsCache::in_user_cache(),
+            indexes: Mutex::new(HashMap::new()),
             rate_limit: Default::default(),
         }
     }

@@ -312,3 +312,35 @@ async fn a_token_the_registry_refuses_is_renewed_once() {
     assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
     assert_eq!(token_requests(&server.received_requests().await.unwrap()), 2, "{err}");
 }
+
+#[tokio::test]
+async fn an_index_read_by_digest_is_fetched_once_and_an_attestation_entry_is_no_platform() {
+    let server = MockServer::start().await;
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": super::index::OCI_INDEX,
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:amd", "size": 1,
+             "platform": {"os": "linux", "architecture": "amd64"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:att", "size": 1,
+             "platform": {"os": "unknown", "architecture": "unknown"}},
+        ],
+    });
+    Mock::given(method("GET"))
+        .and(path(format!("/v2/acme/app/manifests/{digest}")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("docker-content-digest", digest.as_str())
+                .set_body_raw(serde_json::to_vec(&index).unwrap(), super::index::OCI_INDEX),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = RegistryClient::new(&host(&server), None);
+    for _ in 0..3 {
+        let platforms = client.platforms("acme/app", &digest).await.unwrap().unwrap();
+        assert_eq!(platforms, [("linux/amd64".to_string(), "sha256:amd".to_string())]);
+    }
+    assert_eq!(client.request_count(), 1, "an index's content never changes under its digest");
+}

@@ -353,8 +353,22 @@ impl Registry for RegistryClient {
         repository: &str,
         reference: &str,
     ) -> Result<Option<Vec<(String, String)>>, RegistryError> {
-        let Some((bytes, media, _)) = self.manifest(repository, reference).await? else { return Ok(None) };
-        Ok(Some(if index::is_index(&media) { index::platforms(&bytes).unwrap_or_default() } else { Vec::new() }))
+        let by_digest = reference.starts_with("sha256:");
+        if let Some(known) = self.indexes.lock().expect("index cache").get(reference).filter(|_| by_digest) {
+            return Ok(Some(known.clone()));
+        }
+        let Some((bytes, _, _)) = self.manifest(repository, reference).await? else { return Ok(None) };
+        // An image manifest has no `manifests`: no platforms.
+        let platforms = index::platforms(&bytes).unwrap_or_default();
+        if by_digest {
+            let mut cache = self.indexes.lock().expect("index cache");
+            // Bounded: a controller's life sees few indexes; past this many, start again.
+            if cache.len() >= 10_000 {
+                cache.clear();
+            }
+            cache.insert(reference.to_string(), platforms.clone());
+        }
+        Ok(Some(platforms))
     }
 
     async fn observe(

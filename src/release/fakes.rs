@@ -195,6 +195,12 @@ impl FakeRegistry {
         }
     }
 
+    /// Deletes `repository:tag` (and the artifact under it), as a registry's manifest DELETE does.
+    pub fn delete(&self, repository: &str, tag: &str) {
+        self.repos.lock().unwrap().get_mut(repository).map(|r| r.remove(tag));
+        self.artifacts.lock().unwrap().remove(&format!("{repository}:{tag}"));
+    }
+
     /// Writes of `repository:tag` fail `times` times (500), then work.
     pub fn fail_writes(&self, repository: &str, tag: &str, times: u32) {
         self.failing.lock().unwrap().insert(format!("{repository}:{tag}"), times);

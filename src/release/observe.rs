@@ -175,7 +175,23 @@ pub async fn observe(
         }
     }
 
+    // With signing: the platform images of multi-platform images already out, whose signatures are checked too.
+    let mut index_platforms = BTreeMap::new();
+    if config.sign.is_some() {
+        for image in config.images.iter().filter(|i| i.is_multi_platform()) {
+            let Some(RegistryView::Known(tags)) = views.get(&image.name) else { continue };
+            let published = tags.get(&version_tags[0]).map(|t| t.digest.clone());
+            let earlier = previous.get(&image.name).map(|(_, t)| t.digest.clone());
+            for digest in published.into_iter().chain(earlier) {
+                if let Some(platforms) = registry.platforms(&image.repository, &digest).await? {
+                    index_platforms.insert(digest, platforms);
+                }
+            }
+        }
+    }
+
     Ok(Observed {
+        index_platforms,
         artifacts,
         target: target.clone(),
         commit: commit.to_string(),

@@ -109,4 +109,14 @@ async fn a_signed_index_and_each_platform_are_signed_and_a_platforms_provenance_
     let index = w.tag("web", "v1.0.0").unwrap().digest;
     let sig = w.registry.get_artifact(&web, &cosign::tag_for(&index, "sig")).await.unwrap();
     assert!(sig.is_some(), "the index is signed too");
+
+    // The arm64 image's signature goes missing: the next run signs that one again, and nothing else.
+    let lost = cosign::tag_for(&app_arm, "sig");
+    w.registry.delete(&app, &lost);
+    w.registry.forget_listings();
+    let observed = w.observed("v1.0.0", &["v1.0.0"]).await;
+    let plan = plan::plan(&w.config, &observed, &PlanOptions::default()).unwrap();
+    let report = executor.execute(&plan, &observed.target).await.unwrap();
+    assert_eq!(report.signatures, [format!("reg.test/{app}:{lost}")], "{plan}");
+    assert!(w.registry.get_artifact(&app, &lost).await.unwrap().is_some());
 }

@@ -65,7 +65,17 @@ impl World {
             let listed = self.registry.tags(&image.repository).await.unwrap();
             artifacts.insert(image.name.clone(), listed.into_iter().filter(|t| t.starts_with("sha256-")).collect());
         }
+        // As observe() reads them: the platforms of each index already out.
+        let mut index_platforms = BTreeMap::new();
+        for (name, view) in &registry {
+            let Some(t) = view.tag(tag) else { continue };
+            let listed = self.registry.platforms(&Self::repo(name), &t.digest).await.unwrap().unwrap_or_default();
+            if !listed.is_empty() {
+                index_platforms.insert(t.digest.clone(), listed);
+            }
+        }
         Observed {
+            index_platforms,
             target,
             commit: "c0".into(),
             release_tags: tags.iter().map(|t| ReleaseVersion::parse(t, "v").unwrap()).collect(),

@@ -411,4 +411,11 @@ fn a_signed_multi_platform_release_signs_the_index_and_each_platform() {
     delete_manifest(&f.registry, &f.repo("app"), &sig);
     let run = f.relctl(&["verify", "v1.0.0", "--key", public.to_str().unwrap()]).expect(1);
     assert!(run.stdout().contains(&format!("@sha256:{arm}")), "{}", run.stdout());
+    // That is drift: reconcile signs the arm64 image again, and nothing else.
+    let offset = registry_log_offset();
+    f.relctl_env(&["reconcile", "--once"], &[("COSIGN_PASSWORD", PASSWORD)]).expect(0);
+    let writes = registry_writes_since(offset, &f.namespace);
+    assert!(writes.iter().all(|w| !w.contains("/manifests/v1.0.0")), "no tag moves: {writes:#?}");
+    assert!(writes.iter().any(|w| w.contains(&format!("/manifests/sha256-{arm}.sig"))), "{writes:#?}");
+    f.relctl(&["verify", "v1.0.0", "--key", public.to_str().unwrap()]).expect(0);
 }
