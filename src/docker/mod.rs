@@ -211,6 +211,10 @@ pub struct DockerEngine {
     /// Set when builds go to BuildKit; `None` builds with the classic builder.
     buildkit: Option<buildkit::BuildKit>,
     timeouts: Timeouts,
+    /// Held from a base pulled through the engine to the build that uses it:
+    /// the engine keeps one image per tag, so two platforms' pulls of one
+    /// base must not overwrite each other in between.
+    engine_pulls: tokio::sync::Mutex<()>,
 }
 
 impl DockerEngine {
@@ -249,7 +253,8 @@ impl DockerEngine {
             }
         };
         let timeouts = Timeouts::default();
-        Ok(Self { docker, host, registry: registry.to_string(), creds, progress, buildkit, timeouts })
+        let engine_pulls = tokio::sync::Mutex::new(());
+        Ok(Self { docker, host, registry: registry.to_string(), creds, progress, buildkit, timeouts, engine_pulls })
     }
 
     /// When builds and pushes count as stalled (`timeouts.build_stall`, `timeouts.push_stall`).
@@ -296,14 +301,16 @@ impl DockerEngine {
     async fn build_on(&self, step: &BuildStep, context: ContextSpec, gate: Option<Gate>) -> Result<(), DockerError> {
         self.fetch_cache_sources(step).await;
         let Some(buildkit) = &self.buildkit else { return self.build_classic(step, context, gate).await };
-        match buildkit.build(step, context.clone(), gate, &self.progress, self.timeouts.build_stall).await? {
+        let bases = match buildkit.build(step, context.clone(), gate, &self.progress, self.timeouts.build_stall).await?
+        {
             buildkit::Outcome::Built => return Ok(()),
-            buildkit::Outcome::NeedsPull(bases) => {
-                for base in &bases {
-                    tracing::info!(image = %step.image, "pulling {base} through the engine: BuildKit cannot without a session");
-                    self.pull_base(&step.image, base, step.platform.as_deref()).await?;
-                }
-            }
+            buildkit::Outcome::NeedsPull(bases) => bases,
+        };
+        // Until the build has read them: another platform's pull of a base would replace it.
+        let _pulled = self.engine_pulls.lock().await;
+        for base in &bases {
+            tracing::info!(image = %step.image, "pulling {base} through the engine: BuildKit cannot without a session");
+            self.pull_base(&step.image, base, step.platform.as_deref()).await?;
         }
         match buildkit.build(step, context, None, &self.progress, self.timeouts.build_stall).await? {
             buildkit::Outcome::Built => Ok(()),

@@ -50,8 +50,14 @@ fn multi(tag: &str) -> Fixture {
 /// The manifest (or index) `reference` names in `image`'s repository, with its digest.
 fn manifest(f: &Fixture, image: &str, reference: &str) -> (Value, String) {
     let url = format!("http://{}/v2/{}/manifests/{reference}", f.registry, f.repo(image));
-    let digest = head_digest(&url, &["-H", INDEX_TYPES]).unwrap_or_else(|| panic!("{image}:{reference} exists"));
-    (curl_json(&url, &["-H", INDEX_TYPES]), digest)
+    let auth = format!("relctl:{}", env("RELCTL_TEST_AUTH_PASSWORD"));
+    let mut args = vec!["-H", INDEX_TYPES];
+    // The htpasswd registry asks everyone for the test user's password.
+    if f.registry == env("RELCTL_TEST_AUTH_REGISTRY") {
+        args.extend(["-u", auth.as_str()]);
+    }
+    let digest = head_digest(&url, &args).unwrap_or_else(|| panic!("{image}:{reference} exists"));
+    (curl_json(&url, &args), digest)
 }
 
 /// (platform, digest) of each entry of the index under `tag`.
@@ -418,4 +424,36 @@ fn a_signed_multi_platform_release_signs_the_index_and_each_platform() {
     assert!(writes.iter().all(|w| !w.contains("/manifests/v1.0.0")), "no tag moves: {writes:#?}");
     assert!(writes.iter().any(|w| w.contains(&format!("/manifests/sha256-{arm}.sig"))), "{writes:#?}");
     f.relctl(&["verify", "v1.0.0", "--key", public.to_str().unwrap()]).expect(0);
+}
+
+/// BuildKit without a session cannot pull from a registry that challenges:
+/// each platform's build of a child of a retagged parent pulls the parent
+/// through the engine, one platform at a time, and builds on its own platform's image.
+#[test]
+fn each_platform_of_a_child_pulls_its_own_parent_image_through_the_engine() {
+    let mut f = multi("platform-pull");
+    let auth = env("RELCTL_TEST_AUTH_REGISTRY");
+    let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap();
+    let cfg =
+        cfg.replace(&f.registry, &auth).replace("build: { retries: 0 }", "build: { retries: 0, cache_from: none }");
+    f.write("release.yaml", &cfg);
+    f.commit("release to the registry that asks for a password");
+    git(&f.work, &["push", "-q", "origin", "main"]);
+    f.registry = auth;
+    let password = env("RELCTL_TEST_AUTH_PASSWORD");
+    let creds = [("RELCTL_REGISTRY_USERNAME", "relctl"), ("RELCTL_REGISTRY_PASSWORD", password.as_str())];
+    f.tag("v1.0.0");
+    f.relctl_env(&["release", "v1.0.0"], &creds).expect(0);
+    f.write("app/app.txt", "app two\n");
+    f.commit("app changes");
+    f.tag("v1.1.0");
+    let run = f.relctl_env(&["release", "v1.1.0"], &creds).expect(0);
+    let base = format!("{}:v1.0.0", f.repository("base"));
+    assert_eq!(run.stderr().matches(&format!("pulling {base} through the engine")).count(), 2, "{}", run.stderr());
+    assert_eq!(manifest(&f, "base", "v1.1.0").1, manifest(&f, "base", "v1.0.0").1, "base is retagged");
+    let (base, app) = (entries(&f, "base", "v1.0.0"), entries(&f, "app", "v1.1.0"));
+    for ((platform, base_digest), (_, app_digest)) in base.iter().zip(&app) {
+        let (base_layers, app_layers) = (layers(&f, "base", base_digest), layers(&f, "app", app_digest));
+        assert_eq!(app_layers[..base_layers.len()], base_layers[..], "{platform}: app is FROM base's {platform} image");
+    }
 }
