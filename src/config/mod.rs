@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use notify::{NotifyConfig, NotifyEvent, NotifyFormat, NotifyUrl, url_problem};
-pub use platform::{Fanout, platform_problem};
+pub use platform::{Fanout, platform_name, platform_problem};
 pub use template::{RenderError, TagScope, TagTemplate, image_tag_problem};
 
 /// Most retries of a failed build or push (`build.retries`); more only delays a real failure.

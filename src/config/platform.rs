@@ -50,6 +50,15 @@ impl Fanout {
     }
 }
 
+/// `os/arch`, or `os/arch/variant` when there is a variant: how an index's
+/// `platform` object and an image config's fields are written as one name.
+pub fn platform_name(os: &str, arch: &str, variant: &str) -> String {
+    match variant {
+        "" => format!("{os}/{arch}"),
+        v => format!("{os}/{arch}/{v}"),
+    }
+}
+
 /// Why `value` is not a platform, or `None` when it is one.
 pub fn platform_problem(value: &str) -> Option<String> {
     let parts: Vec<&str> = value.split('/').collect();

@@ -39,11 +39,9 @@ impl DockerEngine {
     pub async fn image_platform(&self, reference: &str) -> Result<Option<String>, DockerError> {
         match self.docker.inspect_image(reference).await {
             Ok(info) => {
-                let (os, arch) = (info.os.unwrap_or_default(), info.architecture.unwrap_or_default());
-                Ok(Some(match info.variant.filter(|v| !v.is_empty()) {
-                    Some(v) => format!("{os}/{arch}/{v}"),
-                    None => format!("{os}/{arch}"),
-                }))
+                let field = |f: Option<String>| f.unwrap_or_default();
+                let (os, arch, variant) = (field(info.os), field(info.architecture), field(info.variant));
+                Ok(Some(crate::config::platform_name(&os, &arch, &variant)))
             }
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
             Err(e) => Err(DockerError::Unreachable { host: self.host.clone(), message: e.to_string() }),

@@ -102,8 +102,9 @@ pub async fn check_platforms(
             continue;
         };
         let path = repository(&image.image);
-        let tag = &planned.version_tags[0];
-        let found = registry.platforms(&path, tag).await?.unwrap_or_default();
+        // The index observed (by digest: the one whose revision was checked), else its tag.
+        let index = image.digest.as_deref().unwrap_or(&planned.version_tags[0]);
+        let found = registry.platforms(&path, index).await?.unwrap_or_default();
         let names: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
         let missing: Vec<&str> = planned.platforms.iter().map(String::as_str).filter(|p| !names.contains(p)).collect();
         if !missing.is_empty() {

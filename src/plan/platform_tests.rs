@@ -3,12 +3,10 @@
 //! per platform, and what a plan refuses.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
+use super::tests::{COMMIT, cfg};
 use super::*;
-use crate::config;
 
-const COMMIT: &str = "1111111111111111111111111111111111111111";
 const STAGE: &str = "relctl-stage-v1.2.0-111111111111";
 const REPO: &str = "registry.test:5000/acme/app";
 
@@ -23,10 +21,6 @@ images:
   worker: { context: worker, depends_on: [server] }
   agent:  { context: agent, platforms: [linux/amd64] }
 "#;
-
-fn cfg(text: &str) -> Config {
-    config::parse(text, Path::new("release.yaml")).unwrap()
-}
 
 fn observed() -> Observed {
     let rv = |t: &str| ReleaseVersion::parse(t, "v").unwrap();

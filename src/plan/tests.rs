@@ -6,7 +6,7 @@ use std::path::Path;
 use super::*;
 use crate::config;
 
-const COMMIT: &str = "1111111111111111111111111111111111111111";
+pub(super) const COMMIT: &str = "1111111111111111111111111111111111111111";
 const OTHER: &str = "2222222222222222222222222222222222222222";
 
 const CONFIG: &str = r#"
@@ -22,7 +22,7 @@ images:
 also_update: [{ path: README.md, regex: 'current version: (v\S+)' }]
 "#;
 
-fn cfg(text: &str) -> Config {
+pub(super) fn cfg(text: &str) -> Config {
     config::parse(text, Path::new("release.yaml")).unwrap()
 }
 

@@ -72,8 +72,7 @@ pub fn platforms(bytes: &[u8]) -> Option<Vec<(String, String)>> {
         if os.is_empty() || arch.is_empty() || os == "unknown" || arch == "unknown" {
             continue;
         }
-        let name = if variant.is_empty() { format!("{os}/{arch}") } else { format!("{os}/{arch}/{variant}") };
-        out.push((name, digest.to_string()));
+        out.push((crate::config::platform_name(os, arch, variant), digest.to_string()));
     }
     Some(out)
 }

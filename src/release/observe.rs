@@ -108,7 +108,7 @@ pub async fn observe(
     wanted.extend(floating.into_iter().map(|(t, _)| t));
     let stage = crate::plan::stage_tag(&version_tags[0], commit);
     let mut stages = vec![stage.clone()];
-    let engine = platform();
+    let engine = crate::docker::engine_platform();
     for image in config.images.iter().filter(|i| i.is_multi_platform()) {
         for p in crate::plan::platforms::platforms_of(image, &engine) {
             let tag = crate::plan::platforms::platform_stage_tag(&stage, &p);
@@ -234,13 +234,8 @@ pub fn input_keys(config: &Config, git: &impl GitRepo, commit: &str) -> Result<B
             contexts.insert(image.name.clone(), summary.digest);
         }
     }
-    let keys = crate::plan::platforms::image_keys(config, &contexts, &platform());
+    let keys = crate::plan::platforms::image_keys(config, &contexts, &crate::docker::engine_platform());
     Ok(keys.into_iter().map(|(name, k)| (name, k.image)).collect())
-}
-
-/// The engine's platform, which images are built for by default.
-fn platform() -> String {
-    crate::docker::engine_platform()
 }
 
 pub fn now_rfc3339() -> String {

@@ -268,7 +268,7 @@ impl<G: GitRepo, B: ImageBuilder, R: Registry, F: Forge> Executor<'_, G, B, R, F
         let is_index = plan.images.iter().any(|i| i.name == p.image && i.is_index());
         let platforms = match platforms.get(&p.image) {
             Some(assembled) => assembled.clone(),
-            None if is_index => retry_registry(|| self.registry.platforms(&path, first)).await?.unwrap_or_default(),
+            None if is_index => retry_registry(|| self.registry.platforms(&path, &digest)).await?.unwrap_or_default(),
             None => Vec::new(),
         };
         let platforms =
