@@ -10,6 +10,7 @@
 #   scripts/services.sh status  # exit 0 if all of them are running
 #   scripts/services.sh stop    # stop exactly what start started, by process id
 #   scripts/services.sh clean   # stop, then delete their images, build cache and blobs
+#   scripts/services.sh diagnose  # after failed tests: which service died, and how (its log)
 #
 # State lives in RELCTL_SERVICES_DIR (default /tmp/relctl-services).
 set -euo pipefail
@@ -247,11 +248,31 @@ status() {
     && alive "$STATE/dockerd3.pid" && alive "$STATE/sshd.pid" && [ -f "$STATE/env" ]
 }
 
+# Names each service that is no longer running and prints how its log ends
+# (a Go runtime's fatal error with the stack of the goroutine that hit it).
+diagnose() {
+  local name pidfile logfile at
+  for name in dockerd dockerd2 dockerd3 registry auth-registry token-registry sshd; do
+    pidfile="$STATE/$name.pid"
+    if [ ! -f "$pidfile" ] || alive "$pidfile"; then continue; fi
+    logfile="$STATE/$name.log"
+    log "$name (pid $(cat "$pidfile")) is no longer running; the end of $logfile:"
+    [ -f "$logfile" ] || continue
+    at=$(grep -n -m1 -E '^(fatal error|panic):' "$logfile" | cut -d: -f1 || true)
+    if [ -n "$at" ]; then
+      sed -n "$((at > 20 ? at - 20 : 1)),$((at + 40))p" "$logfile" >&2
+    else
+      tail -n 40 "$logfile" >&2
+    fi
+  done
+}
+
 case "${1:-}" in
   start) start ;;
+  diagnose) diagnose ;;
   status) status ;;
   stop) stop ;;
   clean) clean ;;
   env) cat "$STATE/env" ;;
-  *) echo "usage: $0 start|status|stop|clean|env" >&2; exit 2 ;;
+  *) echo "usage: $0 start|status|stop|clean|env|diagnose" >&2; exit 2 ;;
 esac

@@ -27,4 +27,7 @@ cleanup() { if [ "$started" = 1 ]; then scripts/services.sh stop; fi; }
 trap cleanup EXIT
 eval "$(scripts/services.sh env)"
 scripts/build-static.sh --out "${CARGO_TARGET_DIR:-target}/static-dist"
-cargo test --locked --all-targets "$@"
+status=0
+cargo test --locked --all-targets "$@" || status=$?
+if [ "$status" != 0 ]; then scripts/services.sh diagnose; fi
+exit "$status"

@@ -242,6 +242,13 @@ struct ErrorDetail {
     message: Option<String>,
 }
 
+/// What two builds share when they run the same steps whatever their
+/// platform: context, Dockerfile and build arguments (which name the parents'
+/// images, so the platforms of a child of a multi-platform image differ).
+pub fn same_steps(step: &BuildStep) -> String {
+    serde_json::json!([step.context, step.dockerfile, step.build_args, step.no_cache]).to_string()
+}
+
 fn message(log: &mut BuildLog<'_>, line: &[u8]) {
     if line.iter().all(u8::is_ascii_whitespace) {
         return;
@@ -265,7 +272,26 @@ fn message(log: &mut BuildLog<'_>, line: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use super::{BuildKit, Endpoint};
+    use super::{BuildKit, Endpoint, same_steps};
+    use crate::plan::BuildStep;
+
+    #[test]
+    fn the_platforms_of_one_image_run_the_same_steps_and_other_builds_do_not() {
+        let step = |platform: &str, context: &str, parent: &str| BuildStep {
+            platform: Some(platform.into()),
+            context: context.into(),
+            dockerfile: format!("{context}/Dockerfile"),
+            build_args: [("BASE_IMAGE".to_string(), format!("r/base:stage-{parent}"))].into(),
+            ..BuildStep::default()
+        };
+        let amd64 = same_steps(&step("linux/amd64", "app", "x"));
+        assert_eq!(amd64, same_steps(&step("linux/arm64", "app", "x")), "the platform is not a step");
+        assert_ne!(amd64, same_steps(&step("linux/amd64", "web", "x")), "another context");
+        assert_ne!(amd64, same_steps(&step("linux/arm64", "app", "y")), "FROM another parent image");
+        let mut fresh = step("linux/amd64", "app", "x");
+        fresh.no_cache = true;
+        assert_ne!(amd64, same_steps(&fresh));
+    }
 
     #[test]
     fn reaches_unix_sockets_plain_tcp_and_tls() {

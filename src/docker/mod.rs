@@ -192,6 +192,11 @@ pub trait ImageBuilder: Sync {
     fn ready(&self) -> impl Future<Output = Result<(), DockerError>> + Send {
         async { Ok(()) }
     }
+    /// Builds that must not run at the same time on this builder share a
+    /// key; `None` lets `step` build beside any other. Asked once `ready`.
+    fn exclusive(&self, _step: &BuildStep) -> Option<String> {
+        None
+    }
     /// Pushes the local image `repository:tag`; returns the manifest digest.
     fn push(
         &self,
@@ -325,6 +330,14 @@ impl DockerEngine {
 impl ImageBuilder for DockerEngine {
     async fn build(&self, step: &BuildStep, context: ContextSpec) -> Result<(), DockerError> {
         self.build_gated(step, context, None).await
+    }
+
+    /// BuildKit (dockerd 20.10's, at least) crashes the whole engine
+    /// ("fatal error: concurrent map writes" while exporting inline cache)
+    /// when two builds with the same steps run at once: two platforms of a
+    /// COPY-only image are such builds, as a COPY's cache key has no platform.
+    fn exclusive(&self, step: &BuildStep) -> Option<String> {
+        self.buildkit.as_ref().map(|_| buildkit::same_steps(step))
     }
 
     /// Streams the context at once and holds its last chunk for `parents`:
@@ -481,6 +494,10 @@ impl ImageBuilder for LazyEngine {
 
     async fn build_after(&self, step: &BuildStep, context: ContextSpec, parents: Gate) -> Result<(), DockerError> {
         self.get().await?.build_after(step, context, parents).await
+    }
+
+    fn exclusive(&self, step: &BuildStep) -> Option<String> {
+        self.engine.get().and_then(|engine| engine.exclusive(step))
     }
 
     async fn push(&self, image: &str, repository: &str, tag: &str) -> Result<String, DockerError> {

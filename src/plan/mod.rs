@@ -157,7 +157,7 @@ impl Step {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct BuildStep {
     pub image: String,
     /// What the build is called among the plan's builds: the image's name, or

@@ -4,7 +4,9 @@
 //! all build already takes a free slot early: its context goes to the engine
 //! while they finish, and its `FROM` waits for them (`docker::gate`). The
 //! first failure stops new builds and cancels the children still waiting;
-//! the builds in flight finish, then the error is returned.
+//! the builds in flight finish, then the error is returned. Builds the
+//! engine must not run together ([`ImageBuilder::exclusive`]: the platforms
+//! of one image on BuildKit) take turns.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -103,6 +105,8 @@ pub async fn build_all<'s>(
     let mut staging = FuturesUnordered::new();
     let mut staged = Staged::new();
     let mut failure = None;
+    // The keys of the running builds that the builder runs one at a time.
+    let mut exclusive: BTreeSet<String> = BTreeSet::new();
     loop {
         if failure.is_none() {
             // Ready steps first; then children whose parents all build already.
@@ -117,6 +121,11 @@ pub async fn build_all<'s>(
                     if started.contains(step.id.as_str()) || built == early || !building {
                         continue;
                     }
+                    let key = builder.exclusive(step);
+                    if key.as_ref().is_some_and(|k| exclusive.contains(k)) {
+                        continue;
+                    }
+                    exclusive.extend(key);
                     started.insert(&step.id);
                     let gate = early.then(|| {
                         let (opener, gate) = Gate::new();
@@ -146,31 +155,36 @@ pub async fn build_all<'s>(
             }
         }
         tokio::select! {
-            Some((step, result)) = running.next() => match result {
-                Ok(()) => {
-                    tracing::debug!(image = %step.id, "built");
-                    done.insert(&step.id);
-                    waiting.retain(|image, (child, opener)| {
-                        let ready = parents(child).iter().all(|d| done.contains(d));
-                        if ready {
-                            progress.update(image, &ImageState::Building { step: 0, of: 0 });
-                            opener.open();
+            Some((step, result)) = running.next() => {
+                if let Some(key) = builder.exclusive(step) {
+                    exclusive.remove(&key);
+                }
+                match result {
+                    Ok(()) => {
+                        tracing::debug!(image = %step.id, "built");
+                        done.insert(&step.id);
+                        waiting.retain(|image, (child, opener)| {
+                            let ready = parents(child).iter().all(|d| done.contains(d));
+                            if ready {
+                                progress.update(image, &ImageState::Building { step: 0, of: 0 });
+                                opener.open();
+                            }
+                            !ready
+                        });
+                        if let Some(tag) = &step.stage_tag {
+                            staging.push(async move { (step.id.as_str(), stage(builder, step, tag, retries).await) });
                         }
-                        !ready
-                    });
-                    if let Some(tag) = &step.stage_tag {
-                        staging.push(async move { (step.id.as_str(), stage(builder, step, tag, retries).await) });
+                    }
+                    // A waiting child, cancelled (below) because a build failed first.
+                    Err(BuildFailure { error: DockerError::ParentFailed { .. }, .. }) => {}
+                    Err(e) => {
+                        progress.update(&step.id, &ImageState::Failed { reason: e.error.to_string() });
+                        failure.get_or_insert(e);
+                        // Children waiting for a parent never build now.
+                        waiting.clear();
                     }
                 }
-                // A waiting child, cancelled (below) because a build failed first.
-                Err(BuildFailure { error: DockerError::ParentFailed { .. }, .. }) => {}
-                Err(e) => {
-                    progress.update(&step.id, &ImageState::Failed { reason: e.error.to_string() });
-                    failure.get_or_insert(e);
-                    // Children waiting for a parent never build now.
-                    waiting.clear();
-                }
-            },
+            }
             Some((image, result)) = staging.next() => match result {
                 Ok(digest) => {
                     progress.update(image, &ImageState::Staged { digest: digest.clone() });
@@ -206,6 +220,8 @@ mod tests {
         fail: BTreeMap<String, u32>,
         attempts: Mutex<BTreeMap<String, u32>>,
         fail_push: BTreeSet<String>,
+        /// Build ids the builder runs one at a time, by key.
+        exclusive: BTreeMap<String, String>,
     }
 
     impl ImageBuilder for Recorder {
@@ -215,10 +231,10 @@ mod tests {
                 r.0 += 1;
                 r.1 = r.1.max(r.0);
             }
-            self.log.lock().unwrap().push(format!("start {}", step.image));
+            self.log.lock().unwrap().push(format!("start {}", step.id));
             tokio::time::sleep(Duration::from_millis(100)).await;
             self.running.lock().unwrap().0 -= 1;
-            self.log.lock().unwrap().push(format!("end {}", step.image));
+            self.log.lock().unwrap().push(format!("end {}", step.id));
             let n = {
                 let mut a = self.attempts.lock().unwrap();
                 let n = a.entry(step.image.clone()).or_default();
@@ -234,12 +250,15 @@ mod tests {
         }
         /// Logs when the context would go out, then builds once the gate opens.
         async fn build_after(&self, step: &BuildStep, ctx: ContextSpec, mut parents: Gate) -> Result<(), DockerError> {
-            self.log.lock().unwrap().push(format!("send {}", step.image));
+            self.log.lock().unwrap().push(format!("send {}", step.id));
             if !parents.opened().await {
-                self.log.lock().unwrap().push(format!("cancel {}", step.image));
+                self.log.lock().unwrap().push(format!("cancel {}", step.id));
                 return Err(DockerError::parent_failed(step));
             }
             self.build(step, ctx).await
+        }
+        fn exclusive(&self, step: &BuildStep) -> Option<String> {
+            self.exclusive.get(&step.id).cloned()
         }
         async fn push(&self, image: &str, repository: &str, tag: &str) -> Result<String, DockerError> {
             self.log.lock().unwrap().push(format!("stage {image}"));
@@ -415,6 +434,35 @@ mod tests {
         );
         let log = r.log.lock().unwrap().clone();
         assert_eq!(log.iter().filter(|l| *l == "stage frontend").count(), 3, "retried twice: {log:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn builds_the_builder_runs_one_at_a_time_take_turns_while_others_build_beside_them() {
+        // app's three platforms share a key, as do its child web's two; tool has none.
+        let mut steps = vec![step("tool", &[])];
+        let mut keys = BTreeMap::new();
+        for platform in ["amd64", "arm64", "arm"] {
+            steps.push(BuildStep { id: format!("app@{platform}"), ..step("app", &[]) });
+            keys.insert(format!("app@{platform}"), "app".to_string());
+        }
+        for platform in ["amd64", "arm64"] {
+            let parent = format!("app@{platform}");
+            steps.push(BuildStep { id: format!("web@{platform}"), waits_for: vec![parent], ..step("web", &["app"]) });
+            keys.insert(format!("web@{platform}"), "web".to_string());
+        }
+        let r = Recorder { exclusive: keys, ..Default::default() };
+        let refs: Vec<&BuildStep> = steps.iter().collect();
+        let start = tokio::time::Instant::now();
+        build_all(&r, &refs, ctx, 6, 0, &NoProgress).await.unwrap();
+        let log = r.log.lock().unwrap().clone();
+        let at = |s: &str| log.iter().position(|l| l == s).unwrap_or_else(|| panic!("no {s:?} in {log:?}"));
+        assert!(at("start tool") < at("end app@amd64"), "tool builds beside app: {log:?}");
+        assert!(at("end app@amd64") < at("start app@arm64"), "{log:?}");
+        assert!(at("end app@arm64") < at("start app@arm"), "{log:?}");
+        assert!(at("send web@amd64") < at("end app@amd64"), "web's context goes out early: {log:?}");
+        assert!(at("end web@amd64") < at("send web@arm64"), "{log:?}");
+        // app's platforms one after another (300 ms); web@arm64 builds beside app@arm.
+        assert_eq!(start.elapsed(), Duration::from_millis(300));
     }
 
     #[test]

@@ -31,14 +31,16 @@ fn multi(tag: &str) -> Fixture {
     let f = Fixture::empty(tag);
     f.write("release.yaml", &CONFIG.replace("REGISTRY", &f.registry).replace("NAMESPACE", &f.namespace));
     f.write("base/Dockerfile", "FROM scratch\nCOPY busybox /bin/busybox\nCOPY base.txt /base.txt\n");
-    f.write("base/base.txt", "base one\n");
+    // Content of its own: two tests' builds with the same steps at once would
+    // crash the shared engine's BuildKit (see the last test of this file).
+    f.write("base/base.txt", &format!("base one {}\n", f.namespace));
     f.write("app/Dockerfile", "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY app.txt /app.txt\n");
-    f.write("app/app.txt", "app one\n");
+    f.write("app/app.txt", &format!("app one {}\n", f.namespace));
     f.write(
         "solo/Dockerfile",
         "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCOPY solo.txt /solo.txt\n",
     );
-    f.write("solo/solo.txt", "solo\n");
+    f.write("solo/solo.txt", &format!("solo {}\n", f.namespace));
     for dir in ["base", "solo"] {
         std::fs::copy(f.work.join("bin/busybox"), f.work.join(dir).join("busybox")).unwrap();
     }
@@ -456,4 +458,33 @@ fn each_platform_of_a_child_pulls_its_own_parent_image_through_the_engine() {
         let (base_layers, app_layers) = (layers(&f, "base", base_digest), layers(&f, "app", app_digest));
         assert_eq!(app_layers[..base_layers.len()], base_layers[..], "{platform}: app is FROM base's {platform} image");
     }
+}
+
+/// dockerd 20.10's BuildKit dies ("fatal error: concurrent map writes", in
+/// its inline cache export) when two of its builds with the same steps run
+/// at once: the platforms of a COPY-only image are such builds (a COPY's
+/// cache key has no platform). relctl builds them one after another on one
+/// engine, and the engine outlives releases of six platforms each.
+#[test]
+fn the_platforms_of_a_copy_only_image_build_one_at_a_time_and_the_engine_survives() {
+    let f = Fixture::empty("platforms-same");
+    let config = "registry: REGISTRY\nnamespace: NAMESPACE\nproject: same\nbuild: { retries: 0, parallelism: 6 }\n\
+                  platforms: [linux/amd64, linux/arm64, linux/arm/v7, linux/ppc64le, linux/s390x, linux/riscv64]\n\
+                  images:\n  app: { context: . }\n";
+    f.write("release.yaml", &config.replace("REGISTRY", &f.registry).replace("NAMESPACE", &f.namespace));
+    f.write("Dockerfile", "FROM scratch\nCOPY bin/busybox /bin/busybox\nCOPY release.txt /release.txt\n");
+    for n in 0..4 {
+        f.write("release.txt", &format!("{} {n}\n", f.namespace));
+        f.commit(&format!("release {n}"));
+        if n == 0 {
+            git(&f.work, &["push", "-q", "origin", "main"]);
+        }
+        let tag = format!("v1.0.{n}");
+        f.tag(&tag);
+        let run = f.relctl(&["release", &tag]).expect(0);
+        assert_eq!(entries(&f, "app", &tag).len(), 6, "{}", run.stderr());
+    }
+    let socket = env("DOCKER_HOST").replace("unix://", "");
+    let ping = Command::new("curl").args(["-sf", "--unix-socket", &socket, "http://localhost/_ping"]).output().unwrap();
+    assert!(ping.status.success(), "the engine still runs");
 }
