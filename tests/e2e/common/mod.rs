@@ -85,6 +85,17 @@ images:
 
 const SINGLE_DOCKERFILE: &str = "FROM scratch\nCOPY bin/busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nCOPY app.txt /app.txt\n";
 
+/// `dockerfile` with an `ARG` of the test's own after its first `FROM`: the
+/// tests share one engine, whose BuildKit (dockerd 20.10) crashes when two
+/// builds with the same steps run at once; the argument reaches every `RUN`
+/// step's environment, so no two tests' builds are the same.
+fn of_its_own(dockerfile: &str, namespace: &str) -> String {
+    match dockerfile.split_once('\n') {
+        Some((from, rest)) if from.starts_with("FROM ") => format!("{from}\nARG RELCTL_TEST={namespace}\n{rest}"),
+        _ => dockerfile.to_string(),
+    }
+}
+
 impl Fixture {
     pub fn empty(tag: &str) -> Self {
         let dir = tempfile::Builder::new().prefix("relctl-test-").tempdir().unwrap();
@@ -109,6 +120,11 @@ impl Fixture {
     pub fn example(tag: &str) -> Self {
         let f = Self::empty(tag);
         copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/app"), &f.work);
+        for image in ["server", "frontend", "agent"] {
+            let path = format!("docker/{image}/Dockerfile");
+            let dockerfile = std::fs::read_to_string(f.work.join(&path)).unwrap();
+            f.write(&path, &of_its_own(&dockerfile, &f.namespace));
+        }
         let cfg = std::fs::read_to_string(f.work.join("release.yaml")).unwrap();
         let cfg = cfg
             .replace("registry: docker.io", &format!("registry: {}", f.registry))
@@ -123,7 +139,7 @@ impl Fixture {
     pub fn single(tag: &str) -> Self {
         let f = Self::empty(tag);
         f.write("release.yaml", &SINGLE_CONFIG.replace("REGISTRY", &f.registry).replace("NAMESPACE", &f.namespace));
-        f.write("Dockerfile", SINGLE_DOCKERFILE);
+        f.write("Dockerfile", &of_its_own(SINGLE_DOCKERFILE, &f.namespace));
         f.write("app.txt", "one\n");
         f.commit("single app");
         git(&f.work, &["push", "-q", "origin", "main"]);
