@@ -22,26 +22,9 @@ images:
   agent:  { context: agent, platforms: [linux/amd64] }
 "#;
 
+/// The plan tests' observation of v1.2.0 (after v1.1.0) at [`COMMIT`].
 fn observed() -> Observed {
-    let rv = |t: &str| ReleaseVersion::parse(t, "v").unwrap();
-    Observed {
-        target: rv("v1.2.0"),
-        commit: COMMIT.into(),
-        release_tags: vec![rv("v1.1.0"), rv("v1.2.0")],
-        version_file: Some("v1.1.0\n".into()),
-        unwritable: vec![],
-        missing_inputs: vec![],
-        registry: BTreeMap::new(),
-        source_url: String::new(),
-        created: "2026-12-02T00:00:00Z".into(),
-        context_digests: ["server", "worker", "agent"].iter().map(|i| (i.to_string(), format!("ctx-{i}"))).collect(),
-        rewritten_in_context: BTreeMap::new(),
-        whole_context: BTreeMap::new(),
-        previous: BTreeMap::new(),
-        platform: "linux/amd64".into(),
-        artifacts: BTreeMap::new(),
-        index_platforms: BTreeMap::new(),
-    }
+    super::tests::observed("v1.2.0", &["v1.1.0", "v1.2.0"], Some("v1.1.0"))
 }
 
 fn builds(p: &Plan) -> BTreeMap<&str, &BuildStep> {

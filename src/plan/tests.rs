@@ -30,7 +30,7 @@ fn rv(t: &str) -> ReleaseVersion {
     ReleaseVersion::parse(t, "v").unwrap()
 }
 
-fn observed(target: &str, tags: &[&str], version_file: Option<&str>) -> Observed {
+pub(super) fn observed(target: &str, tags: &[&str], version_file: Option<&str>) -> Observed {
     Observed {
         target: rv(target),
         commit: COMMIT.into(),
