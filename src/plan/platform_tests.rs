@@ -257,3 +257,10 @@ fn platform_staging_tags_stay_within_the_registry_limit_and_apart() {
     assert!(amd.ends_with("-linux-amd64") && arm.ends_with("-linux-arm-v7"), "{amd} {arm}");
     assert_eq!(platforms::platform_stage_tag("relctl-stage-v1-abc", "linux/arm64"), "relctl-stage-v1-abc-linux-arm64");
 }
+
+#[test]
+fn a_fan_out_looks_for_the_staging_tag_and_each_platforms_once() {
+    let tags = platforms::stage_tags(&cfg(CONFIG), STAGE, "linux/amd64");
+    let expected = [STAGE.to_string(), format!("{STAGE}-linux-amd64"), format!("{STAGE}-linux-arm64")];
+    assert_eq!(tags, expected, "server and worker share their platforms; agent has one, so no tag of its own");
+}

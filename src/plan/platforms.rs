@@ -79,6 +79,21 @@ pub fn platform_stage_tag(stage: &str, platform: &str) -> String {
     format!("{}-{suffix}", &stage[..keep])
 }
 
+/// Every staging tag a fan-out of the release staged as `stage` may have
+/// pushed: `stage` itself, and each platform's of every multi-platform image.
+pub fn stage_tags(config: &Config, stage: &str, engine: &str) -> Vec<String> {
+    let mut tags = vec![stage.to_string()];
+    for image in config.images.iter().filter(|i| i.is_multi_platform()) {
+        for platform in platforms_of(image, engine) {
+            let tag = platform_stage_tag(stage, &platform);
+            if !tags.contains(&tag) {
+                tags.push(tag);
+            }
+        }
+    }
+    tags
+}
+
 /// What a plan refuses before it looks at any image: a child built for a
 /// platform its parent is not, and `--platform` naming no selected image's platform.
 pub fn check(config: &Config, engine: &str, opts: &PlanOptions) -> Result<(), PlanError> {

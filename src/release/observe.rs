@@ -106,24 +106,19 @@ pub async fn observe(
     let ReleaseTags { version: version_tags, floating } = image_tags(config, target)?;
     let mut wanted = version_tags.clone();
     wanted.extend(floating.into_iter().map(|(t, _)| t));
-    let stage = crate::plan::stage_tag(&version_tags[0], commit);
-    let mut stages = vec![stage.clone()];
     let engine = crate::docker::engine_platform();
-    for image in config.images.iter().filter(|i| i.is_multi_platform()) {
-        for p in crate::plan::platforms::platforms_of(image, &engine) {
-            let tag = crate::plan::platforms::platform_stage_tag(&stage, &p);
-            if !stages.contains(&tag) {
-                stages.push(tag);
-            }
-        }
-    }
-    let mut labelled = vec![version_tags[0].as_str()];
-    if staged {
+    let stages = match staged {
         // Fan-out: what the build jobs staged from this commit (each platform's
         // image of a multi-platform one), and from which inputs.
-        wanted.extend(stages.iter().cloned());
-        labelled.extend(stages.iter().map(String::as_str));
-    }
+        true => {
+            let stage = crate::plan::stage_tag(&version_tags[0], commit);
+            crate::plan::platforms::stage_tags(config, &stage, &engine)
+        }
+        false => Vec::new(),
+    };
+    wanted.extend(stages.iter().cloned());
+    let mut labelled = vec![version_tags[0].as_str()];
+    labelled.extend(stages.iter().map(String::as_str));
     let lookups = config.images.iter().map(|image| registry.observe(&image.repository, &wanted, &labelled));
     let results: Vec<Result<_, RegistryError>> = futures_util::future::join_all(lookups).await;
     let mut views = BTreeMap::new();
