@@ -60,6 +60,22 @@ impl Seen {
     fn platform_tag(&self, platform: &str) -> String {
         platform_stage_tag(&self.stage_ref, platform)
     }
+
+    /// The staging tag of its image of `platform`: the platform's own in an index, else the image's.
+    fn stage_of(&self, platform: &str) -> String {
+        match self.is_index() {
+            true => self.platform_tag(platform),
+            false => self.stage_ref.clone(),
+        }
+    }
+
+    /// Whether its image of `platform` was staged from this commit with this release's inputs.
+    fn is_staged(&self, platform: &str) -> bool {
+        match self.is_index() {
+            true => self.staged_platforms.contains_key(platform),
+            false => self.staged.is_some(),
+        }
+    }
 }
 
 impl<'a> Planner<'a> {
@@ -197,7 +213,7 @@ impl<'a> Planner<'a> {
                         true => self.not_staged.extend(
                             seen.platforms
                                 .iter()
-                                .filter(|p| !seen.staged_platforms.contains_key(*p))
+                                .filter(|p| !seen.is_staged(p))
                                 .map(|p| (image.name.clone(), Some(p.clone()))),
                         ),
                         false => self.not_staged.push((image.name.clone(), None)),
@@ -269,24 +285,17 @@ impl<'a> Planner<'a> {
             ImageAction::Staged { digest } => {
                 if seen.is_index() {
                     self.index(image, seen);
-                    self.parents_at(name, seen, |p| format!("{repository}:{}", seen.platform_tag(p)));
-                } else {
-                    self.parents_at(name, seen, |_| format!("{repository}:{}", seen.stage_ref));
                 }
+                self.parents_at(name, seen, |p| format!("{repository}:{}", seen.stage_of(p)));
                 self.pushes.push(push(version_tags, PushSource::Staged(seen.stage_ref.clone())));
                 self.released.insert(name, digest.clone());
             }
             ImageAction::NotSelected => {
                 // A parent staged by another fan-out job: the child's build pulls it from the registry.
                 if opts.stage_only {
-                    for platform in &seen.platforms {
-                        let staged = match seen.is_index() {
-                            true => seen.staged_platforms.contains_key(platform).then(|| seen.platform_tag(platform)),
-                            false => seen.staged.as_ref().map(|_| seen.stage_ref.clone()),
-                        };
-                        if let Some(tag) = staged {
-                            self.parent_refs.insert((name, platform.clone()), format!("{repository}:{tag}"));
-                        }
+                    for platform in seen.platforms.iter().filter(|p| seen.is_staged(p)) {
+                        let reference = format!("{repository}:{}", seen.stage_of(platform));
+                        self.parent_refs.insert((name, platform.clone()), reference);
                     }
                 }
             }
