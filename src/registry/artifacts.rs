@@ -50,16 +50,9 @@ impl RegistryClient {
             self.upload_blob(repository, &layer.bytes).await?;
         }
         let manifest = cosign::manifest(artifact);
-        let headers = [(header::CONTENT_TYPE, cosign::OCI_MANIFEST.to_string())];
-        let path = format!("manifests/{}", artifact.tag);
-        let resp = self.send(Method::PUT, repository, &path, &headers, Some(manifest.clone()), true).await?;
-        self.success(resp, repository, &format!("tag {} in", artifact.tag)).await?;
-        if let Some(tags) = self.listings.lock().expect("listing cache").get_mut(repository) {
-            if !tags.contains(&artifact.tag) {
-                tags.push(artifact.tag.clone());
-            }
-        }
-        Ok(cosign::sha256(&manifest))
+        let digest = cosign::sha256(&manifest);
+        self.put_tag(repository, &artifact.tag, cosign::OCI_MANIFEST, manifest).await?;
+        Ok(digest)
     }
 
     /// The layers of the artifact under `tag`, each checked against its digest; `None` when the tag is absent.

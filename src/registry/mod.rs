@@ -340,11 +340,7 @@ impl Registry for RegistryClient {
         manifest: Vec<u8>,
     ) -> Result<String, RegistryError> {
         let digest = crate::sign::cosign::sha256(&manifest);
-        let headers = [(header::CONTENT_TYPE, media_type.to_string())];
-        let resp =
-            self.send(Method::PUT, repository, &format!("manifests/{tag}"), &headers, Some(manifest), true).await?;
-        self.success(resp, repository, &format!("tag {tag} in")).await?;
-        self.listed(repository, tag);
+        self.put_tag(repository, tag, media_type, manifest).await?;
         Ok(digest)
     }
 
@@ -398,23 +394,28 @@ impl Registry for RegistryClient {
             tag: from.to_string(),
             message: "tag disappeared before it could be copied".into(),
         })?;
-        let resp = self
-            .send(
-                Method::PUT,
-                repository,
-                &format!("manifests/{to}"),
-                &[(header::CONTENT_TYPE, media)],
-                Some(bytes),
-                true,
-            )
-            .await?;
-        self.success(resp, repository, &format!("tag {to} in")).await?;
-        self.listed(repository, to);
+        self.put_tag(repository, to, &media, bytes).await?;
         Ok(digest)
     }
 }
 
 impl RegistryClient {
+    /// PUTs `manifest` of `media_type` under `tag`, and lists the tag as written.
+    pub(crate) async fn put_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        media_type: &str,
+        manifest: Vec<u8>,
+    ) -> Result<(), RegistryError> {
+        let headers = [(header::CONTENT_TYPE, media_type.to_string())];
+        let resp =
+            self.send(Method::PUT, repository, &format!("manifests/{tag}"), &headers, Some(manifest), true).await?;
+        self.success(resp, repository, &format!("tag {tag} in")).await?;
+        self.listed(repository, tag);
+        Ok(())
+    }
+
     /// Adds `tag`, just written, to this run's listing of `repository`.
     fn listed(&self, repository: &str, tag: &str) {
         if let Some(tags) = self.listings.lock().expect("listing cache").get_mut(repository) {
